@@ -1,0 +1,75 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Targets own one thing each and depend inward:
+//   CZMQ -> ZMQ                      (libzmq's C API, then a thin Swift wrapper)
+//   SLAMJSON                         (a strict JSON reader/writer for the wire and event bodies)
+//   SLAMDomain                       (pure deciders; imports neither GRDB nor ZeroMQ)
+//   SLAMSchemas (Schemas/)           (the SQL of the store and the JSON Schemas, as resources)
+//   SLAMStore                        (the SQLite event store, outbox, idempotency records)
+//   SLAMProjections (Projections/)   (read-model tables and the code folding events into them)
+//   SLAMServer                       (writer, ROUTER I/O, queries, relay)
+//   SLAMClient                       (a small ZeroMQ client used by the CLI, bench and tests)
+//   slam                             (the CLI: thin wiring over the libraries)
+let package = Package(
+    name: "SLAM",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "slam", targets: ["slam"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(name: "ZMQ", dependencies: ["CZMQ"]),
+        .target(name: "SLAMJSON"),
+        .target(name: "SLAMDomain", dependencies: ["SLAMJSON"]),
+        .target(
+            name: "SLAMSchemas",
+            path: "Schemas",
+            exclude: ["README.md"],
+            sources: ["SLAMSchemas.swift"],
+            resources: [.copy("sql"), .copy("json")]
+        ),
+        .target(
+            name: "SLAMStore",
+            dependencies: ["SLAMJSON", "SLAMDomain", "SLAMSchemas", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(
+            name: "SLAMProjections",
+            dependencies: ["SLAMDomain", "SLAMStore", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Projections",
+            exclude: ["README.md"],
+            resources: [.copy("sql")]
+        ),
+        .target(
+            name: "SLAMServer",
+            dependencies: ["ZMQ", "SLAMJSON", "SLAMDomain", "SLAMStore", "SLAMProjections",
+                           .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .target(name: "SLAMClient", dependencies: ["ZMQ", "SLAMJSON"]),
+        .executableTarget(
+            name: "slam",
+            dependencies: ["SLAMServer", "SLAMClient", "SLAMStore",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .target(
+            name: "SLAMTesting",
+            dependencies: ["SLAMServer", "SLAMClient", "SLAMDomain", "SLAMStore", "SLAMJSON", "ZMQ"]
+        ),
+        .testTarget(name: "ZMQTests", dependencies: ["ZMQ"]),
+        .testTarget(name: "SLAMJSONTests", dependencies: ["SLAMJSON"]),
+        .testTarget(name: "SLAMDomainTests", dependencies: ["SLAMDomain", "SLAMJSON"]),
+        .testTarget(name: "SLAMStoreTests", dependencies: ["SLAMStore", "SLAMTesting", "SLAMDomain", "SLAMJSON",
+                                                           .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SLAMServerTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "ZMQ",
+                                                            .product(name: "GRDB", package: "GRDB.swift")]),
+    ],
+    swiftLanguageModes: [.v5]
+)

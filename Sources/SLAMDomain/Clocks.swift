@@ -1,0 +1,41 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The wall clock.
+public struct SystemClock: Clock {
+    public init() {}
+    public func now() -> Millis {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Millis(ts.tv_sec) * 1000 + Millis(ts.tv_nsec) / 1_000_000
+    }
+}
+
+/// A clock that moves only when told to: tests set it instead of sleeping.
+public final class ManualClock: Clock, @unchecked Sendable {
+    private var current: Millis
+    private let lock = Lock()
+
+    public init(_ start: Millis) { current = start }
+    public func now() -> Millis { lock.withLock { current } }
+    public func set(_ t: Millis) { lock.withLock { current = t } }
+    public func advance(by ms: Millis) { lock.withLock { current += ms } }
+}
+
+/// A small mutex (pthread), usable from any thread.
+public final class Lock: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    public init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    public func lock() { pthread_mutex_lock(&mutex) }
+    public func unlock() { pthread_mutex_unlock(&mutex) }
+    @inline(__always)
+    public func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}

@@ -1,0 +1,73 @@
+/// A parsed JSON value, strict enough for a wire protocol: integers are kept exact when they fit
+/// in 64 bits, objects keep their members in order, and strings are valid Unicode.
+public enum JSON: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    /// An integer literal that fits in `Int64` (no fraction, no exponent).
+    case int(Int64)
+    /// Any other number: a fraction, an exponent, or an integer too large for `Int64`.
+    case double(Double)
+    case string(String)
+    case array([JSON])
+    case object(JSONObject)
+}
+
+/// A JSON object's members in their order. Lookups scan linearly: wire objects have a handful of
+/// members, and a scan over a small array beats hashing. A repeated name keeps its last value.
+public struct JSONObject: Equatable, Sendable, ExpressibleByDictionaryLiteral {
+    public private(set) var members: [(key: String, value: JSON)]
+
+    public init() { members = [] }
+    public init(_ members: [(String, JSON)]) {
+        self.members = []
+        self.members.reserveCapacity(members.count)
+        for (k, v) in members { self[k] = v }
+    }
+    public init(dictionaryLiteral elements: (String, JSON)...) { self.init(elements) }
+
+    public subscript(key: String) -> JSON? {
+        get {
+            for m in members where m.key == key { return m.value }
+            return nil
+        }
+        set {
+            if let i = members.firstIndex(where: { $0.key == key }) {
+                if let v = newValue { members[i].value = v } else { members.remove(at: i) }
+            } else if let v = newValue {
+                members.append((key, v))
+            }
+        }
+    }
+
+    public var count: Int { members.count }
+    public var keys: [String] { members.map(\.key) }
+
+    public static func == (a: JSONObject, b: JSONObject) -> Bool {
+        guard a.members.count == b.members.count else { return false }
+        for m in a.members where b[m.key] != m.value { return false }
+        return true
+    }
+}
+
+extension JSON {
+    public subscript(key: String) -> JSON? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
+    public var objectValue: JSONObject? { if case .object(let o) = self { return o }; return nil }
+    public var arrayValue: [JSON]? { if case .array(let a) = self { return a }; return nil }
+    /// The value as an exact 64-bit integer: an integer literal, or a number with no fractional
+    /// part that fits (`1.0` is 1, as JSON Schema's `integer` type says).
+    public var int64Value: Int64? {
+        switch self {
+        case .int(let i): return i
+        case .double(let d):
+            guard d.isFinite, d.rounded(.towardZero) == d, d >= -9.223372036854775808e18, d < 9.223372036854775808e18
+            else { return nil }
+            return Int64(d)
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,155 @@
+/// Writes JSON into a byte buffer. Used on the hot path for replies and event bodies, so it
+/// appends directly instead of building intermediate values.
+public struct JSONWriter {
+    public var bytes: [UInt8]
+    private var needsComma: [Bool] = []
+
+    public init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    public var string: String { String(decoding: bytes, as: UTF8.self) }
+
+    private var afterKey = false
+
+    /// Writes a comma before a value or member name unless it is the first in its container or
+    /// the value of the member name just written.
+    private mutating func valuePrefix() {
+        if afterKey { afterKey = false; return }
+        if let last = needsComma.last {
+            if last { bytes.append(UInt8(ascii: ",")) } else { needsComma[needsComma.count - 1] = true }
+        }
+    }
+
+    public mutating func beginObject() { valuePrefix(); bytes.append(UInt8(ascii: "{")); needsComma.append(false) }
+    public mutating func endObject() { needsComma.removeLast(); bytes.append(UInt8(ascii: "}")) }
+    public mutating func beginArray() { valuePrefix(); bytes.append(UInt8(ascii: "[")); needsComma.append(false) }
+    public mutating func endArray() { needsComma.removeLast(); bytes.append(UInt8(ascii: "]")) }
+
+    /// Writes a member name; the next value written is its value.
+    public mutating func key(_ k: String) {
+        valuePrefix()
+        writeEscaped(k)
+        bytes.append(UInt8(ascii: ":"))
+        afterKey = true
+    }
+
+    public mutating func value(_ s: String) { valuePrefix(); writeEscaped(s) }
+    public mutating func value(_ n: Int64) { valuePrefix(); writeInt(n) }
+    public mutating func value(_ n: Int) { valuePrefix(); writeInt(Int64(n)) }
+    public mutating func value(_ b: Bool) { valuePrefix(); bytes.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8)) }
+    public mutating func valueNull() { valuePrefix(); bytes.append(contentsOf: Array("null".utf8)) }
+    public mutating func value(_ d: Double) { valuePrefix(); bytes.append(contentsOf: Array(JSONWriter.formatDouble(d).utf8)) }
+    /// Writes already-serialized JSON as a value.
+    public mutating func raw(_ json: [UInt8]) { valuePrefix(); bytes.append(contentsOf: json) }
+    public mutating func raw(_ json: String) { valuePrefix(); bytes.append(contentsOf: json.utf8) }
+
+    public mutating func value(_ json: JSON, sortedKeys: Bool = false) {
+        switch json {
+        case .null: valueNull()
+        case .bool(let b): value(b)
+        case .int(let i): value(i)
+        case .double(let d): value(d)
+        case .string(let s): value(s)
+        case .array(let a):
+            beginArray()
+            for v in a { value(v, sortedKeys: sortedKeys) }
+            endArray()
+        case .object(let o):
+            beginObject()
+            let members = sortedKeys ? o.members.sorted { $0.key.utf16.lexicographicallyPrecedes($1.key.utf16) } : o.members
+            for m in members {
+                key(m.key)
+                value(m.value, sortedKeys: sortedKeys)
+            }
+            endObject()
+        }
+    }
+
+    // Conveniences for `"key": value` pairs.
+    public mutating func field(_ k: String, _ v: String) { key(k); value(v) }
+    public mutating func field(_ k: String, _ v: Int64) { key(k); value(v) }
+    public mutating func field(_ k: String, _ v: Int) { key(k); value(Int64(v)) }
+    public mutating func field(_ k: String, _ v: Bool) { key(k); value(v) }
+    public mutating func field(_ k: String, _ v: [Int]) {
+        key(k)
+        beginArray()
+        for n in v { value(Int64(n)) }
+        endArray()
+    }
+
+    private mutating func writeInt(_ n: Int64) {
+        if n == 0 { bytes.append(UInt8(ascii: "0")); return }
+        var v = n.magnitude
+        var tmp: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var len = 0
+        withUnsafeMutableBytes(of: &tmp) { p in
+            while v > 0 {
+                p[19 - len] = UInt8(v % 10) + 0x30
+                v /= 10
+                len += 1
+            }
+        }
+        if n < 0 { bytes.append(UInt8(ascii: "-")) }
+        withUnsafeBytes(of: &tmp) { p in bytes.append(contentsOf: p[(20 - len)...]) }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    private mutating func writeEscaped(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for c in s.utf8 {
+            switch c {
+            case UInt8(ascii: "\""): bytes.append(0x5C); bytes.append(0x22)
+            case UInt8(ascii: "\\"): bytes.append(0x5C); bytes.append(0x5C)
+            case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
+            case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
+            case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30])
+                bytes.append(JSONWriter.hexDigits[Int(c >> 4)])
+                bytes.append(JSONWriter.hexDigits[Int(c & 0xF)])
+            default: bytes.append(c)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Integral doubles within 2^53 print as integers, so `1.0` and `1` canonicalize alike.
+    static func formatDouble(_ d: Double) -> String {
+        guard d.isFinite else { return "null" }
+        if d.rounded(.towardZero) == d, abs(d) < 9.007199254740992e15 { return String(Int64(d)) }
+        return "\(d)"
+    }
+}
+
+extension JSON {
+    /// Compact serialization, members in their order.
+    public var serialized: String {
+        var w = JSONWriter()
+        w.value(self)
+        return w.string
+    }
+
+    /// A canonical form for comparing commands: members sorted by name, no white space, integral
+    /// numbers written as integers (`1.0` and `1` are the same value). Close to RFC 8785.
+    public var canonical: String {
+        var w = JSONWriter()
+        w.value(canonicalized, sortedKeys: true)
+        return w.string
+    }
+
+    private var canonicalized: JSON {
+        switch self {
+        case .double(let d):
+            if let i = self.int64Value, abs(d) < 9.007199254740992e15 { return .int(i) }
+            return self
+        case .array(let a): return .array(a.map(\.canonicalized))
+        case .object(let o): return .object(JSONObject(o.members.map { ($0.key, $0.value.canonicalized) }))
+        default: return self
+        }
+    }
+}

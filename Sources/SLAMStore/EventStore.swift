@@ -1,0 +1,174 @@
+import Foundation
+import GRDB
+import SLAMDomain
+import SLAMSchemas
+
+/// A migration: SQL text applied once, in order, identified by a name that never changes.
+public struct Migration: Sendable {
+    public var id: String
+    public var sql: String
+    public init(id: String, sql: String) {
+        self.id = id
+        self.sql = sql
+    }
+}
+
+/// The SQLite event store: a `DatabasePool` in WAL mode whose single writer appends events to
+/// streams, writes the outbox and idempotency records in the same transaction, and whose readers
+/// serve everything else.
+public final class EventStore: @unchecked Sendable {
+    public let pool: DatabasePool
+    public let path: String
+    /// Identifies this store for its whole life (PROTOCOL.md section 7's `storeId`).
+    public let storeId: String
+
+    /// The store's own migrations; projections and others add theirs after.
+    public static let migrations = [Migration(id: "0001_event_store", sql: SLAMSchemas.sql("0001_event_store.sql"))]
+
+    /// Opens (creating if needed, with its folder) the database at `path` and migrates it.
+    /// `synchronous` is set on the writer connection after GRDB has configured it, since
+    /// `DatabasePool` sets NORMAL on its connections and a value set earlier would be lost.
+    public static func open(path: String, sync: SyncMode = .full, migrations extra: [Migration] = [],
+                            readers: Int = 4) throws -> EventStore {
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        var config = Configuration()
+        config.maximumReaderCount = readers
+        config.busyMode = .timeout(5)
+        let pool: DatabasePool
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+        } catch let error as DatabaseError {
+            throw StoreError(.badDatabase, "cannot open \(path): \(error.message ?? "\(error)")")
+        }
+        var migrator = DatabaseMigrator()
+        for m in migrations + extra {
+            migrator.registerMigration(m.id) { db in try db.execute(sql: m.sql) }
+        }
+        do {
+            try migrator.migrate(pool)
+        } catch let error as DatabaseError {
+            throw StoreError(.badDatabase, "cannot migrate \(path): \(error.message ?? "\(error)")")
+        }
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync.pragmaValue)") }
+        let storeId = try pool.write { db -> String in
+            if let id = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'storeId'") { return id }
+            var ids = SortableIdGenerator()
+            let id = ids.next(.store, at: SystemClock().now())
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('storeId', ?), ('commands', '0'), ('publishedSeq', '0')",
+                           arguments: [id])
+            return id
+        }
+        return EventStore(pool: pool, path: path, storeId: storeId)
+    }
+
+    private init(pool: DatabasePool, path: String, storeId: String) {
+        self.pool = pool
+        self.path = path
+        self.storeId = storeId
+    }
+
+    /// The writer's `PRAGMA synchronous` (2 = FULL, 1 = NORMAL).
+    public func writerSynchronous() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    /// A writer for the writer thread, with the store's heads loaded.
+    public func makeWriter() throws -> StoreWriter {
+        try pool.read { db in try StoreWriter(db, storeId: storeId) }
+    }
+
+    /// Appends to several streams in one transaction: all or nothing. A convenience for tools
+    /// and tests; the server appends through its own `StoreWriter` inside its batches.
+    @discardableResult
+    public func append(_ appends: [(streamId: String, expected: ExpectedVersion, events: [NewEvent])],
+                       using writer: StoreWriter) throws -> [Int64] {
+        let mark = writer.mark()
+        do {
+            return try pool.write { db in
+                var positions: [Int64] = []
+                for a in appends { positions += try writer.append(db, streamId: a.streamId, expected: a.expected, events: a.events) }
+                return positions
+            }
+        } catch {
+            writer.rollback(to: mark)
+            throw error
+        }
+    }
+
+    // MARK: Reads (any thread, on reader connections)
+
+    public func readStream(_ streamId: String, fromVersion: Int64 = 1) throws -> [RecordedEvent] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT position, stream_id, stream_version, type, body, occurred_at, causation_id
+                FROM events WHERE stream_id = ? AND stream_version >= ? ORDER BY stream_version
+                """, arguments: [streamId, fromVersion]).map(Self.recorded)
+        }
+    }
+
+    /// Events after `position`, oldest first.
+    public func readAll(after position: Int64, limit: Int = 1000) throws -> [RecordedEvent] {
+        try pool.read { db in try Self.readAll(db, after: position, limit: limit) }
+    }
+
+    public static func readAll(_ db: Database, after position: Int64, limit: Int) throws -> [RecordedEvent] {
+        try Row.fetchAll(db, sql: """
+            SELECT position, stream_id, stream_version, type, body, occurred_at, causation_id
+            FROM events WHERE position > ? ORDER BY position LIMIT ?
+            """, arguments: [position, limit]).map(recorded)
+    }
+
+    /// Outbox messages after `seq` (global), oldest first, optionally of one category.
+    public static func readOutbox(_ db: Database, afterSeq: Int64, limit: Int, category: String?) throws -> [OutboxMessage] {
+        let rows: [Row]
+        if let category {
+            rows = try Row.fetchAll(db, cachedSQL: """
+                SELECT seq, category, category_seq, topic, header, body FROM outbox
+                WHERE category = ? AND seq > ? ORDER BY seq LIMIT ?
+                """, arguments: [category, afterSeq, limit])
+        } else {
+            rows = try Row.fetchAll(db, cachedSQL: """
+                SELECT seq, category, category_seq, topic, header, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?
+                """, arguments: [afterSeq, limit])
+        }
+        return rows.map { OutboxMessage(seq: $0[0], category: $0[1], categorySeq: $0[2], topic: $0[3], header: $0[4], body: $0[5]) }
+    }
+
+    /// The highest committed event position and outbox seq.
+    public static func heads(_ db: Database) throws -> (position: Int64, seq: Int64) {
+        let p = try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM events") ?? 0
+        let s = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM outbox") ?? 0
+        return (p, s)
+    }
+
+    /// The highest `categorySeq` of each category.
+    public static func categoryHeads(_ db: Database) throws -> [String: Int64] {
+        var heads: [String: Int64] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT category, MAX(category_seq) FROM outbox GROUP BY category") {
+            heads[row[0]] = row[1]
+        }
+        return heads
+    }
+
+    public static func meta(_ db: Database, _ key: String) throws -> String? {
+        try String.fetchOne(db, cachedSQL: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+    }
+
+    private static func recorded(_ row: Row) -> RecordedEvent {
+        RecordedEvent(position: row[0], streamId: row[1], streamVersion: row[2], type: row[3], body: row[4],
+                      occurredAt: row[5], causationId: row[6])
+    }
+}
+
+extension Row {
+    static func fetchAll(_ db: Database, cachedSQL sql: String, arguments: StatementArguments) throws -> [Row] {
+        try Row.fetchAll(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}
+
+extension String {
+    static func fetchOne(_ db: Database, cachedSQL sql: String, arguments: StatementArguments) throws -> String? {
+        try String.fetchOne(db.cachedStatement(sql: sql), arguments: arguments)
+    }
+}

@@ -1,0 +1,155 @@
+import GRDB
+import SLAMDomain
+import SLAMJSON
+
+/// The write side of the store, owned by the one writer thread. It keeps the heads (last
+/// position, last seq, each category's last seq, commands executed) in memory so an append
+/// costs inserts only; `mark`/`rollback(to:)` keep them right when a savepoint rolls back, and
+/// `reload` after a failed transaction.
+public final class StoreWriter {
+    public let storeId: String
+    public private(set) var headPosition: Int64 = 0
+    public private(set) var headSeq: Int64 = 0
+    public private(set) var categoryHeads: [String: Int64] = [:]
+    public private(set) var commandsExecuted: Int64 = 0
+
+    public struct Mark {
+        fileprivate let position: Int64, seq: Int64, categories: [String: Int64], commands: Int64
+    }
+
+    init(_ db: Database, storeId: String) throws {
+        self.storeId = storeId
+        try reload(db)
+    }
+
+    /// Re-reads the heads from the database (after a transaction failed).
+    public func reload(_ db: Database) throws {
+        (headPosition, headSeq) = try EventStore.heads(db)
+        categoryHeads = try EventStore.categoryHeads(db)
+        commandsExecuted = Int64(try EventStore.meta(db, "commands") ?? "0") ?? 0
+    }
+
+    public func mark() -> Mark {
+        Mark(position: headPosition, seq: headSeq, categories: categoryHeads, commands: commandsExecuted)
+    }
+
+    public func rollback(to mark: Mark) {
+        headPosition = mark.position
+        headSeq = mark.seq
+        categoryHeads = mark.categories
+        commandsExecuted = mark.commands
+    }
+
+    /// The current version of a stream (0 when it has no events).
+    public func version(_ db: Database, of streamId: String) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(stream_version) FROM events WHERE stream_id = ?"),
+                           arguments: [streamId]) ?? 0
+    }
+
+    /// Appends events to one stream, each with its outbox row, and returns their positions.
+    /// Throws `StoreError.wrongExpectedVersion` (having written nothing) when the stream is not
+    /// at the expected version. Must run inside a transaction on the writer connection.
+    @discardableResult
+    public func append(_ db: Database, streamId: String, expected: ExpectedVersion, events: [NewEvent]) throws -> [Int64] {
+        var version: Int64
+        switch expected {
+        case .any:
+            version = try self.version(db, of: streamId)
+        case .noStream:
+            version = try self.version(db, of: streamId)
+            guard version == 0 else {
+                throw StoreError(.wrongExpectedVersion, "stream \(streamId) exists (version \(version)); expected none")
+            }
+        case .exact(let v):
+            version = try self.version(db, of: streamId)
+            guard version == v else {
+                throw StoreError(.wrongExpectedVersion, "stream \(streamId) is at version \(version); expected \(v)")
+            }
+        }
+        let insertEvent = try db.cachedStatement(sql: """
+            INSERT INTO events (position, stream_id, stream_version, type, body, occurred_at, causation_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """)
+        let insertOutbox = try db.cachedStatement(sql: """
+            INSERT INTO outbox (seq, category, category_seq, position, topic, header, body) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """)
+        var positions: [Int64] = []
+        positions.reserveCapacity(events.count)
+        let start = mark()
+        do {
+            for e in events {
+                version += 1
+                let position = headPosition + 1
+                let seq = headSeq + 1
+                let categorySeq = (categoryHeads[e.category] ?? 0) + 1
+                let body = String(decoding: e.body, as: UTF8.self)
+                try insertEvent.execute(arguments: [position, streamId, version, e.type, body, e.occurredAt, e.causationId])
+                let header = outboxHeader(seq: seq, categorySeq: categorySeq, type: e.type, streamId: streamId,
+                                          streamVersion: version, position: position, occurredAt: e.occurredAt,
+                                          causationId: e.causationId)
+                try insertOutbox.execute(arguments: [seq, e.category, categorySeq, position, e.category + "." + e.type, header, body])
+                headPosition = position
+                headSeq = seq
+                categoryHeads[e.category] = categorySeq
+                positions.append(position)
+            }
+        } catch {
+            rollback(to: start)
+            throw error
+        }
+        return positions
+    }
+
+    private func outboxHeader(seq: Int64, categorySeq: Int64, type: String, streamId: String, streamVersion: Int64,
+                              position: Int64, occurredAt: Millis, causationId: String) -> String {
+        var w = JSONWriter(capacity: 256)
+        w.beginObject()
+        w.field("seq", seq)
+        w.field("categorySeq", categorySeq)
+        w.field("storeId", storeId)
+        w.field("type", type)
+        w.field("streamId", streamId)
+        w.field("streamVersion", streamVersion)
+        w.field("position", position)
+        w.field("occurredAt", RFC3339.format(occurredAt))
+        w.field("causationId", causationId)
+        w.endObject()
+        return w.string
+    }
+
+    // MARK: Idempotency
+
+    public func idempotencyRecord(_ db: Database, key: String) throws -> IdempotencyRecord? {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT fingerprint, ok, reply, position, created_at FROM idempotency WHERE key = ?
+            """), arguments: [key]) else { return nil }
+        return IdempotencyRecord(key: key, fingerprint: row[0], ok: row[1], reply: row[2], position: row[3], createdAt: row[4])
+    }
+
+    public func record(_ db: Database, _ r: IdempotencyRecord) throws {
+        try db.cachedStatement(sql: """
+            INSERT INTO idempotency (key, fingerprint, ok, reply, position, created_at) VALUES (?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [r.key, r.fingerprint, r.ok, r.reply, r.position, r.createdAt])
+    }
+
+    /// Deletes idempotency records created before `cutoff`, at most `limit` at a time so a
+    /// large backlog never stalls the writer; returns how many went.
+    @discardableResult
+    public func pruneIdempotency(_ db: Database, before cutoff: Millis, limit: Int = 5000) throws -> Int {
+        try db.cachedStatement(sql: """
+            DELETE FROM idempotency WHERE key IN
+              (SELECT key FROM idempotency WHERE created_at < ? ORDER BY created_at LIMIT ?)
+            """).execute(arguments: [cutoff, limit])
+        return db.changesCount
+    }
+
+    // MARK: Stats
+
+    public func countCommand() { commandsExecuted += 1 }
+
+    /// Writes the in-memory command count; call once per transaction.
+    public func flushMeta(_ db: Database) throws {
+        try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE key = 'commands'")
+            .execute(arguments: [String(commandsExecuted)])
+    }
+}

@@ -1,0 +1,135 @@
+import CZMQ  // the C constants (ZMQ_LINGER, EFSM, ...) for the raw option API
+import Testing
+import ZMQ
+
+@Suite("ZMQ messaging on real sockets")
+struct ZMQMessagingTests {
+    @Test("REQ -> ROUTER -> REQ: the ROUTER sees [routing id, empty delimiter, body] and replies along it")
+    func reqRouterRoundTrip() throws {
+        let context = try ZMQContext()
+        let router = try makeSocket(context, .router)
+        let endpoint = try bindEphemeral(router)
+        let req = try makeSocket(context, .req)
+        try req.setRoutingId(bytes("client-1"))
+        try req.connect(endpoint)
+
+        #expect(try req.send([bytes("hello")]))
+        let request = try #require(try router.receive())
+        #expect(request == [bytes("client-1"), [], bytes("hello")])
+
+        #expect(try router.send([request[0], [], bytes("world")]))
+        #expect(try req.receive() == [bytes("world")])
+    }
+
+    @Test("DEALER pipelines many multipart messages with empty frames, in order, over ipc://")
+    func dealerPipelining() throws {
+        let ipc = try TemporaryIPC()
+        defer { ipc.remove() }
+        let context = try ZMQContext()
+        let router = try makeSocket(context, .router)
+        try router.bind(ipc.endpoint("router"))
+        let dealer = try makeSocket(context, .dealer)
+        try dealer.connect(try router.lastEndpoint)
+
+        let count = 500  // well under the default high-water marks, so blocking sends never wait
+        for n in 0..<count {
+            // Empty delimiter, a body, an empty frame in the middle and an empty frame at the end.
+            #expect(try dealer.send([[], bytes("\(n)"), [], bytes(String(repeating: "x", count: n)), []]))
+        }
+        var routingId: [UInt8] = []
+        for n in 0..<count {
+            let message = try #require(try router.receive())
+            #expect(message.count == 6)
+            #expect(message.dropFirst().map(text) == ["", "\(n)", "", String(repeating: "x", count: n), ""])
+            routingId = message[0]
+            #expect(try router.send(message))  // echo, routing id first
+        }
+        #expect(!routingId.isEmpty)
+        for n in 0..<count {
+            let reply = try #require(try dealer.receive())
+            #expect(reply == [[], bytes("\(n)"), [], bytes(String(repeating: "x", count: n)), []])
+        }
+        #expect(try dealer.receive(dontWait: true) == nil)
+    }
+
+    @Test("A single empty frame and a large frame survive the round trip")
+    func emptyAndLargeFrames() throws {
+        let context = try ZMQContext()
+        let pull = try makeSocket(context, .pull)
+        let push = try makeSocket(context, .push)
+        try push.connect(try bindEphemeral(pull))
+        let large = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        #expect(try push.send([[]]))
+        #expect(try push.send([large, [], large]))
+        #expect(try pull.receive() == [[]])
+        #expect(try pull.receive() == [large, [], large])
+    }
+
+    @Test("PUB/SUB delivers only the subscribed prefix, once the subscription has propagated")
+    func pubSubPrefix() throws {
+        let context = try ZMQContext()
+        let pub = try makeSocket(context, .pub)
+        let endpoint = try bindEphemeral(pub)
+        let sub = try makeSocket(context, .sub)
+        try sub.subscribe("seat.")
+        try sub.connect(endpoint)
+
+        // Slow joiner: the subscription reaches the PUB asynchronously, and until it does the PUB
+        // drops everything. Publish a probe until one arrives (bounded), polling as we go.
+        var joined = false
+        var items = [ZMQPollItem.socket(sub)]
+        for attempt in 0..<500 where !joined {
+            try pub.send([bytes("other.probe"), bytes("\(attempt)")])
+            try pub.send([bytes("seat.probe"), bytes("\(attempt)")])
+            joined = try zmqPoll(&items, timeoutMs: 10) > 0
+        }
+        #expect(joined)
+
+        // From now on the PUB filters for this subscriber, and per-publisher order is kept:
+        // everything up to "seat.final" arrives, and none of it is "other.".
+        try pub.send([bytes("other.final"), bytes("dropped")])
+        try pub.send([bytes("seat.final"), bytes("kept")])
+        var received: [[[UInt8]]] = []
+        while received.last?.first != bytes("seat.final") {
+            received.append(try #require(try sub.receive()))
+        }
+        #expect(received.allSatisfy { text($0[0]).hasPrefix("seat.") })
+        #expect(received.last == [bytes("seat.final"), bytes("kept")])
+    }
+
+    @Test("ROUTER_MANDATORY: a send to an unknown routing id returns false instead of throwing")
+    func routerMandatoryUnknownPeer() throws {
+        let context = try ZMQContext()
+        let router = try makeSocket(context, .router)
+        _ = try bindEphemeral(router)
+
+        // Without the option, libzmq drops the message silently: the send "succeeds".
+        #expect(try router.send([bytes("nobody"), [], bytes("x")]))
+
+        try router.setRouterMandatory(true)
+        #expect(try router.send([bytes("nobody"), [], bytes("x")]) == false)
+        #expect(try router.send([bytes("nobody"), [], bytes("x")], dontWait: true) == false)
+    }
+
+    @Test("receive(dontWait:) returns nil when nothing is queued; a receive timeout returns nil too")
+    func receiveWhenEmpty() throws {
+        let context = try ZMQContext()
+        let pull = try makeSocket(context, .pull)
+        _ = try bindEphemeral(pull)
+        #expect(try pull.receive(dontWait: true) == nil)
+
+        try pull.setReceiveTimeout(ms: 1)
+        #expect(try pull.receive() == nil)
+    }
+
+    @Test("A REQ sending twice without a reply gets EFSM as a thrown ZMQError")
+    func reqStateMachineError() throws {
+        let context = try ZMQContext()
+        let router = try makeSocket(context, .router)
+        let req = try makeSocket(context, .req)
+        try req.connect(try bindEphemeral(router))
+        try req.send([bytes("one")])
+        let error = try #require(throws: ZMQError.self) { try req.send([bytes("two")]) }
+        #expect(error.errno == EFSM)
+    }
+}
