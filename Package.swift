@@ -56,7 +56,8 @@ let package = Package(
         .target(name: "SLAMClient", dependencies: ["ZMQ", "SLAMJSON"]),
         .executableTarget(
             name: "slam",
-            dependencies: ["SLAMServer", "SLAMClient", "SLAMStore",
+            dependencies: ["SLAMServer", "SLAMClient", "SLAMStore", "SLAMJSON",
+                           .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(

@@ -1,0 +1,257 @@
+import Foundation
+import GRDB
+import SLAMDomain
+import SLAMJSON
+import SLAMProjections
+import SLAMStore
+
+/// The one writer. It owns the write connection and the decision state, drains the command
+/// queue in batches and runs each batch as one transaction (group commit): per command, in a
+/// savepoint, the idempotency check, the deadline, the body's fields, the decision, the appends
+/// with their outbox rows, the inline projections and the idempotency record; then one commit
+/// (one fsync) and all the replies. The time-driven sweeps run first in a batch, so they never
+/// wait behind clients (DESIGN.md section 3).
+final class CommandWriter: @unchecked Sendable {
+    private let store: EventStore
+    private let writer: StoreWriter
+    private let clock: Clock
+    private let config: ServerConfig
+    private let queue: BoundedQueue<CommandJob>
+    private let replies: ReplySink
+    /// Called after every commit that appended events (wakes the relay).
+    private let committed: (_ headSeq: Int64, _ categories: [String: Int64]) -> Void
+    /// How far the relay has published; written to `meta` with the next transaction.
+    let publishedSeq = Shared<Int64>(0)
+    private var recordedPublishedSeq: Int64 = -1
+
+    private var state = DomainState()
+    private var ids = SortableIdGenerator()
+    private var nextSweep: Millis = 0
+    private var nextPrune: Millis = 0
+
+    init(store: EventStore, clock: Clock, config: ServerConfig, queue: BoundedQueue<CommandJob>, replies: ReplySink,
+         committed: @escaping (Int64, [String: Int64]) -> Void) throws {
+        self.store = store
+        self.writer = try store.makeWriter()
+        self.clock = clock
+        self.config = config
+        self.queue = queue
+        self.replies = replies
+        self.committed = committed
+        let published = try store.pool.read { db in Int64(try EventStore.meta(db, "publishedSeq") ?? "0") ?? 0 }
+        publishedSeq.set(published)
+        recordedPublishedSeq = published
+    }
+
+    var heads: (seq: Int64, categories: [String: Int64]) { (writer.headSeq, writer.categoryHeads) }
+
+    /// The writer thread's loop; returns once the queue is closed and drained.
+    func run() {
+        // Holds that expired while the server was down are recorded at once.
+        runBatch([], sweep: true)
+        let batch = config.groupCommit ? config.batchLimit : 1
+        while true {
+            let wakeAt = Date(timeIntervalSince1970: Double(nextSweep) / 1000)
+            guard let jobs = queue.take(max: batch, until: wakeAt) else { break }
+            let sweep = clock.now() >= nextSweep
+            if jobs.isEmpty, !sweep, publishedSeq.get() == recordedPublishedSeq { continue }
+            runBatch(jobs, sweep: sweep)
+        }
+        runBatch([], sweep: false)
+    }
+
+    /// Runs one batch of work in one transaction; exposed for tests that drive time by hand.
+    func runBatch(_ jobs: [CommandJob], sweep: Bool) {
+        let now = clock.now()
+        var outgoing: [[[UInt8]]] = []
+        outgoing.reserveCapacity(jobs.count)
+        let headBefore = writer.headSeq
+        do {
+            try store.pool.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    if sweep { try self.sweep(db, now: now) }
+                    for job in jobs { outgoing.append(try self.process(job, db)) }
+                    try self.writer.flushMeta(db)
+                    let published = self.publishedSeq.get()
+                    if published != self.recordedPublishedSeq {
+                        try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'publishedSeq'", arguments: [String(published)])
+                    }
+                    if now >= self.nextPrune {
+                        try self.writer.pruneIdempotency(db, before: now - self.config.idempotencyRetention)
+                        self.nextPrune = now + 10_000
+                    }
+                    return .commit
+                }
+            }
+            recordedPublishedSeq = publishedSeq.get()
+        } catch {
+            // Nothing of the batch is committed: every client gets INTERNAL and may retry with
+            // its key; the decision state is reloaded from the database on demand.
+            logError("batch of \(jobs.count) failed: \(error)")
+            state = DomainState()
+            try? store.pool.read { db in try writer.reload(db) }
+            outgoing = jobs.map { job in
+                Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: false, replayed: false),
+                            body: Wire.errorBody(Rejection(.internal, "the command could not be committed; retry with the same key")))
+            }
+        }
+        if sweep { nextSweep = now + config.sweepInterval }
+        replies.push(outgoing)
+        if writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
+    }
+
+    // MARK: One command
+
+    private func process(_ job: CommandJob, _ db: Database) throws -> [[UInt8]] {
+        func reply(ok: Bool, position: Int64?, replayed: Bool, body: [UInt8]) -> [[UInt8]] {
+            Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: ok, position: position,
+                                                                 replayed: replayed), body: body)
+        }
+        func refuse(_ r: Rejection) -> [[UInt8]] { reply(ok: false, position: nil, replayed: false, body: Wire.errorBody(r)) }
+
+        if let record = try writer.idempotencyRecord(db, key: job.key) {
+            guard record.fingerprint == job.fingerprint else {
+                return refuse(Rejection(.idempotencyKeyReused,
+                                        "idempotency key \(job.key) was used for a different command",
+                                        details: ["field": .string("header.idempotencyKey")]))
+            }
+            return reply(ok: record.ok, position: record.position, replayed: true, body: Array(record.reply.utf8))
+        }
+        let now = clock.now()
+        if let deadline = job.deadline, now > deadline {
+            return refuse(Rejection(.deadlineExceeded, "the deadline " + RFC3339.format(deadline) + " has passed"))
+        }
+        let command: Command
+        do { command = try CommandDecoder.decode(type: job.type, body: job.body) } catch { return refuse(error) }
+
+        let outcome = try execute(command, causation: job.key, db: db, now: now)
+        let body: [UInt8]
+        switch outcome {
+        case .accepted(let result): body = Wire.resultBody(result)
+        case .rejected(let r): body = Wire.errorBody(r)
+        }
+        let ok: Bool
+        if case .accepted = outcome { ok = true } else { ok = false }
+        let position = writer.headPosition
+        try writer.record(db, IdempotencyRecord(key: job.key, fingerprint: job.fingerprint, ok: ok,
+                                                reply: String(decoding: body, as: UTF8.self), position: position, createdAt: now))
+        return reply(ok: ok, position: position, replayed: false, body: body)
+    }
+
+    enum Outcome {
+        case accepted(JSONObject)
+        case rejected(Rejection)
+    }
+
+    /// Decides a command and appends its events, in a savepoint: a failure rolls back only this
+    /// command and the in-memory state is dropped (it reloads from the database).
+    private func execute(_ command: Command, causation: String, db: Database, now: Millis, counted: Bool = true) throws -> Outcome {
+        try db.execute(sql: "SAVEPOINT command")
+        let mark = writer.mark()
+        do {
+            try preload(command, db)
+            let decision: Decision
+            do {
+                decision = try Decider.decide(command, state: state, context: DecisionContext(now: now, holdTtl: config.holdTtl),
+                                              ids: &ids)
+            } catch {
+                if counted { writer.countCommand() }
+                try db.execute(sql: "RELEASE command")
+                return .rejected(error)
+            }
+            for (event, cause) in decision.events {
+                let causationId: String
+                switch cause {
+                case .command: causationId = causation
+                case .system(let name): causationId = name
+                }
+                let positions = try writer.append(db, streamId: event.streamId, expected: .exact(expectedVersion(event)),
+                                                  events: [NewEvent(event, occurredAt: now, causationId: causationId)])
+                try Projector.apply(event, position: positions[0], occurredAt: now, db: db)
+                state.evolve(event, at: now)
+            }
+            if counted { writer.countCommand() }
+            try db.execute(sql: "RELEASE command")
+            return .accepted(decision.result)
+        } catch {
+            try db.execute(sql: "ROLLBACK TO command")
+            try db.execute(sql: "RELEASE command")
+            writer.rollback(to: mark)
+            state = DomainState()
+            throw error
+        }
+    }
+
+    /// The version the decision state saw for the event's stream.
+    private func expectedVersion(_ event: DomainEvent) -> Int64 {
+        switch event {
+        case .userRegistered, .concertCreated, .concertScheduled, .seatsHeld: return 0
+        case .pointsCharged(let u, _, _), .pointsUsed(let u, _, _, _), .pointsRefunded(let u, _, _, _):
+            return state.users[u]?.walletVersion ?? 0
+        case .scheduleSoldOut(let s), .scheduleReopened(let s): return state.schedules[s]?.version ?? 0
+        case .queueJoined(let t), .queueTokenActivated(let t, _), .queueTokenExpired(let t), .queueLeft(let t):
+            return state.queues[t.scheduleId]?.version ?? 0
+        case .reservationConfirmed(let r), .holdExpired(let r), .holdReleased(let r), .reservationCancelled(let r, _):
+            return state.reservations[r.reservationId]?.version ?? 0
+        }
+    }
+
+    /// Loads every aggregate the command may touch, so the decider sees them.
+    private func preload(_ command: Command, _ db: Database) throws {
+        switch command {
+        case .registerUser, .createConcert: break
+        case .chargePoints(let userId, _):
+            try StateLoader.loadUser(db, userId, into: &state, writer: writer)
+        case .scheduleConcert(let r):
+            try StateLoader.loadConcert(db, r.concertId, into: &state)
+        case .joinQueue(let userId, let scheduleId):
+            try StateLoader.loadUser(db, userId, into: &state, writer: writer)
+            try StateLoader.loadSchedule(db, scheduleId, into: &state, writer: writer)
+        case .leaveQueue(let userId, let tokenId):
+            try StateLoader.loadUser(db, userId, into: &state, writer: writer)
+            try StateLoader.loadToken(db, tokenId, into: &state)
+            if let t = state.tokens[tokenId] { try StateLoader.loadSchedule(db, t.ref.scheduleId, into: &state, writer: writer) }
+        case .holdSeats(let userId, let scheduleId, _, let token):
+            try StateLoader.loadUser(db, userId, into: &state, writer: writer)
+            try StateLoader.loadSchedule(db, scheduleId, into: &state, writer: writer)
+            if let token { try StateLoader.loadToken(db, token, into: &state) }
+        case .payReservation(let userId, let reservationId), .cancelReservation(let userId, let reservationId):
+            try StateLoader.loadUser(db, userId, into: &state, writer: writer)
+            try StateLoader.loadReservation(db, reservationId, into: &state, writer: writer)
+            if let r = state.reservations[reservationId] {
+                try StateLoader.loadSchedule(db, r.ref.scheduleId, into: &state, writer: writer)
+            }
+        case .expireHold(let reservationId):
+            try StateLoader.loadReservation(db, reservationId, into: &state, writer: writer)
+            if let r = state.reservations[reservationId] {
+                try StateLoader.loadSchedule(db, r.ref.scheduleId, into: &state, writer: writer)
+            }
+        case .tickQueue(let scheduleId):
+            try StateLoader.loadSchedule(db, scheduleId, into: &state, writer: writer)
+        }
+    }
+
+    // MARK: Sweeps
+
+    /// Records due hold expiries (found through the expiry index, never a scan) and runs every
+    /// queue whose next admission or expiry is due.
+    private func sweep(_ db: Database, now: Millis) throws {
+        let due = try String.fetchAll(db.cachedStatement(sql: """
+            SELECT reservation_id FROM reservations WHERE status = 'HELD' AND expires_at < ? ORDER BY expires_at LIMIT 2000
+            """), arguments: [now])
+        for reservationId in due {
+            _ = try execute(.expireHold(reservationId: reservationId), causation: "system:expiry", db: db, now: now, counted: false)
+        }
+        let queues = try String.fetchAll(db.cachedStatement(sql: "SELECT schedule_id FROM queues WHERE active > 0 OR waiting > 0"))
+        for scheduleId in queues {
+            try StateLoader.loadSchedule(db, scheduleId, into: &state, writer: writer)
+            if let due = state.queueDue(scheduleId), due <= now {
+                _ = try execute(.tickQueue(scheduleId: scheduleId), causation: "system:queue", db: db, now: now, counted: false)
+            }
+        }
+    }
+}
+
+func logError(_ message: String) {
+    FileHandle.standardError.write(Data(("slam: " + message + "\n").utf8))
+}

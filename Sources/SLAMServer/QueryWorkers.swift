@@ -1,0 +1,104 @@
+import Foundation
+import GRDB
+import SLAMDomain
+import SLAMJSON
+import SLAMProjections
+import SLAMStore
+
+/// Reader threads: they answer queries from the read models on reader connections, never
+/// through the writer, so reads run beside the writer under WAL.
+final class QueryWorkers: @unchecked Sendable {
+    private let store: EventStore
+    private let clock: Clock
+    private let queue: BoundedQueue<QueryJob>
+    private let replies: ReplySink
+    private var threads: [Thread] = []
+    private let finished = DispatchGroup()
+
+    init(store: EventStore, clock: Clock, queue: BoundedQueue<QueryJob>, replies: ReplySink) {
+        self.store = store
+        self.clock = clock
+        self.queue = queue
+        self.replies = replies
+    }
+
+    func start(count: Int) {
+        for i in 0..<count {
+            finished.enter()
+            let t = Thread { [self] in
+                while let jobs = queue.take(max: 32) {
+                    replies.push(jobs.map(answer))
+                }
+                finished.leave()
+            }
+            t.name = "slam-query-\(i)"
+            t.start()
+            threads.append(t)
+        }
+    }
+
+    /// Waits until every worker has drained the (closed) queue.
+    func wait() { finished.wait() }
+
+    func answer(_ job: QueryJob) -> [[UInt8]] {
+        var ok = true
+        var body: [UInt8]
+        do {
+            if let deadline = job.deadline, clock.now() > deadline {
+                throw Rejection(.deadlineExceeded, "the deadline " + RFC3339.format(deadline) + " has passed")
+            }
+            body = try run(job)
+        } catch let r as Rejection {
+            ok = false
+            body = Wire.errorBody(r)
+        } catch {
+            logError("query \(job.type) failed: \(error)")
+            ok = false
+            body = Wire.errorBody(Rejection(.internal, "the query failed"))
+        }
+        return Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: ok), body: body)
+    }
+
+    private func run(_ job: QueryJob) throws -> [UInt8] {
+        let f = BodyFields(job.body)
+        switch job.type {
+        case "GetUser":
+            let userId = try f.id("userId")
+            return try store.pool.read { db in try Queries.getUser(db, userId: userId) }
+        case "GetPointHistory":
+            let userId = try f.id("userId")
+            let limit = try f.limit(default: 100, max: 1000)
+            let before = try f.optionalInt("before")
+            if let before, before < 1 { throw Rejection.badField("before", "before must be at least 1") }
+            return try store.pool.read { db in try Queries.getPointHistory(db, userId: userId, limit: limit, before: before) }
+        case "ListSchedules":
+            let concertId = try f.optionalString("concertId")
+            let openAt = try f.optionalTimestamp("openAt")
+            return try store.pool.read { db in try Queries.listSchedules(db, concertId: concertId, openAt: openAt) }
+        case "GetSeatMap":
+            let scheduleId = try f.id("scheduleId")
+            let section = try f.optionalString("section")
+            return try store.pool.read { db in try Queries.getSeatMap(db, scheduleId: scheduleId, section: section) }
+        case "GetReservation":
+            let reservationId = try f.id("reservationId")
+            return try store.pool.read { db in try Queries.getReservation(db, reservationId: reservationId) }
+        case "ListReservations":
+            let userId = try f.id("userId")
+            let limit = try f.limit(default: 100, max: 1000)
+            return try store.pool.read { db in try Queries.listReservations(db, userId: userId, limit: limit) }
+        case "GetQueueStatus":
+            let tokenId = try f.id("tokenId")
+            return try store.pool.read { db in try Queries.getQueueStatus(db, tokenId: tokenId) }
+        case "ReadEvents":
+            let afterSeq = try f.int("afterSeq")
+            guard afterSeq >= 0 else { throw Rejection.badField("afterSeq", "afterSeq must be at least 0") }
+            let limit = try f.limit(default: 1000, max: 1000)
+            let category = try f.optionalString("category")
+            return try store.pool.read { db in try Queries.readEvents(db, afterSeq: afterSeq, limit: limit, category: category) }
+        case "GetStats":
+            return try store.pool.read { db in try Queries.getStats(db, storeId: store.storeId) }
+        default:
+            throw Rejection(.unknownType, "no query is named \(job.type)")
+        }
+    }
+}

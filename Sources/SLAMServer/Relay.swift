@@ -1,0 +1,114 @@
+import Foundation
+import GRDB
+import SLAMDomain
+import SLAMJSON
+import SLAMStore
+import ZMQ
+
+/// The outbox relay: on its own thread, with its own reader connection, it publishes outbox rows
+/// on the PUB socket in `seq` order (PROTOCOL.md section 7) and a `$heartbeat` every second.
+/// The writer wakes it after each commit, so lag is the time to read and send, not a polling
+/// interval. How far it got goes to the writer, which records it with its next transaction
+/// (the relay never takes the write lock); after a crash it republishes from there: at least once.
+final class Relay: @unchecked Sendable {
+    private let store: EventStore
+    private let socket: ZMQSocket
+    private let clock: Clock
+    private let published: Shared<Int64>
+    private let condition = NSCondition()
+    private var dirty = true
+    private var stopping = false
+    private var headSeq: Int64
+    private var categories: [String: Int64]
+    private let done = DispatchSemaphore(value: 0)
+
+    init(store: EventStore, socket: ZMQSocket, clock: Clock, published: Shared<Int64>,
+         heads: (seq: Int64, categories: [String: Int64])) {
+        self.store = store
+        self.socket = socket
+        self.clock = clock
+        self.published = published
+        headSeq = heads.seq
+        categories = heads.categories
+    }
+
+    /// Called by the writer after a commit.
+    func notify(headSeq: Int64, categories: [String: Int64]) {
+        condition.lock()
+        self.headSeq = headSeq
+        self.categories = categories
+        dirty = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    func start() {
+        let t = Thread { [self] in
+            run()
+            done.signal()
+        }
+        t.name = "slam-relay"
+        t.start()
+    }
+
+    /// Publishes what is committed, then stops.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        done.wait()
+    }
+
+    private func run() {
+        var last = published.get()
+        var nextHeartbeat: Millis = 0
+        while true {
+            condition.lock()
+            while !dirty && !stopping {
+                let wait = max(1, nextHeartbeat - clock.now())
+                if !condition.wait(until: Date(timeIntervalSinceNow: Double(wait) / 1000)) { break }
+            }
+            dirty = false
+            let stop = stopping
+            let heads = (headSeq, categories)
+            condition.unlock()
+            do {
+                while true {
+                    let batch = try store.pool.read { db in try EventStore.readOutbox(db, afterSeq: last, limit: 1000, category: nil) }
+                    if batch.isEmpty { break }
+                    for m in batch {
+                        // PUB never blocks: past a subscriber's high-water mark libzmq drops, and
+                        // the subscriber recovers through ReadEvents.
+                        try socket.send([Array(m.topic.utf8), Array(m.header.utf8), Array(m.body.utf8)], dontWait: true)
+                        last = m.seq
+                    }
+                    published.set(last)
+                }
+                let now = clock.now()
+                if now >= nextHeartbeat {
+                    try socket.send([Array("$heartbeat".utf8), heartbeat(headSeq: max(heads.0, last), categories: heads.1)],
+                                    dontWait: true)
+                    nextHeartbeat = now + 1000
+                }
+            } catch {
+                logError("relay: \(error)")
+            }
+            if stop { break }
+        }
+        socket.close()
+    }
+
+    private func heartbeat(headSeq: Int64, categories: [String: Int64]) -> [UInt8] {
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("storeId", store.storeId)
+        w.field("headSeq", headSeq)
+        w.key("categories")
+        w.beginObject()
+        for (k, v) in categories.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
+        w.endObject()
+        w.endObject()
+        return w.bytes
+    }
+}

@@ -1,0 +1,39 @@
+import SLAMDomain
+import ZMQ
+
+/// Replies from the writer and the readers on their way to the ROUTER's thread, which alone may
+/// touch the socket: producers append under a lock and signal an eventfd the ROUTER polls.
+final class ReplySink: @unchecked Sendable {
+    private var pending: [[[UInt8]]] = []
+    private let lock = Lock()
+    let wakeup: Wakeup
+
+    init() throws { wakeup = try Wakeup() }
+
+    func push(_ replies: [[[UInt8]]]) {
+        guard !replies.isEmpty else { return }
+        lock.withLock { pending.append(contentsOf: replies) }
+        wakeup.signal()
+    }
+
+    func push(_ reply: [[UInt8]]) { push([reply]) }
+
+    /// Everything pending, emptied.
+    func takeAll() -> [[[UInt8]]] {
+        lock.withLock {
+            let out = pending
+            pending.removeAll(keepingCapacity: true)
+            return out
+        }
+    }
+}
+
+/// A flag and counters shared between threads.
+final class Shared<T>: @unchecked Sendable {
+    private var value: T
+    private let lock = Lock()
+    init(_ v: T) { value = v }
+    func get() -> T { lock.withLock { value } }
+    func set(_ v: T) { lock.withLock { value = v } }
+    func update<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
+}

@@ -1,0 +1,99 @@
+import SLAMDomain
+import SLAMJSON
+
+/// Checks a request's frames, header and body JSON in PROTOCOL.md section 2's order (size; frames
+/// and protocol; header JSON and fields; type; body JSON; idempotencyKey present) and splits it
+/// into a command for the writer or a query for a reader.
+struct RequestDecoder {
+    let maxRequestBytes: Int
+
+    enum Decoded {
+        case command(CommandJob)
+        case query(QueryJob)
+        /// Refused before execution: reply at once.
+        case refused(Rejection, requestId: String?, isCommand: Bool)
+    }
+
+    /// `frames` as the ROUTER received them: routing id first.
+    func decode(_ frames: [[UInt8]]) -> Decoded {
+        let peer = frames[0]
+        var total = 0
+        for f in frames.dropFirst() { total += f.count }
+        if total > maxRequestBytes {
+            return .refused(Rejection(.payloadTooLarge, "the request is \(total) bytes; the limit is \(maxRequestBytes)",
+                                      details: ["limit": .int(Int64(maxRequestBytes))]),
+                            requestId: nil, isCommand: false)
+        }
+        guard frames.count == 5 else {
+            return .refused(Rejection(.badRequest, "a request is 4 frames (\"\", \"SLAM/1\", header, body); got \(frames.count - 1)",
+                                      details: ["frames": .int(Int64(frames.count - 1))]),
+                            requestId: nil, isCommand: false)
+        }
+        guard frames[1].isEmpty else {
+            return .refused(Rejection(.badRequest, "frame 0 must be the empty delimiter"), requestId: nil, isCommand: false)
+        }
+        guard frames[2] == Wire.protocolFrame else {
+            return .refused(Rejection(.unsupportedProtocol, "this server speaks SLAM/1",
+                                      details: ["supported": .array([.string("SLAM/1")])]),
+                            requestId: nil, isCommand: false)
+        }
+        let header: JSONObject
+        do {
+            guard let h = try JSONParser.parse(frames[3]).objectValue else {
+                return .refused(.badField("header", "the header must be a JSON object"), requestId: nil, isCommand: false)
+            }
+            header = h
+        } catch {
+            return .refused(.badField("header", "the header is not valid JSON (UTF-8): \(error)"), requestId: nil, isCommand: false)
+        }
+        // A requestId that is a string is echoed even when it breaks the length rule.
+        let echoId = header["requestId"]?.stringValue
+        func refuse(_ r: Rejection, command: Bool = false) -> Decoded { .refused(r, requestId: echoId, isCommand: command) }
+        guard let requestId = echoId else {
+            return refuse(.badField("header.requestId", header["requestId"] == nil ? "header.requestId is required"
+                                                                                  : "header.requestId must be a string"))
+        }
+        guard (1...64).contains(requestId.unicodeScalars.count) else {
+            return refuse(.badField("header.requestId", "header.requestId must be 1 to 64 characters"))
+        }
+        guard let type = header["type"]?.stringValue else {
+            return refuse(.badField("header.type", header["type"] == nil ? "header.type is required" : "header.type must be a string"))
+        }
+        var key: String?
+        if let k = header["idempotencyKey"] {
+            guard let s = k.stringValue, (1...128).contains(s.unicodeScalars.count) else {
+                return refuse(.badField("header.idempotencyKey", "header.idempotencyKey must be a string of 1 to 128 characters"))
+            }
+            key = s
+        }
+        var deadline: Millis?
+        if let d = header["deadline"] {
+            guard let ms = d.int64Value else {
+                return refuse(.badField("header.deadline", "header.deadline must be an integer (Unix milliseconds)"))
+            }
+            deadline = ms
+        }
+        let isCommand = Wire.commandTypes.contains(type)
+        guard isCommand || Wire.queryTypes.contains(type) else {
+            return refuse(Rejection(.unknownType, "no command or query is named \(type)", details: ["type": .string(type)]))
+        }
+        let body: JSONObject
+        do {
+            guard let b = try JSONParser.parse(frames[4]).objectValue else {
+                return refuse(.badField("body", "the body must be a JSON object ({} when empty)"), command: isCommand)
+            }
+            body = b
+        } catch {
+            return refuse(.badField("body", "the body is not valid JSON (UTF-8): \(error)"), command: isCommand)
+        }
+        if isCommand {
+            guard let key else {
+                return refuse(Rejection(.idempotencyKeyRequired, "\(type) is a command: header.idempotencyKey is required",
+                                        details: ["field": .string("header.idempotencyKey")]), command: true)
+            }
+            return .command(CommandJob(peer: peer, requestId: requestId, type: type, key: key, deadline: deadline,
+                                       body: body, fingerprint: type + " " + JSON.object(body).canonical))
+        }
+        return .query(QueryJob(peer: peer, requestId: requestId, type: type, deadline: deadline, body: body))
+    }
+}

@@ -1,0 +1,107 @@
+import CZMQ
+import Foundation
+import SLAMDomain
+import SLAMProjections
+import SLAMStore
+import ZMQ
+
+/// `slam serve`: the store, the writer, the readers, the relay and the ROUTER/PUB sockets,
+/// wired together. `start()` binds and returns the endpoints actually bound; `stop()` stops
+/// reading requests, answers every request already queued, commits, and closes.
+public final class Server: @unchecked Sendable {
+    public let config: ServerConfig
+    public let store: EventStore
+    private let clock: Clock
+    private let context: ZMQContext
+    private let replies: ReplySink
+    private let commands: BoundedQueue<CommandJob>
+    private let queries: BoundedQueue<QueryJob>
+    private var router: RouterLoop?
+    private var writer: CommandWriter?
+    private var relay: Relay?
+    private var workers: QueryWorkers?
+    private let finished = DispatchGroup()
+    private let stopOnce = Lock()
+    private var stopped = false
+
+    /// Opens (creating if needed) the store at `config.dbPath`.
+    public init(config: ServerConfig, clock: Clock = SystemClock()) throws {
+        self.config = config
+        self.clock = clock
+        store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
+                                    readers: max(2, config.queryWorkers + 2))
+        context = try ZMQContext()
+        replies = try ReplySink()
+        commands = BoundedQueue(capacity: config.commandQueueCapacity)
+        queries = BoundedQueue(capacity: config.queryQueueCapacity)
+    }
+
+    /// Binds both sockets and starts every thread. Returns the bound endpoints
+    /// (`tcp://127.0.0.1:*` comes back with its port).
+    public func start() throws -> (commands: String, events: String) {
+        let routerSocket = try context.socket(.router)
+        try routerSocket.setRouterMandatory(true)
+        try routerSocket.setMaxMessageSize(config.maxFrameBytes)
+        try routerSocket.setReceiveHighWaterMark(1000)
+        try routerSocket.setSendHighWaterMark(100_000)
+        try routerSocket.setLinger(ms: 1000)
+        try routerSocket.bind(config.commandsEndpoint)
+        let pub = try context.socket(.pub)
+        try pub.setSendHighWaterMark(100_000)
+        try pub.setLinger(ms: 1000)
+        try pub.bind(config.eventsEndpoint)
+        let endpoints = (try routerSocket.lastEndpoint, try pub.lastEndpoint)
+
+        var relayRef: Relay?
+        let writer = try CommandWriter(store: store, clock: clock, config: config, queue: commands, replies: replies) { seq, cats in
+            relayRef?.notify(headSeq: seq, categories: cats)
+        }
+        let relay = Relay(store: store, socket: pub, clock: clock, published: writer.publishedSeq, heads: writer.heads)
+        relayRef = relay
+        let workers = QueryWorkers(store: store, clock: clock, queue: queries, replies: replies)
+        let router = RouterLoop(socket: routerSocket, decoder: RequestDecoder(maxRequestBytes: config.maxRequestBytes),
+                                commands: commands, queries: queries, replies: replies)
+        self.writer = writer
+        self.relay = relay
+        self.workers = workers
+        self.router = router
+
+        relay.start()
+        workers.start(count: config.queryWorkers)
+        finished.enter()
+        let writerThread = Thread { [self] in
+            writer.run()
+            // Everything queued is answered; let the readers finish, then the router.
+            workers.wait()
+            router.drained.set(true)
+            replies.wakeup.signal()
+            finished.leave()
+        }
+        writerThread.name = "slam-writer"
+        writerThread.start()
+        finished.enter()
+        let routerThread = Thread { [self] in
+            router.run()
+            finished.leave()
+        }
+        routerThread.name = "slam-router"
+        routerThread.start()
+        return endpoints
+    }
+
+    /// Asks the server to stop (any thread, e.g. a signal handler); `wait()` returns when done.
+    public func stop() {
+        router?.stopRequested.set(true)
+        replies.wakeup.signal()
+    }
+
+    /// Blocks until the server has stopped, then publishes what is left and closes.
+    public func wait() {
+        finished.wait()
+        relay?.stop()
+        // The relay's last position is recorded for the next start.
+        if let writer { writer.runBatch([], sweep: false) }
+        context.terminate()
+        try? store.pool.close()
+    }
+}

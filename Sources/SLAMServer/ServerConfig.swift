@@ -1,0 +1,32 @@
+import SLAMDomain
+import SLAMStore
+
+/// Everything `slam serve` can be told. Defaults are PROTOCOL.md's and DESIGN.md's.
+public struct ServerConfig: Sendable {
+    public var dbPath = "var/slam.sqlite"
+    public var commandsEndpoint = "tcp://127.0.0.1:5555"
+    public var eventsEndpoint = "tcp://127.0.0.1:5556"
+    /// How long a hold lasts, in milliseconds.
+    public var holdTtl: Millis = 300_000
+    public var sync: SyncMode = .full
+    /// A request larger than this in total (all frames) gets PAYLOAD_TOO_LARGE.
+    public var maxRequestBytes = 64 * 1024
+    /// libzmq drops a connection sending a frame larger than this (ZMQ_MAXMSGSIZE).
+    public var maxFrameBytes: Int64 = 1024 * 1024
+    /// Commands waiting for the writer beyond this get OVERLOADED at once.
+    public var commandQueueCapacity = 20_000
+    /// Queries waiting for a reader beyond this get OVERLOADED at once.
+    public var queryQueueCapacity = 20_000
+    /// The most commands the writer decides in one transaction.
+    public var batchLimit = 1024
+    /// Reader threads answering queries.
+    public var queryWorkers = 2
+    /// Idempotency records older than this are pruned.
+    public var idempotencyRetention: Millis = 24 * 3600 * 1000
+    /// How often the writer looks for due holds and queue work (at most one second late).
+    public var sweepInterval: Millis = 200
+    /// One command per transaction: for the baseline benchmark only.
+    public var groupCommit = true
+
+    public init() {}
+}

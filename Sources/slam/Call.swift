@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import SLAMClient
+import SLAMJSON
+
+struct Call: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send one command or query and print the reply as {\"header\": …, \"body\": …}.",
+        discussion: "Exit status 0 when the reply is ok, 1 otherwise. A command without --key gets a fresh random key."
+    )
+
+    @Argument(help: "The command or query type, e.g. RegisterUser.")
+    var type: String
+    @Argument(help: "The body, a JSON object.")
+    var body = "{}"
+    @Option(help: "The idempotency key (commands).")
+    var key: String?
+    @Option(help: "The server's command endpoint.")
+    var server = "tcp://127.0.0.1:5555"
+    @Option(help: "How long to wait for the reply, in milliseconds.")
+    var timeout = 10_000
+
+    static let commandTypes: Set<String> = [
+        "RegisterUser", "ChargePoints", "CreateConcert", "ScheduleConcert", "JoinQueue", "LeaveQueue",
+        "HoldSeats", "PayReservation", "CancelReservation",
+    ]
+
+    func run() throws {
+        var key = self.key
+        if key == nil, Self.commandTypes.contains(type) { key = UUID().uuidString.lowercased() }
+        let client = try SLAMClient(endpoint: server)
+        defer { client.close() }
+        // The body is sent as given (the server judges it), so a malformed body can be tried too.
+        let id = try client.send(type, body: Array(body.utf8), key: key)
+        while true {
+            guard let reply = try client.receive(timeoutMs: timeout) else {
+                FileHandle.standardError.write(Data("slam call: no reply from \(server) within \(timeout) ms\n".utf8))
+                throw ExitCode(2)
+            }
+            guard reply.requestId == id else { continue }
+            var w = JSONWriter()
+            w.beginObject()
+            w.key("header"); w.raw(reply.rawHeader)
+            w.key("body"); w.raw(reply.rawBody)
+            w.endObject()
+            print(w.string)
+            if !reply.ok { throw ExitCode(1) }
+            return
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import SLAMServer
+import SLAMStore
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server: commands on a ROUTER, events on a PUB.")
+
+    @Option(help: "The SQLite database file (created if missing).")
+    var db = "var/slam.sqlite"
+    @Option(help: "The command endpoint (ROUTER).")
+    var commands = "tcp://127.0.0.1:5555"
+    @Option(help: "The event endpoint (PUB).")
+    var events = "tcp://127.0.0.1:5556"
+    @Option(name: .customLong("hold-ttl"), help: "How long a seat hold lasts, in seconds.")
+    var holdTtl: Int64 = 300
+    @Option(help: "SQLite synchronous mode: full (every acknowledged commit survives power loss) or normal.")
+    var sync: String = "full"
+    @Flag(name: .customLong("no-group-commit"), help: "One command per transaction (the baseline benchmark only).")
+    var noGroupCommit = false
+
+    func validate() throws {
+        guard holdTtl >= 1 else { throw ValidationError("--hold-ttl must be at least 1 second") }
+        guard SyncMode(rawValue: sync) != nil else { throw ValidationError("--sync must be full or normal") }
+    }
+
+    func run() throws {
+        var config = ServerConfig()
+        config.dbPath = db
+        config.commandsEndpoint = commands
+        config.eventsEndpoint = events
+        config.holdTtl = holdTtl * 1000
+        config.sync = SyncMode(rawValue: sync)!
+        config.groupCommit = !noGroupCommit
+        let server: Server
+        let endpoints: (commands: String, events: String)
+        do {
+            server = try Server(config: config)
+            endpoints = try server.start()
+        } catch {
+            FileHandle.standardError.write(Data("slam serve: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        // SIGINT/SIGTERM: stop reading, answer what is queued, commit, close, exit 0.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { server.stop() }
+            source.resume()
+            return source
+        }
+        print("SLAM ready commands=\(endpoints.commands) events=\(endpoints.events)")
+        fflush(stdout)
+        server.wait()
+        _ = signals
+    }
+}
