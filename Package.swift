@@ -20,6 +20,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -54,9 +55,13 @@ let package = Package(
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "SLAMClient", dependencies: ["ZMQ", "SLAMJSON"]),
+        .target(
+            name: "SLAMBench",
+            dependencies: ["SLAMClient", "SLAMJSON", "SLAMDomain", "ZMQ", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
         .executableTarget(
             name: "slam",
-            dependencies: ["SLAMServer", "SLAMClient", "SLAMStore", "SLAMJSON",
+            dependencies: ["SLAMServer", "SLAMClient", "SLAMStore", "SLAMJSON", "SLAMProjections", "SLAMBench",
                            .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
@@ -71,6 +76,13 @@ let package = Package(
                                                            .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SLAMServerTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "ZMQ",
                                                             .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SLAMEventsTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "SLAMStore", "ZMQ",
+                                                            .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SLAMRebuildTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "SLAMStore",
+                                                             "SLAMProjections", "SLAMDomain",
+                                                             .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SLAMTimeTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "SLAMStore",
+                                                          "SLAMDomain", "ZMQ", .product(name: "GRDB", package: "GRDB.swift")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,1 @@
+// The ticket-rush load generator (slam bench).
