@@ -167,7 +167,8 @@ public enum Queries {
         return w.bytes
     }
 
-    public static func getStats(_ db: Database, storeId: String) throws -> [UInt8] {
+    /// `extra`: the server's own counters (WAL size, queue depths), appended as integer fields.
+    public static func getStats(_ db: Database, storeId: String, extra: [(String, Int64)] = []) throws -> [UInt8] {
         let heads = try EventStore.heads(db)
         var w = JSONWriter()
         w.beginObject()
@@ -178,6 +179,7 @@ public enum Queries {
         w.field("commands", Int64(try EventStore.meta(db, "commands") ?? "0") ?? 0)
         w.field("users", try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM users") ?? 0)
         w.field("reservations", try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM reservations") ?? 0)
+        for (k, v) in extra { w.field(k, v) }
         w.endObject()
         return w.bytes
     }

@@ -64,7 +64,8 @@ extension JSON {
         switch self {
         case .int(let i): return i
         case .double(let d):
-            guard d.isFinite, d.rounded(.towardZero) == d, d >= -9.223372036854775808e18, d < 9.223372036854775808e18
+            // Strictly above -2^63: an integer literal just below Int64.min rounds to exactly -2^63.
+            guard d.isFinite, d.rounded(.towardZero) == d, d > -9.223372036854775808e18, d < 9.223372036854775808e18
             else { return nil }
             return Int64(d)
         default: return nil

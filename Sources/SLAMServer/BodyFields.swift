@@ -36,6 +36,11 @@ struct BodyFields {
         return s
     }
 
+    func optionalId(_ key: String) throws(Rejection) -> String? {
+        guard object[key] != nil else { return nil }
+        return try id(key)
+    }
+
     /// A name: 1 to 100 characters after trimming; returned trimmed.
     func name(_ key: String) throws(Rejection) -> String {
         let trimmed = try string(key).trimmingWhitespace()
@@ -166,7 +171,7 @@ enum CommandDecoder {
             let userId = try f.id("userId")
             let scheduleId = try f.id("scheduleId")
             let seats = try f.seatNumbers("seatNumbers")
-            return .holdSeats(userId: userId, scheduleId: scheduleId, seatNumbers: seats, queueToken: try f.optionalString("queueToken"))
+            return .holdSeats(userId: userId, scheduleId: scheduleId, seatNumbers: seats, queueToken: try f.optionalId("queueToken"))
         case "PayReservation":
             return .payReservation(userId: try f.id("userId"), reservationId: try f.id("reservationId"))
         case "CancelReservation":

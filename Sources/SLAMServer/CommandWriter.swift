@@ -24,13 +24,17 @@ final class CommandWriter: @unchecked Sendable {
     let publishedSeq = Shared<Int64>(0)
     private var recordedPublishedSeq: Int64 = -1
 
+    private let stats: ServerStats
+    private let walPath: String
     private var state = DomainState()
     private var ids = SortableIdGenerator()
     private var nextSweep: Millis = 0
     private var nextPrune: Millis = 0
 
     init(store: EventStore, clock: Clock, config: ServerConfig, queue: BoundedQueue<CommandJob>, replies: ReplySink,
-         committed: @escaping (Int64, [String: Int64]) -> Void) throws {
+         stats: ServerStats, committed: @escaping (Int64, [String: Int64]) -> Void) throws {
+        self.stats = stats
+        walPath = store.path + "-wal"
         self.store = store
         self.writer = try store.makeWriter()
         self.clock = clock
@@ -98,6 +102,25 @@ final class CommandWriter: @unchecked Sendable {
         if sweep { nextSweep = now + config.sweepInterval }
         replies.push(outgoing)
         if writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
+        stats.batches.update { $0 += 1 }
+        checkpointIfNeeded()
+    }
+
+    /// Keeps the WAL bounded under constant load (see `ServerConfig.walTruncateBytes`).
+    private func checkpointIfNeeded() {
+        var st = stat()
+        guard stat(walPath, &st) == 0 else { return }
+        let size = Int64(st.st_size)
+        stats.walBytes.set(size)
+        stats.walPeakBytes.update { $0 = max($0, size) }
+        guard size > config.walTruncateBytes else { return }
+        do {
+            try store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+            stats.checkpoints.update { $0 += 1 }
+            if stat(walPath, &st) == 0 { stats.walBytes.set(Int64(st.st_size)) }
+        } catch {
+            logError("WAL checkpoint: \(error)")
+        }
     }
 
     // MARK: One command

@@ -14,8 +14,10 @@ final class QueryWorkers: @unchecked Sendable {
     private let replies: ReplySink
     private var threads: [Thread] = []
     private let finished = DispatchGroup()
+    private let stats: ServerStats
 
-    init(store: EventStore, clock: Clock, queue: BoundedQueue<QueryJob>, replies: ReplySink) {
+    init(store: EventStore, clock: Clock, queue: BoundedQueue<QueryJob>, replies: ReplySink, stats: ServerStats) {
+        self.stats = stats
         self.store = store
         self.clock = clock
         self.queue = queue
@@ -59,6 +61,8 @@ final class QueryWorkers: @unchecked Sendable {
         return Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: ok), body: body)
     }
 
+    static let categories: Set<String> = ["user", "wallet", "concert", "queue", "reservation"]
+
     private func run(_ job: QueryJob) throws -> [UInt8] {
         let f = BodyFields(job.body)
         switch job.type {
@@ -72,7 +76,7 @@ final class QueryWorkers: @unchecked Sendable {
             if let before, before < 1 { throw Rejection.badField("before", "before must be at least 1") }
             return try store.pool.read { db in try Queries.getPointHistory(db, userId: userId, limit: limit, before: before) }
         case "ListSchedules":
-            let concertId = try f.optionalString("concertId")
+            let concertId = try f.optionalId("concertId")
             let openAt = try f.optionalTimestamp("openAt")
             return try store.pool.read { db in try Queries.listSchedules(db, concertId: concertId, openAt: openAt) }
         case "GetSeatMap":
@@ -94,9 +98,13 @@ final class QueryWorkers: @unchecked Sendable {
             guard afterSeq >= 0 else { throw Rejection.badField("afterSeq", "afterSeq must be at least 0") }
             let limit = try f.limit(default: 1000, max: 1000)
             let category = try f.optionalString("category")
+            if let category, !Self.categories.contains(category) {
+                throw Rejection.badField("category", "category must be one of " + Self.categories.sorted().joined(separator: ", "))
+            }
             return try store.pool.read { db in try Queries.readEvents(db, afterSeq: afterSeq, limit: limit, category: category) }
         case "GetStats":
-            return try store.pool.read { db in try Queries.getStats(db, storeId: store.storeId) }
+            let extra = stats.fields
+            return try store.pool.read { db in try Queries.getStats(db, storeId: store.storeId, extra: extra) }
         default:
             throw Rejection(.unknownType, "no query is named \(job.type)")
         }

@@ -37,3 +37,17 @@ final class Shared<T>: @unchecked Sendable {
     func set(_ v: T) { lock.withLock { value = v } }
     func update<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
 }
+
+/// The server's own counters, reported by GetStats.
+final class ServerStats: @unchecked Sendable {
+    /// The WAL file's size after the last commit, and its peak since start.
+    let walBytes = Shared<Int64>(0)
+    let walPeakBytes = Shared<Int64>(0)
+    let checkpoints = Shared<Int64>(0)
+    let batches = Shared<Int64>(0)
+
+    var fields: [(String, Int64)] {
+        [("walBytes", walBytes.get()), ("walPeakBytes", walPeakBytes.get()), ("walCheckpoints", checkpoints.get()),
+         ("batches", batches.get())]
+    }
+}

@@ -20,6 +20,7 @@ public final class Server: @unchecked Sendable {
     private var writer: CommandWriter?
     private var relay: Relay?
     private var workers: QueryWorkers?
+    private let stats = ServerStats()
     private let finished = DispatchGroup()
     private let stopOnce = Lock()
     private var stopped = false
@@ -53,12 +54,13 @@ public final class Server: @unchecked Sendable {
         let endpoints = (try routerSocket.lastEndpoint, try pub.lastEndpoint)
 
         var relayRef: Relay?
-        let writer = try CommandWriter(store: store, clock: clock, config: config, queue: commands, replies: replies) { seq, cats in
+        let writer = try CommandWriter(store: store, clock: clock, config: config, queue: commands, replies: replies,
+                                       stats: stats) { seq, cats in
             relayRef?.notify(headSeq: seq, categories: cats)
         }
         let relay = Relay(store: store, socket: pub, clock: clock, published: writer.publishedSeq, heads: writer.heads)
         relayRef = relay
-        let workers = QueryWorkers(store: store, clock: clock, queue: queries, replies: replies)
+        let workers = QueryWorkers(store: store, clock: clock, queue: queries, replies: replies, stats: stats)
         let router = RouterLoop(socket: routerSocket, decoder: RequestDecoder(maxRequestBytes: config.maxRequestBytes),
                                 commands: commands, queries: queries, replies: replies)
         self.writer = writer

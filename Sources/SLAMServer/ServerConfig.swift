@@ -25,6 +25,10 @@ public struct ServerConfig: Sendable {
     public var idempotencyRetention: Millis = 24 * 3600 * 1000
     /// How often the writer looks for due holds and queue work (at most one second late).
     public var sweepInterval: Millis = 200
+    /// The WAL checkpoint policy: SQLite checkpoints passively every 1,000 pages; when the WAL
+    /// file still grows past this (readers pinned old pages), the writer runs a TRUNCATE
+    /// checkpoint between batches, which waits for readers (they are short) and empties it.
+    public var walTruncateBytes: Int64 = 64 * 1024 * 1024
     /// One command per transaction: for the baseline benchmark only.
     public var groupCommit = true
 

@@ -862,11 +862,21 @@ def test_unknown_ids(sock):
     assert m["available"] == 30, "a rejected hold holds nothing"
 
 
+# PROTOCOL section 2 lists the points rules in the order INSUFFICIENT_BALANCE, BALANCE_LIMIT_EXCEEDED,
+# INVALID_AMOUNT. A charge above 1,000,000 always breaks the balance cap as well (balances are ≥ 0),
+# so by that order it is answered BALANCE_LIMIT_EXCEEDED; only amounts ≤ 0 are INVALID_AMOUNT.
+# If PROTOCOL.md is changed to check the amount first, this is the one line to change.
+CHARGE_ABOVE_MAX_CODE = "BALANCE_LIMIT_EXCEEDED"
+
+
 def test_charge_amount_rules(sock):
     uid = new_user(sock, "wallet")
-    for amount in (0, -1, 1000001, INT64_MAX):
+    for amount in (0, -1, -1000000, -INT64_MAX - 1):
         err(sock, "ChargePoints", {"userId": uid, "amount": amount}, "INVALID_AMOUNT")
+    for amount in (1000001, INT64_MAX):
+        err(sock, "ChargePoints", {"userId": uid, "amount": amount}, CHARGE_ABOVE_MAX_CODE)
     assert ok(sock, "GetUser", {"userId": uid})["balance"] == 0
+    assert ok(sock, "GetPointHistory", {"userId": uid})["entries"] == []
     assert ok(sock, "ChargePoints", {"userId": uid, "amount": 1000000})["balance"] == 1000000
     err(sock, "ChargePoints", {"userId": uid, "amount": 1}, "BALANCE_LIMIT_EXCEEDED")
     assert ok(sock, "GetUser", {"userId": uid})["balance"] == 1000000

@@ -1,0 +1,106 @@
+import Foundation
+import SLAMJSON
+
+/// Percentiles of a histogram recorded in microseconds.
+public struct LatencySummary: Sendable {
+    public var count: UInt64
+    public var p50, p90, p99, p999, max: Double   // milliseconds
+
+    init(_ h: LatencyHistogram) {
+        count = h.totalCount
+        func ms(_ v: UInt64) -> Double { Double(v) / 1000 }
+        p50 = count == 0 ? 0 : ms(h.valueAtPercentile(50))
+        p90 = count == 0 ? 0 : ms(h.valueAtPercentile(90))
+        p99 = count == 0 ? 0 : ms(h.valueAtPercentile(99))
+        p999 = count == 0 ? 0 : ms(h.valueAtPercentile(99.9))
+        max = count == 0 ? 0 : ms(h.max)
+    }
+
+    var text: String { String(format: "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms", p50, p90, p99, p999, max) }
+
+    func write(_ w: inout JSONWriter) {
+        w.beginObject()
+        w.field("count", Int64(count))
+        w.key("p50Ms"); w.value(p50); w.key("p90Ms"); w.value(p90); w.key("p99Ms"); w.value(p99)
+        w.key("p999Ms"); w.value(p999); w.key("maxMs"); w.value(max)
+        w.endObject()
+    }
+}
+
+/// Everything a run measured.
+public struct BenchReport: Sendable {
+    public let options: BenchOptions
+    public let setupSeconds: Double
+    public let seconds: Double
+    public let outcomes: Outcomes
+    public let latency: LatencySummary
+    public let publishLag: LatencySummary
+    public let eventsReceived: Int
+    public let walPeakBytes: Int64
+    public let commandsExecuted: Int64
+    public var invariants: InvariantReport?
+
+    public var commandsPerSecond: Double { Double(outcomes.replies) / max(seconds, 0.001) }
+    public var ok: Bool { invariants?.ok ?? true }
+
+    public var text: String {
+        let o = outcomes
+        var lines: [String] = []
+        let mode = options.rate.map { "open loop at \($0)/s offered" }
+            ?? "closed loop, \(options.connections) connections x \(options.inFlight) in flight"
+        lines.append("SLAM rush: \(options.seats) seats, \(options.users) users\(options.queue ? ", waiting queue" : ""), \(mode), \(String(format: "%.1f", seconds)) s (set-up \(String(format: "%.1f", setupSeconds)) s)")
+        lines.append(String(format: "commands/s   %.0f  (%d replies, %d sent, %lld executed by the server)",
+                            commandsPerSecond, o.replies, o.sent, commandsExecuted))
+        lines.append("latency      " + latency.text)
+        lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received)")
+        lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
+        lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), HOLD_EXPIRED \(o.holdExpired)")
+        if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), token rejections \(o.queueRejections)") }
+        lines.append("errors       OVERLOADED \(o.overloaded), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")" + (o.starved > 0 ? ", starved send slots \(o.starved)" : ""))
+        if let inv = invariants {
+            lines.append("invariants   \(inv.ok ? "OK" : "VIOLATED"): \(inv.usersChecked) balances equal their history; \(inv.soldSeats) seats SOLD = \(inv.confirmedSeats) seats in confirmed reservations; reservations by status \(inv.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+            for v in inv.violations.prefix(20) { lines.append("  violation: " + v) }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public var json: String {
+        var w = JSONWriter()
+        let o = outcomes
+        w.beginObject()
+        w.field("seats", options.seats); w.field("users", options.users); w.field("queue", options.queue)
+        if let rate = options.rate { w.field("offeredRate", rate) } else {
+            w.field("connections", options.connections); w.field("inFlight", options.inFlight)
+        }
+        w.key("seconds"); w.value(seconds)
+        w.key("setupSeconds"); w.value(setupSeconds)
+        w.key("commandsPerSecond"); w.value(commandsPerSecond.rounded())
+        w.key("latency"); latency.write(&w)
+        w.key("publishLag"); publishLag.write(&w)
+        w.field("eventsReceived", eventsReceived)
+        w.field("walPeakBytes", walPeakBytes)
+        w.field("commandsExecuted", commandsExecuted)
+        w.key("outcomes"); w.beginObject()
+        for (k, v) in [("sent", o.sent), ("replies", o.replies), ("holdsWon", o.holdsWon), ("seatUnavailable", o.seatUnavailable),
+                       ("seatLimitExceeded", o.seatLimit), ("paid", o.paid), ("insufficientBalance", o.insufficient),
+                       ("released", o.released), ("cancelled", o.cancelled), ("abandoned", o.abandoned),
+                       ("holdExpired", o.holdExpired), ("joined", o.joined), ("waiting", o.waiting),
+                       ("queueRejections", o.queueRejections), ("overloaded", o.overloaded), ("otherErrors", o.otherErrors),
+                       ("starved", o.starved)] {
+            w.field(k, v)
+        }
+        w.endObject()
+        if let inv = invariants {
+            w.key("invariants"); w.beginObject()
+            w.field("ok", inv.ok); w.field("usersChecked", inv.usersChecked); w.field("soldSeats", inv.soldSeats)
+            w.field("confirmedSeats", inv.confirmedSeats)
+            w.key("statusCounts"); w.beginObject()
+            for (k, v) in inv.statusCounts.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
+            w.endObject()
+            w.key("violations"); w.beginArray(); for v in inv.violations { w.value(v) }; w.endArray()
+            w.endObject()
+        }
+        w.endObject()
+        return w.string
+    }
+}

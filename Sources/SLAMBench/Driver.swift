@@ -1,0 +1,220 @@
+import Foundation
+import SLAMDomain
+import SLAMJSON
+import ZMQ
+
+/// One load-generating thread: its own DEALER connections and its own share of the simulated
+/// users. Open loop: requests are scheduled by the clock (latency counts from the scheduled
+/// time, so a slow server shows up as latency, not as a slower client). Closed loop: each
+/// connection keeps `inFlight` requests outstanding.
+final class Driver: @unchecked Sendable {
+    enum Action { case join, hold, pay(String), cancel(String) }
+
+    struct User {
+        let userId: String
+        var next: Action
+        var token: String?
+        var confirmed: [String] = []
+    }
+
+    struct Pending {
+        let user: Int
+        let action: Action
+        let intended: UInt64
+    }
+
+    private let options: BenchOptions
+    private let scheduleId: String
+    private let runId: String
+    private let index: Int
+    private var users: [User]
+    private var rng: SplitMix
+    private var ready: [Int] = []
+    private var readyHead = 0
+    private var delayed: [(at: UInt64, user: Int)] = []
+    private var pending: [String: Pending] = [:]
+    private var counter = 0
+    var histogram = newHistogram()
+    var outcomes = Outcomes()
+    let progress: ProgressCounters
+
+    init(index: Int, options: BenchOptions, scheduleId: String, runId: String, userIds: [String], progress: ProgressCounters) {
+        self.index = index
+        self.options = options
+        self.scheduleId = scheduleId
+        self.runId = runId
+        self.progress = progress
+        users = userIds.map { User(userId: $0, next: options.queue ? .join : .hold) }
+        rng = SplitMix(seed: options.seed &+ UInt64(index) &* 7919)
+        ready = Array(users.indices)
+    }
+
+    func run(context: ZMQContext, startAt: UInt64, stopAt: UInt64) throws {
+        let perThread = max(1, options.connections / options.threads)
+        var sockets: [ZMQSocket] = []
+        for _ in 0..<perThread {
+            let s = try context.socket(.dealer)
+            try s.setLinger(ms: 0)
+            try s.setSendHighWaterMark(0)
+            try s.setReceiveHighWaterMark(0)
+            try s.connect(options.server)
+            sockets.append(s)
+        }
+        defer { sockets.forEach { $0.close() } }
+        let closedLoop = options.rate == nil
+        let interval = closedLoop ? 0 : 1_000_000.0 / (Double(options.rate!) / Double(options.threads))
+        var nextSend = Double(startAt)
+        while nowMicros() < startAt { usleep(200) }
+        if closedLoop {
+            for (i, _) in sockets.enumerated() {
+                for _ in 0..<options.inFlight { try sendNext(sockets, preferred: i, intended: nowMicros()) }
+            }
+        }
+        var items = sockets.map { ZMQPollItem.socket($0) }
+        var closing = false
+        while true {
+            let now = nowMicros()
+            if !closing, now >= stopAt { closing = true }
+            if closing, pending.isEmpty || now > stopAt + 15_000_000 { break }
+            promoteDelayed(now)
+            if !closing, !closedLoop {
+                while nextSend <= Double(now) {
+                    try sendNext(sockets, preferred: nil, intended: UInt64(nextSend))
+                    nextSend += interval
+                }
+            }
+            let timeout: Int
+            if closing || closedLoop { timeout = 50 } else { timeout = max(1, Int((nextSend - Double(nowMicros())) / 1000)) }
+            try zmqPoll(&items, timeoutMs: timeout)
+            for (i, item) in items.enumerated() where item.isReadable {
+                while let frames = try sockets[i].receive(dontWait: true) {
+                    handle(frames)
+                    if closedLoop, !closing { try sendNext(sockets, preferred: i, intended: nowMicros()) }
+                }
+            }
+        }
+    }
+
+    private func promoteDelayed(_ now: UInt64) {
+        guard !delayed.isEmpty else { return }
+        var keep: [(at: UInt64, user: Int)] = []
+        for d in delayed { if d.at <= now { ready.append(d.user) } else { keep.append(d) } }
+        delayed = keep
+    }
+
+    private func popReady() -> Int? {
+        guard readyHead < ready.count else { return nil }
+        let u = ready[readyHead]
+        readyHead += 1
+        if readyHead > 4096, readyHead * 2 > ready.count { ready.removeFirst(readyHead); readyHead = 0 }
+        return u
+    }
+
+    private func sendNext(_ sockets: [ZMQSocket], preferred: Int?, intended: UInt64) throws {
+        guard let u = popReady() else {
+            outcomes.starved += 1
+            return
+        }
+        let user = users[u]
+        counter += 1
+        let requestId = "\(index)-\(counter)"
+        let key = "\(runId)-\(index)-\(counter)"
+        let type: String
+        let body: String
+        switch user.next {
+        case .join:
+            type = "JoinQueue"
+            body = "{\"userId\":\(q(user.userId)),\"scheduleId\":\(q(scheduleId))}"
+        case .hold:
+            type = "HoldSeats"
+            let count = 1 + Int(rng.next() % 4)
+            // Favour the best sections: seats are numbered best first, and u² skews to the front.
+            let r = rng.unit()
+            var start = 1 + Int(Double(options.seats) * r * r)
+            if start + count - 1 > options.seats { start = options.seats - count + 1 }
+            let seats = (start..<(start + count)).map(String.init).joined(separator: ",")
+            let token = user.token.map { ",\"queueToken\":\(q($0))" } ?? ""
+            body = "{\"userId\":\(q(user.userId)),\"scheduleId\":\(q(scheduleId)),\"seatNumbers\":[\(seats)]\(token)}"
+        case .pay(let rid):
+            type = "PayReservation"
+            body = "{\"userId\":\(q(user.userId)),\"reservationId\":\(q(rid))}"
+        case .cancel(let rid):
+            type = "CancelReservation"
+            body = "{\"userId\":\(q(user.userId)),\"reservationId\":\(q(rid))}"
+        }
+        let header = "{\"type\":\"\(type)\",\"requestId\":\"\(requestId)\",\"idempotencyKey\":\"\(key)\"}"
+        let socket = sockets[preferred ?? (u % sockets.count)]
+        try socket.send([[], Array("SLAM/1".utf8), Array(header.utf8), Array(body.utf8)])
+        pending[requestId] = Pending(user: u, action: user.next, intended: intended)
+        outcomes.sent += 1
+    }
+
+    private func handle(_ frames: [[UInt8]]) {
+        guard frames.count == 4, let header = try? JSONParser.parse(frames[2]),
+              let requestId = header["requestId"]?.stringValue, let p = pending.removeValue(forKey: requestId) else {
+            outcomes.otherErrors += 1
+            return
+        }
+        let now = nowMicros()
+        histogram.record(now > p.intended ? now - p.intended : 1)
+        outcomes.replies += 1
+        progress.add(1)
+        let ok = header["ok"]?.boolValue ?? false
+        let body = (try? JSONParser.parse(frames[3])) ?? .null
+        var delay: UInt64 = 0
+        var user = users[p.user]
+        if ok {
+            switch p.action {
+            case .join:
+                outcomes.joined += 1
+                user.token = body["tokenId"]?.stringValue
+                if body["status"]?.stringValue == "ACTIVE" { user.next = .hold } else { outcomes.waiting += 1; user.next = .join; delay = 200_000 }
+            case .hold:
+                outcomes.holdsWon += 1
+                let rid = body["reservationId"]?.stringValue ?? ""
+                let r = rng.unit()
+                if r < 0.75 { user.next = .pay(rid) } else if r < 0.85 { user.next = .cancel(rid) } else {
+                    outcomes.abandoned += 1
+                    user.next = .hold
+                }
+            case .pay(let rid):
+                outcomes.paid += 1
+                user.confirmed.append(rid)
+                if rng.unit() < 0.05 { user.next = .cancel(rid) } else { user.next = .hold }
+            case .cancel(let rid):
+                if body["status"]?.stringValue == "CANCELLED" { outcomes.cancelled += 1 } else { outcomes.released += 1 }
+                user.confirmed.removeAll { $0 == rid }
+                user.next = .hold
+            }
+        } else {
+            let code = body["code"]?.stringValue ?? "?"
+            switch code {
+            case "SEAT_UNAVAILABLE": outcomes.seatUnavailable += 1; user.next = .hold
+            case "SEAT_LIMIT_EXCEEDED":
+                outcomes.seatLimit += 1
+                if let rid = user.confirmed.last, rng.unit() < 0.2 { user.next = .cancel(rid) } else { user.next = .hold }
+            case "INSUFFICIENT_BALANCE": outcomes.insufficient += 1; user.next = .hold
+            case "HOLD_EXPIRED": outcomes.holdExpired += 1; user.next = .hold
+            case "QUEUE_TOKEN_REQUIRED", "QUEUE_TOKEN_NOT_ACTIVE", "QUEUE_TOKEN_EXPIRED":
+                outcomes.queueRejections += 1
+                user.token = nil
+                user.next = .join
+            case "OVERLOADED": outcomes.overloaded += 1; delay = 10_000
+            default:
+                outcomes.otherErrors += 1
+                outcomes.errorCodes[code, default: 0] += 1
+                user.next = options.queue ? .join : .hold
+            }
+        }
+        users[p.user] = user
+        if delay > 0 { delayed.append((now + delay, p.user)) } else { ready.append(p.user) }
+    }
+}
+
+/// Replies counted across drivers, for the progress line.
+final class ProgressCounters: @unchecked Sendable {
+    private let lock = Lock()
+    private var replies = 0
+    func add(_ n: Int) { lock.withLock { replies += n } }
+    var total: Int { lock.withLock { replies } }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import SLAMClient
+import SLAMDomain
+import SLAMJSON
+import ZMQ
+
+/// The ticket rush of DESIGN.md section 4: set up a schedule and charged users, run the load,
+/// measure, then check the invariants through the server's own queries.
+public final class RushBench {
+    let options: BenchOptions
+    private let log: (String) -> Void
+
+    public init(options: BenchOptions, log: @escaping (String) -> Void) {
+        self.options = options
+        self.log = log
+    }
+
+    public func run() throws -> BenchReport {
+        let context = try ZMQContext()
+        defer { context.terminate() }
+        let client = try SLAMClient(endpoint: options.server, context: context)
+        defer { client.close() }
+        let runId = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+
+        // Set-up: a concert, one schedule (three sections, best first), users with points.
+        let setupStart = nowMicros()
+        let now = wallMillis()
+        let concert = try client.call("CreateConcert", ["name": "Rush", "artist": "Bench"], key: runId + "-concert")
+        guard concert.ok, let concertId = concert.body["concertId"]?.stringValue else { throw ClientError("CreateConcert failed") }
+        let vip = max(1, options.seats / 10), r = max(1, options.seats * 3 / 10)
+        let s = max(1, options.seats - vip - r)
+        var schedule: JSONObject = [
+            "concertId": .string(concertId),
+            "startsAt": .string(RFC3339.format(now + 30 * 86_400_000)),
+            "reservationOpensAt": .string(RFC3339.format(now - 60_000)),
+            "reservationClosesAt": .string(RFC3339.format(now + 86_400_000)),
+            "sections": [
+                ["name": "VIP", "seatCount": .int(Int64(vip)), "price": 150],
+                ["name": "R", "seatCount": .int(Int64(r)), "price": 100],
+                ["name": "S", "seatCount": .int(Int64(s)), "price": 70],
+            ],
+        ]
+        if options.queue { schedule["queue"] = ["maxActive": .int(Int64(options.queueMaxActive))] }
+        let scheduled = try client.call("ScheduleConcert", .object(schedule), key: runId + "-schedule")
+        guard scheduled.ok, let scheduleId = scheduled.body["scheduleId"]?.stringValue else {
+            throw ClientError("ScheduleConcert failed: \(String(decoding: scheduled.rawBody, as: UTF8.self))")
+        }
+        let seatCount = vip + r + s
+        log("set-up: schedule \(scheduleId) with \(seatCount) seats; registering \(options.users) users")
+        let registered = try pipelined(client, (0..<options.users).map {
+            ("RegisterUser", "{\"name\":\"fan \($0)\"}", "\(runId)-u\($0)")
+        })
+        let userIds = try registered.map { reply -> String in
+            guard reply.ok, let id = reply.body["userId"]?.stringValue else { throw ClientError("RegisterUser failed") }
+            return id
+        }
+        let charged = try pipelined(client, userIds.enumerated().map {
+            ("ChargePoints", "{\"userId\":\(q($0.element)),\"amount\":2000}", "\(runId)-c\($0.offset)")
+        })
+        guard charged.allSatisfy(\.ok) else { throw ClientError("ChargePoints failed") }
+        let setupSeconds = Double(nowMicros() - setupStart) / 1e6
+        let statsBefore = try client.call("GetStats")
+
+        // The rush.
+        var opts = options
+        opts.seats = seatCount
+        let progress = ProgressCounters()
+        let drivers = (0..<options.threads).map { i in
+            Driver(index: i, options: opts, scheduleId: scheduleId, runId: runId,
+                   userIds: stride(from: i, to: userIds.count, by: options.threads).map { userIds[$0] }, progress: progress)
+        }
+        let lag = LagSubscriber(endpoint: options.events)
+        try lag.start(context: context)
+        let startAt = nowMicros() + 200_000
+        let stopAt = startAt + UInt64(options.duration * 1_000_000)
+        let group = DispatchGroup()
+        let errors = Shared<[String]>([])
+        for d in drivers {
+            group.enter()
+            let t = Thread {
+                do { try d.run(context: context, startAt: startAt, stopAt: stopAt) } catch {
+                    errors.update { $0.append("\(error)") }
+                }
+                group.leave()
+            }
+            t.start()
+        }
+        var walPeak: Int64 = 0
+        var last = 0
+        var lastTime = startAt
+        while group.wait(timeout: .now() + 1) == .timedOut {
+            let stats = try? client.call("GetStats", timeoutMs: 2000)
+            walPeak = max(walPeak, stats?.body["walPeakBytes"]?.int64Value ?? 0)
+            if options.progress {
+                let done = progress.total, t = nowMicros()
+                let rate = Double(done - last) / max(0.001, Double(t - lastTime) / 1e6)
+                log(String(format: "  %5.1fs  %9d replies  %8.0f/s  wal %.1f MiB", Double(Int64(t) - Int64(startAt)) / 1e6,
+                           done, rate, Double(stats?.body["walBytes"]?.int64Value ?? 0) / 1_048_576))
+                last = done
+                lastTime = t
+            }
+        }
+        if let e = errors.get().first { throw ClientError("driver failed: \(e)") }
+        let elapsed = Double(min(nowMicros(), stopAt) - startAt) / 1e6
+        var outcomes = Outcomes()
+        var histogram = newHistogram()
+        for d in drivers {
+            outcomes.add(d.outcomes)
+            histogram.add(d.histogram)
+        }
+        // Let the relay catch up, then stop the lag subscriber.
+        let statsAfter = try client.call("GetStats")
+        let head = statsAfter.body["headSeq"]?.int64Value ?? 0
+        let deadline = nowMicros() + 10_000_000
+        while lag.lastSeq < head, nowMicros() < deadline { usleep(20_000) }
+        lag.stop()
+        walPeak = max(walPeak, statsAfter.body["walPeakBytes"]?.int64Value ?? 0)
+
+        var report = BenchReport(options: opts, setupSeconds: setupSeconds, seconds: elapsed, outcomes: outcomes,
+                                 latency: LatencySummary(histogram), publishLag: LatencySummary(lag.histogram),
+                                 eventsReceived: lag.received, walPeakBytes: walPeak,
+                                 commandsExecuted: (statsAfter.body["commands"]?.int64Value ?? 0)
+                                     - (statsBefore.body["commands"]?.int64Value ?? 0))
+        if options.verify {
+            log("checking invariants through the server…")
+            report.invariants = try InvariantCheck(client: client, scheduleId: scheduleId, userIds: userIds).run()
+        }
+        return report
+    }
+}
+
+/// Subscribes to every event and measures commit-to-delivery lag: now minus the event's
+/// `occurredAt` (the time the writer decided it, so the lag includes the commit's fsync).
+final class LagSubscriber: @unchecked Sendable {
+    let endpoint: String
+    private(set) var histogram = newHistogram()
+    private(set) var received = 0
+    private let stopFlag = Shared(false)
+    private let seq = Shared<Int64>(0)
+    private let done = DispatchSemaphore(value: 0)
+    var lastSeq: Int64 { seq.get() }
+
+    init(endpoint: String) { self.endpoint = endpoint }
+
+    func start(context: ZMQContext) throws {
+        let socket = try context.socket(.sub)
+        try socket.setReceiveHighWaterMark(0)
+        try socket.subscribe("")
+        try socket.connect(endpoint)
+        let t = Thread { [self] in
+            var items = [ZMQPollItem.socket(socket)]
+            while !stopFlag.get() {
+                guard (try? zmqPoll(&items, timeoutMs: 50)) != nil else { break }
+                while let frames = try? socket.receive(dontWait: true) {
+                    guard frames.count == 3, let h = try? JSONParser.parse(frames[1]),
+                          let at = h["occurredAt"]?.stringValue.flatMap(RFC3339.parse) else { continue }
+                    let lagMs = max(0, wallMillis() - at)
+                    histogram.record(UInt64(lagMs) * 1000 + 1)
+                    received += 1
+                    if let s = h["seq"]?.int64Value { seq.set(s) }
+                }
+            }
+            socket.close()
+            done.signal()
+        }
+        t.start()
+    }
+
+    func stop() {
+        stopFlag.set(true)
+        done.wait()
+    }
+}
+
+final class Shared<T>: @unchecked Sendable {
+    private var value: T
+    private let lock = Lock()
+    init(_ v: T) { value = v }
+    func get() -> T { lock.withLock { value } }
+    func set(_ v: T) { lock.withLock { value = v } }
+    func update(_ body: (inout T) -> Void) { lock.withLock { body(&value) } }
+}
