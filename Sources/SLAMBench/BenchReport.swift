@@ -55,7 +55,7 @@ public struct BenchReport: Sendable {
         lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received)")
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), HOLD_EXPIRED \(o.holdExpired)")
-        if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), token rejections \(o.queueRejections)") }
+        if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), leaves \(o.left), token rejections \(o.queueRejections)") }
         lines.append("errors       OVERLOADED \(o.overloaded), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")" + (o.starved > 0 ? ", starved send slots \(o.starved)" : ""))
         if let inv = invariants {
             lines.append("invariants   \(inv.ok ? "OK" : "VIOLATED"): \(inv.usersChecked) balances equal their history; \(inv.soldSeats) seats SOLD = \(inv.confirmedSeats) seats in confirmed reservations; reservations by status \(inv.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
@@ -84,7 +84,7 @@ public struct BenchReport: Sendable {
         for (k, v) in [("sent", o.sent), ("replies", o.replies), ("holdsWon", o.holdsWon), ("seatUnavailable", o.seatUnavailable),
                        ("seatLimitExceeded", o.seatLimit), ("paid", o.paid), ("insufficientBalance", o.insufficient),
                        ("released", o.released), ("cancelled", o.cancelled), ("abandoned", o.abandoned),
-                       ("holdExpired", o.holdExpired), ("joined", o.joined), ("waiting", o.waiting),
+                       ("holdExpired", o.holdExpired), ("joined", o.joined), ("left", o.left), ("waiting", o.waiting),
                        ("queueRejections", o.queueRejections), ("overloaded", o.overloaded), ("otherErrors", o.otherErrors),
                        ("starved", o.starved)] {
             w.field(k, v)

@@ -8,7 +8,7 @@ import ZMQ
 /// time, so a slow server shows up as latency, not as a slower client). Closed loop: each
 /// connection keeps `inFlight` requests outstanding.
 final class Driver: @unchecked Sendable {
-    enum Action { case join, hold, pay(String), cancel(String) }
+    enum Action { case join, leave, hold, pay(String), cancel(String) }
 
     struct User {
         let userId: String
@@ -125,6 +125,9 @@ final class Driver: @unchecked Sendable {
         case .join:
             type = "JoinQueue"
             body = "{\"userId\":\(q(user.userId)),\"scheduleId\":\(q(scheduleId))}"
+        case .leave:
+            type = "LeaveQueue"
+            body = "{\"userId\":\(q(user.userId)),\"tokenId\":\(q(user.token ?? "-"))}"
         case .hold:
             type = "HoldSeats"
             let count = 1 + Int(rng.next() % 4)
@@ -148,6 +151,10 @@ final class Driver: @unchecked Sendable {
         pending[requestId] = Pending(user: u, action: user.next, intended: intended)
         outcomes.sent += 1
     }
+
+    /// A round of buying is over: through a queue the user leaves it (freeing the slot for the
+    /// next in line) and joins again; without one, holds again.
+    private func roundDone(_ user: User) -> Action { options.queue && user.token != nil ? .leave : .hold }
 
     private func handle(_ frames: [[UInt8]]) {
         guard frames.count == 4, let header = try? JSONParser.parse(frames[2]),
@@ -175,16 +182,20 @@ final class Driver: @unchecked Sendable {
                 let r = rng.unit()
                 if r < 0.75 { user.next = .pay(rid) } else if r < 0.85 { user.next = .cancel(rid) } else {
                     outcomes.abandoned += 1
-                    user.next = .hold
+                    user.next = roundDone(user)
                 }
             case .pay(let rid):
                 outcomes.paid += 1
                 user.confirmed.append(rid)
-                if rng.unit() < 0.05 { user.next = .cancel(rid) } else { user.next = .hold }
+                if rng.unit() < 0.05 { user.next = .cancel(rid) } else { user.next = roundDone(user) }
             case .cancel(let rid):
                 if body["status"]?.stringValue == "CANCELLED" { outcomes.cancelled += 1 } else { outcomes.released += 1 }
                 user.confirmed.removeAll { $0 == rid }
-                user.next = .hold
+                user.next = roundDone(user)
+            case .leave:
+                outcomes.left += 1
+                user.token = nil
+                user.next = .join
             }
         } else {
             let code = body["code"]?.stringValue ?? "?"

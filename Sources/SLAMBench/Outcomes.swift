@@ -14,6 +14,7 @@ public struct Outcomes: Sendable {
     public var abandoned = 0
     public var holdExpired = 0
     public var joined = 0
+    public var left = 0
     public var waiting = 0
     public var queueRejections = 0
     public var overloaded = 0

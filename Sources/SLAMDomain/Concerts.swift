@@ -30,7 +30,9 @@ enum Concerts {
             guard (0...Limits.maxPrice).contains(s.price) else {
                 throw invalid("price", "section \(i) (\(s.name)) price must be from 0 to \(Limits.maxPrice)")
             }
-            total += Int64(s.seatCount)
+            // Saturate: section sizes are client int64s, and two huge ones must be INVALID_SCHEDULE, not a trap.
+            let (sum, overflow) = total.addingReportingOverflow(Int64(s.seatCount))
+            total = overflow ? .max : sum
         }
         guard (1...Int64(Limits.maxSeatsPerSchedule)).contains(total) else {
             throw invalid("seatCount", "a schedule has from 1 to \(Limits.maxSeatsPerSchedule) seats in all")

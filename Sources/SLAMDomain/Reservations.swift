@@ -11,8 +11,9 @@ enum Reservations {
             throw Rejection(.scheduleNotFound, "schedule \(scheduleId) not found")
         }
         let def = schedule.definition
-        let seats = seatNumbers.sorted()
-        let missing = seats.filter { $0 > def.seatCount }
+        let seats = Array(Set(seatNumbers)).sorted()
+        // The wire decoder guarantees distinct seats ≥ 1; a decider still never traps on a typed command.
+        let missing = seats.filter { $0 > def.seatCount || $0 < 1 }
         guard missing.isEmpty else {
             throw Rejection(.seatNotFound, "schedule \(scheduleId) has no seat \(missing.map(String.init).joined(separator: ", "))",
                             details: ["seatNumbers": .array(missing.map { .int(Int64($0)) })])

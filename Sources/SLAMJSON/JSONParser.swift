@@ -129,7 +129,8 @@ public struct JSONParser {
         }
         if isInteger, let v = parseInt64(start, i) { return .int(v) }
         let text = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self)
-        guard let d = Double(text) else { throw error("invalid number") }
+        // A number beyond a double's range would become infinite and be written back as null.
+        guard let d = Double(text), d.isFinite else { throw error("number out of range") }
         return .double(d)
     }
 

@@ -111,8 +111,9 @@ struct BodyFields {
             let n = try Self.int(item, path: p)
             guard n >= 1 else { throw .badField(p, "seat numbers start at 1") }
             guard seen.insert(n).inserted else { throw .badField(p, "seat \(n) is listed twice") }
-            // Seat numbers above any schedule's size are SEAT_NOT_FOUND, decided later; clamp for Int.
-            out.append(Int(min(n, Int64(Int32.max))))
+            // Seat numbers above any schedule's size are SEAT_NOT_FOUND, decided later, and its
+            // details list them as sent: keep them exact (Int is 64 bits wherever the server runs).
+            out.append(Int(exactly: n) ?? Int.max)
         }
         return out
     }

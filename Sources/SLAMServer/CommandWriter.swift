@@ -28,7 +28,12 @@ final class CommandWriter: @unchecked Sendable {
     private let walPath: String
     private var state = DomainState()
     private var ids = SortableIdGenerator()
+    /// When the next sweep is due, in wall-clock time: the sweep's cadence is real time (it must
+    /// run every `sweepInterval` whatever the injected clock says, so a test clock set in the past
+    /// cannot make the writer spin, nor one set in the future make it sleep); its decisions use
+    /// the injected clock.
     private var nextSweep: Millis = 0
+    private let wall = SystemClock()
     private var nextPrune: Millis = 0
 
     init(store: EventStore, clock: Clock, config: ServerConfig, queue: BoundedQueue<CommandJob>, replies: ReplySink,
@@ -57,7 +62,7 @@ final class CommandWriter: @unchecked Sendable {
         while true {
             let wakeAt = Date(timeIntervalSince1970: Double(nextSweep) / 1000)
             guard let jobs = queue.take(max: batch, until: wakeAt) else { break }
-            let sweep = clock.now() >= nextSweep
+            let sweep = wall.now() >= nextSweep
             if jobs.isEmpty, !sweep, publishedSeq.get() == recordedPublishedSeq { continue }
             runBatch(jobs, sweep: sweep)
         }
@@ -70,13 +75,15 @@ final class CommandWriter: @unchecked Sendable {
         var outgoing: [[[UInt8]]] = []
         outgoing.reserveCapacity(jobs.count)
         let headBefore = writer.headSeq
+        // What this transaction records as published: the relay may move on meanwhile, and the
+        // newer value must not be taken as recorded (it would stay unrecorded until the next move).
+        let published = publishedSeq.get()
         do {
             try store.pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
                     if sweep { try self.sweep(db, now: now) }
                     for job in jobs { outgoing.append(try self.process(job, db)) }
                     try self.writer.flushMeta(db)
-                    let published = self.publishedSeq.get()
                     if published != self.recordedPublishedSeq {
                         try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'publishedSeq'", arguments: [String(published)])
                     }
@@ -87,7 +94,7 @@ final class CommandWriter: @unchecked Sendable {
                     return .commit
                 }
             }
-            recordedPublishedSeq = publishedSeq.get()
+            recordedPublishedSeq = published
         } catch {
             // Nothing of the batch is committed: every client gets INTERNAL and may retry with
             // its key; the decision state is reloaded from the database on demand.
@@ -99,7 +106,7 @@ final class CommandWriter: @unchecked Sendable {
                             body: Wire.errorBody(Rejection(.internal, "the command could not be committed; retry with the same key")))
             }
         }
-        if sweep { nextSweep = now + config.sweepInterval }
+        if sweep { nextSweep = wall.now() + config.sweepInterval }
         replies.push(outgoing)
         if writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
         stats.batches.update { $0 += 1 }
@@ -133,7 +140,8 @@ final class CommandWriter: @unchecked Sendable {
         func refuse(_ r: Rejection) -> [[UInt8]] { reply(ok: false, position: nil, replayed: false, body: Wire.errorBody(r)) }
 
         if let record = try writer.idempotencyRecord(db, key: job.key) {
-            guard record.fingerprint == job.fingerprint else {
+            // Bytes, not String ==: canonically equivalent Unicode spellings are different commands.
+            guard record.fingerprint.utf8.elementsEqual(job.fingerprint.utf8) else {
                 return refuse(Rejection(.idempotencyKeyReused,
                                         "idempotency key \(job.key) was used for a different command",
                                         details: ["field": .string("header.idempotencyKey")]))
@@ -169,7 +177,7 @@ final class CommandWriter: @unchecked Sendable {
     /// Decides a command and appends its events, in a savepoint: a failure rolls back only this
     /// command and the in-memory state is dropped (it reloads from the database).
     private func execute(_ command: Command, causation: String, db: Database, now: Millis, counted: Bool = true) throws -> Outcome {
-        try db.execute(sql: "SAVEPOINT command")
+        try db.cachedStatement(sql: "SAVEPOINT command").execute()
         let mark = writer.mark()
         do {
             try preload(command, db)
@@ -179,7 +187,7 @@ final class CommandWriter: @unchecked Sendable {
                                               ids: &ids)
             } catch {
                 if counted { writer.countCommand() }
-                try db.execute(sql: "RELEASE command")
+                try db.cachedStatement(sql: "RELEASE command").execute()
                 return .rejected(error)
             }
             for (event, cause) in decision.events {
@@ -192,16 +200,30 @@ final class CommandWriter: @unchecked Sendable {
                                                   events: [NewEvent(event, occurredAt: now, causationId: causationId)])
                 try Projector.apply(event, position: positions[0], occurredAt: now, db: db)
                 state.evolve(event, at: now)
+                forgetIfEnded(event)
             }
             if counted { writer.countCommand() }
-            try db.execute(sql: "RELEASE command")
+            try db.cachedStatement(sql: "RELEASE command").execute()
             return .accepted(decision.result)
         } catch {
-            try db.execute(sql: "ROLLBACK TO command")
-            try db.execute(sql: "RELEASE command")
+            try db.cachedStatement(sql: "ROLLBACK TO command").execute()
+            try db.cachedStatement(sql: "RELEASE command").execute()
             writer.rollback(to: mark)
             state = DomainState()
             throw error
+        }
+    }
+
+    /// Ended reservations and tokens leave memory, so the state stays the size of what is live;
+    /// a later command naming one loads it again, with its final status, from the read models.
+    private func forgetIfEnded(_ event: DomainEvent) {
+        switch event {
+        case .holdExpired(let r), .holdReleased(let r), .reservationCancelled(let r, _):
+            state.reservations[r.reservationId] = nil
+        case .queueTokenExpired(let t), .queueLeft(let t):
+            state.tokens[t.tokenId] = nil
+        default:
+            break
         }
     }
 

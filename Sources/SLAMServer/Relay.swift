@@ -13,7 +13,9 @@ import ZMQ
 final class Relay: @unchecked Sendable {
     private let store: EventStore
     private let socket: ZMQSocket
-    private let clock: Clock
+    /// The heartbeat's cadence is real time ("every second", PROTOCOL.md section 7), whatever an
+    /// injected test clock says: a frozen or rewound test clock must not silence heartbeats.
+    private let clock: Clock = SystemClock()
     private let published: Shared<Int64>
     private let condition = NSCondition()
     private var dirty = true
@@ -26,7 +28,6 @@ final class Relay: @unchecked Sendable {
          heads: (seq: Int64, categories: [String: Int64])) {
         self.store = store
         self.socket = socket
-        self.clock = clock
         self.published = published
         headSeq = heads.seq
         categories = heads.categories

@@ -59,21 +59,24 @@ struct RequestDecoder {
         guard let type = header["type"]?.stringValue else {
             return refuse(.badField("header.type", header["type"] == nil ? "header.type is required" : "header.type must be a string"))
         }
+        // Known from here on: a reply to a command carries `replayed` (section 3), refusals too.
+        let isCommand = Wire.commandTypes.contains(type)
         var key: String?
         if let k = header["idempotencyKey"] {
             guard let s = k.stringValue, (1...128).contains(s.unicodeScalars.count) else {
-                return refuse(.badField("header.idempotencyKey", "header.idempotencyKey must be a string of 1 to 128 characters"))
+                return refuse(.badField("header.idempotencyKey", "header.idempotencyKey must be a string of 1 to 128 characters"),
+                              command: isCommand)
             }
             key = s
         }
         var deadline: Millis?
         if let d = header["deadline"] {
             guard let ms = d.int64Value else {
-                return refuse(.badField("header.deadline", "header.deadline must be an integer (Unix milliseconds)"))
+                return refuse(.badField("header.deadline", "header.deadline must be an integer (Unix milliseconds)"),
+                              command: isCommand)
             }
             deadline = ms
         }
-        let isCommand = Wire.commandTypes.contains(type)
         guard isCommand || Wire.queryTypes.contains(type) else {
             return refuse(Rejection(.unknownType, "no command or query is named \(type)", details: ["type": .string(type)]))
         }

@@ -11,6 +11,9 @@ import ZMQ
 public final class Server: @unchecked Sendable {
     public let config: ServerConfig
     public let store: EventStore
+    /// The store's lock (`<db>.lock`), held from `init` until `wait()` returns (or deinit), so
+    /// offline tools and a second server refuse the database while this one has it open.
+    private let lock: StoreLock
     private let clock: Clock
     private let context: ZMQContext
     private let replies: ReplySink
@@ -25,10 +28,12 @@ public final class Server: @unchecked Sendable {
     private let stopOnce = Lock()
     private var stopped = false
 
-    /// Opens (creating if needed) the store at `config.dbPath`.
+    /// Opens (creating if needed) the store at `config.dbPath`, after taking its lock: throws
+    /// `StoreError(.locked)` when another server or an offline tool holds the database.
     public init(config: ServerConfig, clock: Clock = SystemClock()) throws {
         self.config = config
         self.clock = clock
+        lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
         store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
                                     readers: max(2, config.queryWorkers + 2))
         context = try ZMQContext()
@@ -48,7 +53,7 @@ public final class Server: @unchecked Sendable {
         try routerSocket.setLinger(ms: 1000)
         try routerSocket.bind(config.commandsEndpoint)
         let pub = try context.socket(.pub)
-        try pub.setSendHighWaterMark(100_000)
+        try pub.setSendHighWaterMark(config.publishHighWaterMark)
         try pub.setLinger(ms: 1000)
         try pub.bind(config.eventsEndpoint)
         let endpoints = (try routerSocket.lastEndpoint, try pub.lastEndpoint)
@@ -105,5 +110,8 @@ public final class Server: @unchecked Sendable {
         if let writer { writer.runBatch([], sweep: false) }
         context.terminate()
         try? store.pool.close()
+        lock.release()
     }
+
+    deinit { lock.release() }
 }

@@ -29,6 +29,10 @@ public struct ServerConfig: Sendable {
     /// file still grows past this (readers pinned old pages), the writer runs a TRUNCATE
     /// checkpoint between batches, which waits for readers (they are short) and empties it.
     public var walTruncateBytes: Int64 = 64 * 1024 * 1024
+    /// `ZMQ_SNDHWM` of the PUB socket: messages queued per subscriber before the relay drops
+    /// that subscriber's (it recovers through ReadEvents), so a slow one never grows the server's
+    /// memory without bound.
+    public var publishHighWaterMark: Int32 = 100_000
     /// One command per transaction: for the baseline benchmark only.
     public var groupCommit = true
 

@@ -1,7 +1,97 @@
 import ArgumentParser
+import Foundation
+import SLAMProjections
+import SLAMStore
 
-// Being written (issue work in progress); replaced by the real command.
 struct ProjectionsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "projections", shouldDisplay: false)
-    func run() throws { throw ValidationError("slam projections is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "projections",
+        abstract: "Manage the read models (projections).",
+        subcommands: [ProjectionsRebuild.self]
+    )
+}
+
+struct ProjectionsRebuild: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebuild",
+        abstract: "Rebuild read models from the event log (offline: refuses while a server has the database open).",
+        discussion: """
+            Folds the whole log in memory and replaces the read-model tables in one transaction: an \
+            interrupted rebuild leaves the database as it was, and running it again starts over. \
+            Read models: \(ReadModel.allCases.map(\.rawValue).joined(separator: ", ")) (queue is the \
+            queue_tokens and queues tables). Progress goes to stderr when it is a terminal; a summary \
+            line goes to stdout.
+            """
+    )
+
+    @Option(help: "The SQLite database file of the store.")
+    var db: String
+    @Option(help: "Rebuild only this read model (default: all).")
+    var projection: String?
+    @Option(help: "Decoding threads (default: one per core).")
+    var decoders: Int?
+
+    func validate() throws {
+        if let projection, ReadModel.named(projection) == nil {
+            throw ValidationError("unknown projection \(projection); one of: "
+                                  + ReadModel.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        if let decoders, decoders < 1 { throw ValidationError("--decoders must be at least 1") }
+    }
+
+    func run() throws {
+        let models = projection.map { [ReadModel.named($0)!] } ?? ReadModel.allCases
+        let meter = ProgressMeter(label: "rebuild")
+        let report: RebuildReport
+        do {
+            report = try Rebuild.run(path: db, models: models, decoders: decoders, progress: meter.update)
+        } catch {
+            meter.clear()
+            FileHandle.standardError.write(Data("slam projections rebuild: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        meter.clear()
+        let rate = report.foldSeconds > 0 ? Double(report.headPosition) / report.foldSeconds : 0
+        let rows = report.rows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        print("rebuilt \(report.models.map(\.rawValue).joined(separator: ",")) from \(report.events) events "
+              + "(head position \(report.headPosition)) in \(fmt(report.totalSeconds)) s: "
+              + "fold \(fmt(report.foldSeconds)) s (\(Int(rate)) events/s), write \(fmt(report.writeSeconds)) s; rows: \(rows)")
+    }
+}
+
+func fmt(_ seconds: Double) -> String { String(format: "%.2f", seconds) }
+
+/// Progress on a terminal (stderr), updated in place at most five times a second: phase, done of
+/// total, rate, ETA. Silent when stderr is not a terminal.
+final class ProgressMeter: @unchecked Sendable {
+    let label: String
+    let enabled = isatty(STDERR_FILENO) != 0
+    private var last = Date.distantPast
+    private var shown = false
+    private let lock = NSLock()
+
+    init(label: String) { self.label = label }
+
+    func update(_ p: RebuildProgress) {
+        guard enabled else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let now = Date()
+        guard now.timeIntervalSince(last) >= 0.2 || p.done >= p.total else { return }
+        last = now
+        let unit = p.phase == .fold ? "events" : p.phase == .write ? "rows" : "checks"
+        let rate = p.elapsed > 0 ? Double(p.done) / p.elapsed : 0
+        let eta = rate > 0 ? Double(max(p.total - p.done, 0)) / rate : 0
+        let percent = p.total > 0 ? Int(100 * Double(p.done) / Double(p.total)) : 100
+        let text = "\(label): \(p.phase.rawValue) \(p.done)/\(p.total) \(unit) (\(percent)%)  \(Int(rate)) \(unit)/s  ETA \(Int(eta.rounded())) s"
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+        shown = true
+    }
+
+    func clear() {
+        lock.lock()
+        defer { lock.unlock() }
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        shown = false
+    }
 }

@@ -52,7 +52,8 @@ struct Serve: ParsableCommand {
         }
         print("SLAM ready commands=\(endpoints.commands) events=\(endpoints.events)")
         fflush(stdout)
-        server.wait()
-        _ = signals
+        // The signal sources must outlive the wait: `_ = signals` after it is no use, and an
+        // optimized build releases (and so cancels) them at once, leaving SIGTERM ignored.
+        withExtendedLifetime(signals) { server.wait() }
     }
 }

@@ -1,7 +1,219 @@
 import ArgumentParser
+import Foundation
+import SLAMClient
+import SLAMJSON
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-// Being written (issue work in progress); replaced by the real command.
+/// `slam subscribe`: the reference subscriber process (PROTOCOL.md section 7), over
+/// `SLAMClient.Subscriber`. One JSON line per event on stdout, each event once, in order; the
+/// checkpoint file is replaced atomically after each line, so a restart with it continues with
+/// the next event.
 struct Subscribe: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "subscribe", shouldDisplay: false)
-    func run() throws { throw ValidationError("slam subscribe is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "subscribe",
+        abstract: "Follow the event stream: each event once, in order, as one JSON line {\"topic\", \"header\", \"body\"}.",
+        discussion: """
+            Where it starts: from the checkpoint file when it exists (the stream continues exactly \
+            after the last event written before the process stopped, even by kill -9); otherwise \
+            from the first event with --from-start, or else from the current head (only events \
+            committed from now on). With --checkpoint and no file yet, the starting point is \
+            written at once, so a restart never skips what happened in between.
+
+            The checkpoint file is JSON, {"storeId", "seq"} (plus "category", "categorySeq" with \
+            --category), replaced atomically (temporary file, fsync, rename) after each line is \
+            written and flushed. A kill between the two repeats at most that one line on restart; \
+            a reader that keeps the last seq it read drops it.
+
+            Exit status: 0 on SIGINT, SIGTERM or --until-seq; 1 on an error (a different store, \
+            an unreadable checkpoint, a failed read).
+            """
+    )
+
+    @Option(help: "The server's command endpoint (ReadEvents, GetStats).")
+    var server = "tcp://127.0.0.1:5555"
+    @Option(help: "The server's event endpoint (PUB).")
+    var events = "tcp://127.0.0.1:5556"
+    @Option(help: "Follow one category only (user, wallet, concert, queue, reservation).")
+    var category: String?
+    @Option(help: "A file keeping the last seq written; read at start, replaced after each event.")
+    var checkpoint: String?
+    @Flag(name: .customLong("from-start"), help: "Without a checkpoint to resume from, start at the first event (default: at the head).")
+    var fromStart = false
+    @Option(name: .customLong("until-seq"), help: ArgumentHelp("Exit 0 once every event up to this seq has been handled.", visibility: .hidden))
+    var untilSeq: Int64?
+    @Option(name: .customLong("rcvhwm"), help: ArgumentHelp("ZMQ_RCVHWM of the SUB socket (tests).", visibility: .hidden))
+    var rcvhwm: Int32 = 1000
+
+    func validate() throws {
+        if let category {
+            guard !category.isEmpty, !category.contains(".") else {
+                throw ValidationError("--category is a category name such as reservation (no dots)")
+            }
+        }
+        guard rcvhwm >= 0 else { throw ValidationError("--rcvhwm must be at least 0") }
+        if let untilSeq { guard untilSeq >= 0 else { throw ValidationError("--until-seq must be at least 0") } }
+    }
+
+    func run() throws {
+        // SIGINT/SIGTERM: finish the event in hand (its line and checkpoint), then exit 0.
+        let stopFlag = StopFlag()
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { stopFlag.set() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+
+        do {
+            try follow(stopFlag)
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            fail("\(error)")
+        }
+    }
+
+    private func follow(_ stopFlag: StopFlag) throws {
+        var start = try checkpoint.flatMap { try CheckpointFile.read(path: $0, category: category) }
+        if let saved = start {
+            if saved.category != category {
+                fail("the checkpoint \(checkpoint!) is for \(saved.category.map { "category \($0)" } ?? "every category"), "
+                     + "not \(category.map { "category \($0)" } ?? "every category")")
+            }
+        } else if fromStart {
+            start = CheckpointFile(storeId: nil, seq: 0, category: category, categorySeq: category == nil ? nil : 0)
+        } else {
+            // Only new events: from the head as it is now (waiting for the server if it is not up).
+            guard let head = try currentHead(stopFlag) else { return }
+            start = CheckpointFile(storeId: head.storeId, seq: head.headSeq, category: category, categorySeq: nil)
+            if let path = checkpoint { try start!.write(path: path) }
+        }
+        let from = start!
+        let subscriber = try Subscriber(commandsEndpoint: server, eventsEndpoint: events, category: category,
+                                        afterSeq: from.seq, afterCategorySeq: from.categorySeq, storeId: from.storeId,
+                                        receiveHighWaterMark: rcvhwm)
+        defer { subscriber.close() }
+        let untilSeq = self.untilSeq
+        let path = checkpoint
+        var line: [UInt8] = []
+        try subscriber.run(until: { stopFlag.isSet || (untilSeq.map { subscriber.checkpoint >= $0 } ?? false) }) { event in
+            line.removeAll(keepingCapacity: true)
+            line.append(contentsOf: event.jsonLine)
+            line.append(0x0A)
+            try writeAll(line)
+            if let path {
+                try CheckpointFile(storeId: event.storeId ?? subscriber.storeId, seq: event.seq, category: category,
+                                   categorySeq: category == nil ? nil : event.categorySeq).write(path: path)
+            }
+        }
+    }
+
+    /// The store's head, asked until the server answers; nil when stopped first.
+    private func currentHead(_ stopFlag: StopFlag) throws -> (storeId: String, headSeq: Int64)? {
+        while !stopFlag.isSet {
+            do {
+                return try Subscriber.head(commandsEndpoint: server, timeoutMs: 1000)
+            } catch let error as SubscriberError {
+                throw error
+            } catch {
+                continue  // no answer yet
+            }
+        }
+        return nil
+    }
+
+    private func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("slam subscribe: \(message)\n".utf8))
+        Foundation.exit(1)
+    }
+}
+
+/// Set from a signal handler's queue, read by the subscriber's loop.
+private final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+/// Writes all of `bytes` to `fd` (retrying short writes and EINTR), unbuffered. For stdout, a
+/// line that fits the pipe goes out in one write(2): once this returns, it is out of the process.
+private func writeAll(_ bytes: [UInt8], to fd: Int32 = STDOUT_FILENO) throws {
+    try bytes.withUnsafeBytes { raw in
+        var offset = 0
+        while offset < raw.count {
+            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ClientError(fd == STDOUT_FILENO ? "cannot write to stdout: \(String(cString: strerror(errno)))"
+                                                      : String(cString: strerror(errno)))
+            }
+            offset += n
+        }
+    }
+}
+
+/// The checkpoint file: `{"storeId": …, "seq": N}`, with `"category"` and `"categorySeq"` when
+/// following one category. A bare integer (hand-written) is read as `seq` of the category asked for.
+struct CheckpointFile: Equatable {
+    var storeId: String?
+    var seq: Int64
+    var category: String?
+    var categorySeq: Int64?
+
+    /// nil when the file does not exist; throws when it exists but is not a checkpoint.
+    static func read(path: String, category: String?) throws -> CheckpointFile? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ClientError("cannot read the checkpoint \(path): \(error.localizedDescription)")
+        }
+        let json: JSON
+        do { json = try JSONParser.parse(Array(data)) } catch {
+            throw ClientError("the checkpoint \(path) is not JSON: \(error)")
+        }
+        if let n = json.int64Value, n >= 0 { return CheckpointFile(storeId: nil, seq: n, category: category, categorySeq: nil) }
+        guard let seq = json["seq"]?.int64Value, seq >= 0 else {
+            throw ClientError("the checkpoint \(path) has no valid \"seq\": \(String(decoding: data, as: UTF8.self))")
+        }
+        let categorySeq = json["categorySeq"]?.int64Value
+        if let c = categorySeq, c < 0 { throw ClientError("the checkpoint \(path) has a negative categorySeq") }
+        return CheckpointFile(storeId: json["storeId"]?.stringValue, seq: seq, category: json["category"]?.stringValue,
+                              categorySeq: categorySeq)
+    }
+
+    /// Replaces the file atomically: a temporary file beside it, written and fsynced, renamed
+    /// over it. A kill at any instant leaves the old checkpoint or the new one, never a mix.
+    func write(path: String) throws {
+        var w = JSONWriter(capacity: 128)
+        w.beginObject()
+        if let storeId { w.field("storeId", storeId) }
+        w.field("seq", seq)
+        if let category { w.field("category", category) }
+        if let categorySeq { w.field("categorySeq", categorySeq) }
+        w.endObject()
+        var bytes = w.bytes
+        bytes.append(0x0A)
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ClientError("cannot write \(tmp): \(String(cString: strerror(errno)))") }
+        do {
+            try writeAll(bytes, to: fd)
+            guard fsync(fd) == 0 else { throw ClientError(String(cString: strerror(errno))) }
+        } catch {
+            close(fd)
+            throw ClientError("cannot write \(tmp): \(error)")
+        }
+        close(fd)
+        guard rename(tmp, path) == 0 else {
+            throw ClientError("cannot replace \(path): \(String(cString: strerror(errno)))")
+        }
+    }
 }

@@ -36,7 +36,7 @@ struct IdempotencyTests {
         }
         let store = try EventStore.open(path: path)
         let writer = try store.makeWriter()
-        try store.pool.read { db in
+        try store.pool.read { db throws in
             #expect(try writer.idempotencyRecord(db, key: "k-ok") == accepted)
             #expect(try writer.idempotencyRecord(db, key: "k-rejected") == rejected)
             #expect(try writer.idempotencyRecord(db, key: "K-OK") == nil)

@@ -143,8 +143,9 @@ struct ChildRun {
 /// once, then drains the pipe (lines written before death are commits too) and reaps it.
 /// `silenceLimitMs` is only a safety net against a hung child, never a way to wait for it.
 func runAndKill(executable: URL, arguments: [String], environment: [String: String]? = nil,
-                killAfter: Int, stderrPath: String, silenceLimitMs: Int32 = 60_000) throws -> ChildRun {
-    FileManager.default.createFile(atPath: stderrPath, contents: nil)
+                killAfter: Int, killJitterMicros: UInt32 = 5_000, stderrPath: String,
+                silenceLimitMs: Int32 = 60_000) throws -> ChildRun {
+    _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
     let errHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
     defer { try? errHandle.close() }
     let process = Process()
@@ -172,6 +173,10 @@ func runAndKill(executable: URL, arguments: [String], environment: [String: Stri
     }
     while true {
         if !killed && run.reported.count >= killAfter {
+            // Jitter, not synchronization: a kill right after a report would always land at the
+            // same point of the next transaction; up to a few transactions' time spreads it over
+            // every point (before, inside and between the commits of one transaction).
+            usleep(UInt32.random(in: 0..<killJitterMicros))
             kill(pid, SIGKILL)
             killed = true
         }

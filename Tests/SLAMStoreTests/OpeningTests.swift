@@ -48,7 +48,7 @@ struct OpeningTests {
     @Test("meta starts with zero commands and nothing published")
     func metaDefaults() throws {
         try withStore { store, _ in
-            try store.pool.read { db in
+            try store.pool.read { db throws in
                 #expect(try EventStore.meta(db, "commands") == "0")
                 #expect(try EventStore.meta(db, "publishedSeq") == "0")
                 #expect(try EventStore.meta(db, "nonexistent") == nil)
@@ -125,6 +125,27 @@ struct OpeningTests {
             _ = try EventStore.open(path: path)
         } throws: { error in
             isStoreError(error, .badDatabase)
+        }
+    }
+}
+
+@Suite("Opening a store another process holds")
+struct LockedOpeningTests {
+    @Test("a database whose lock another connection keeps past the busy timeout is refused with locked")
+    func lockedByAnother() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path("store.sqlite")
+        // Another "process": a plain connection holding an exclusive lock on the new file.
+        var config = Configuration()
+        config.allowsUnsafeTransactions = true   // the lock must outlive one database access
+        let other = try DatabaseQueue(path: path, configuration: config)
+        try other.writeWithoutTransaction { db in try db.execute(sql: "BEGIN EXCLUSIVE; CREATE TABLE squatter (x)") }
+        defer { try? other.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") } }
+        #expect {
+            _ = try EventStore.open(path: path)
+        } throws: { error in
+            isStoreError(error, .locked)
         }
     }
 }

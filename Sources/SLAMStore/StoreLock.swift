@@ -1,0 +1,104 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An exclusive lock on a database, held by `slam serve` for its whole life and by the offline
+/// tools (`slam projections rebuild`), so an offline tool never rewrites read models under a
+/// running server and two servers never share one store.
+///
+/// It is an `flock(2)` on the file `<database>.lock` beside the database (created if missing,
+/// never deleted: deleting a lock file races with the next locker). `flock` locks belong to the
+/// open file description, so two lockers in one process exclude each other too, and the kernel
+/// drops the lock when the holder exits, even by `kill -9`: a stale lock file is harmless.
+/// The holder writes its pid and purpose into the file, only to name itself in the error of
+/// whoever is refused.
+public final class StoreLock: @unchecked Sendable {
+    /// The lock file.
+    public let path: String
+    private var fd: Int32
+    private let mutex = NSLock()
+
+    /// `<database>.lock`.
+    public static func lockPath(forDatabase database: String) -> String { database + ".lock" }
+
+    /// Takes the lock of `database` without waiting, or throws `StoreError(.locked)` naming the
+    /// lock file and the holder. `holder` says who takes it ("slam serve", "slam projections
+    /// rebuild"). An in-memory database (`:memory:` or "") has nothing to lock: the lock is a
+    /// no-op then.
+    public static func acquire(database: String, holder: String) throws -> StoreLock {
+        if database.isEmpty || database == ":memory:" || database.hasPrefix("file::memory:") {
+            return StoreLock(path: "", fd: -1)
+        }
+        let folder = (database as NSString).deletingLastPathComponent
+        if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder) {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        let path = lockPath(forDatabase: database)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw StoreError(.locked, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let err = errno
+            if err == EINTR { continue }
+            let who = Self.describeHolder(fd: fd)
+            close(fd)
+            if err == EWOULDBLOCK {
+                throw StoreError(.locked, "the database \(database) is in use: its lock file \(path) is held by "
+                                 + "\(who ?? "another process") (a server is running on it, or an offline tool); "
+                                 + "stop it first")
+            }
+            throw StoreError(.locked, "cannot lock \(path): \(String(cString: strerror(err)))")
+        }
+        // Name ourselves for whoever is refused next.
+        let text = "\(holder) (pid \(getpid()))\n"
+        _ = ftruncate(fd, 0)
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+        return StoreLock(path: path, fd: fd)
+    }
+
+    /// Whether some process holds the lock of `database` right now (a probe: takes and drops it).
+    public static func isHeld(database: String) -> Bool {
+        let path = lockPath(forDatabase: database)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return false
+        }
+        return errno == EWOULDBLOCK
+    }
+
+    private init(path: String, fd: Int32) {
+        self.path = path
+        self.fd = fd
+    }
+
+    /// Whether this object still holds its lock.
+    public var isHeld: Bool { mutex.lock(); defer { mutex.unlock() }; return fd >= 0 }
+
+    /// Releases the lock (idempotent). The file stays.
+    public func release() {
+        mutex.lock()
+        defer { mutex.unlock() }
+        guard fd >= 0 else { return }
+        _ = ftruncate(fd, 0)
+        flock(fd, LOCK_UN)
+        close(fd)
+        fd = -1
+    }
+
+    deinit { release() }
+
+    private static func describeHolder(fd: Int32) -> String? {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = pread(fd, &buffer, buffer.count, 0)
+        guard n > 0 else { return nil }
+        let text = String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.isEmpty ? nil : text
+    }
+}

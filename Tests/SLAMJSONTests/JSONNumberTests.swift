@@ -1,0 +1,62 @@
+import SLAMJSON
+import Testing
+
+@Suite("JSON numbers")
+struct JSONNumberTests {
+    struct Number: Sendable, CustomTestStringConvertible {
+        var text: String
+        var value: JSON
+        var int64: Int64?
+        var testDescription: String { text }
+    }
+
+    @Test("integers stay exact while they fit in 64 bits; int64Value accepts integral values only", arguments: [
+        Number(text: "0", value: .int(0), int64: 0),
+        Number(text: "9223372036854775807", value: .int(.max), int64: .max),
+        Number(text: "-9223372036854775808", value: .int(.min), int64: .min),
+        Number(text: "9007199254740993", value: .int(9_007_199_254_740_993), int64: 9_007_199_254_740_993),
+        Number(text: "9223372036854775808", value: .double(9_223_372_036_854_775_808), int64: nil),
+        Number(text: "-9223372036854775809", value: .double(-9_223_372_036_854_775_809), int64: nil),
+        Number(text: "18446744073709551616", value: .double(18_446_744_073_709_551_616), int64: nil),
+        Number(text: "1.0", value: .double(1), int64: 1),
+        Number(text: "-2.000", value: .double(-2), int64: -2),
+        Number(text: "1e3", value: .double(1000), int64: 1000),
+        Number(text: "10E-1", value: .double(1), int64: 1),
+        Number(text: "-0.0", value: .double(-0.0), int64: 0),
+        Number(text: "1.5", value: .double(1.5), int64: nil),
+        Number(text: "-0.5", value: .double(-0.5), int64: nil),
+        Number(text: "1e30", value: .double(1e30), int64: nil),
+        Number(text: "-1e30", value: .double(-1e30), int64: nil),
+        Number(text: "9.2233720368547758e18", value: .double(9.2233720368547758e18), int64: nil),
+        Number(text: "9.223372036854774e18", value: .double(9.223372036854774e18), int64: 9_223_372_036_854_773_760),
+        Number(text: "1e-400", value: .double(0), int64: 0),
+    ])
+    func numbers(_ n: Number) throws {
+        let parsed = try JSONParser.parse(n.text)
+        #expect(parsed == n.value)
+        #expect(parsed.int64Value == n.int64)
+    }
+
+    @Test("9223372036854775807 is an int, one more is a double")
+    func int64Boundary() throws {
+        guard case .int(let max) = try JSONParser.parse("9223372036854775807") else {
+            Issue.record("not an int")
+            return
+        }
+        #expect(max == Int64.max)
+        guard case .double = try JSONParser.parse("9223372036854775808") else {
+            Issue.record("not a double")
+            return
+        }
+    }
+
+    @Test("only numbers have an int64Value")
+    func nonNumbers() {
+        #expect(JSON.string("1").int64Value == nil)
+        #expect(JSON.bool(true).int64Value == nil)
+        #expect(JSON.null.int64Value == nil)
+        #expect(JSON.array([.int(1)]).int64Value == nil)
+        #expect(JSON.double(.nan).int64Value == nil)
+        #expect(JSON.double(.infinity).int64Value == nil)
+    }
+}

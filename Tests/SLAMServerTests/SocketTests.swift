@@ -1,0 +1,97 @@
+import Foundation
+import SLAMClient
+import SLAMJSON
+import SLAMTesting
+import Testing
+import ZMQ
+
+@Suite("Server over real sockets: REQ and pipelined DEALER clients")
+struct SocketTests {
+    /// A REQ socket adds the delimiter itself: it sends `["SLAM/1", header, body]` and gets the
+    /// reply without the delimiter.
+    @Test func reqClientRoundTrips() throws {
+        try withServer { ts in
+            let req = try ts.context.socket(.req)
+            defer { req.close() }
+            try req.setLinger(ms: 0)
+            try req.connect(ts.commandsEndpoint)
+
+            func roundTrip(_ header: String, _ body: String) throws -> Reply {
+                #expect(try req.send([Array("SLAM/1".utf8), Array(header.utf8), Array(body.utf8)]))
+                var items = [ZMQPollItem.socket(req)]
+                _ = try zmqPoll(&items, timeoutMs: replyTimeoutMs)
+                let frames = try #require(try req.receive(dontWait: true), "no reply within the timeout")
+                #expect(frames.count == 3)
+                #expect(frames.first == Array("SLAM/1".utf8))
+                // Parse as a DEALER would see it.
+                return try SLAMClient.parse([[]] + frames)
+            }
+
+            let registered = try roundTrip(header(type: "RegisterUser", requestId: "req-1", key: "req-key-1"), #"{"name":"Req"}"#)
+            #expect(registered.requestId == "req-1")
+            #expect(registered.ok, "\(registered.bodyText)")
+            #expect(registered.replayed == false)
+            #expect(registered.position != nil)
+            let userId = try #require(registered.body["userId"]?.string)
+
+            let user = try roundTrip(header(type: "GetUser", requestId: "req-2"), #"{"userId":"\#(userId)"}"#)
+            #expect(user.requestId == "req-2")
+            #expect(user.ok)
+            #expect(user.body == ["userId": .string(userId), "name": "Req", "balance": 0])
+
+            // An error round trip too: a REQ client gets its one reply and can go on.
+            let unknown = try roundTrip(header(type: "Nope", requestId: "req-3"), "{}")
+            #expect(unknown.requestId == "req-3")
+            #expect(unknown.code == "UNKNOWN_TYPE")
+            let again = try roundTrip(header(type: "GetStats", requestId: "req-4"), "{}")
+            #expect(again.ok && again.body["users"] == 1)
+        }
+    }
+
+    /// A DEALER client sends 200 requests before reading any reply, then matches every reply
+    /// to its request by requestId.
+    @Test func pipelinedDealerMatchesRepliesByRequestId() throws {
+        try withServer { ts in
+            let (c, s) = try ts.scenario()
+            defer { c.close() }
+            let anchor = try s.registerUser("anchor", charge: 500)
+
+            var expectedName: [String: String] = [:]
+            var queryIds: [String] = []
+            var ids: [String] = []
+            for i in 0..<200 {
+                if i % 4 == 3 {
+                    let id = try c.send("GetUser", ["userId": .string(anchor)])
+                    queryIds.append(id)
+                    ids.append(id)
+                } else {
+                    let name = "fan-\(i)"
+                    let id = try c.send("RegisterUser", ["name": .string(name)], key: "pipe-\(i)-" + UUID().uuidString)
+                    expectedName[id] = name
+                    ids.append(id)
+                }
+            }
+            #expect(Set(ids).count == 200)
+            let replies = try collect(c, ids)
+            #expect(replies.count == 200)
+            var userIds = Set<String>()
+            var positions = Set<Int64>()
+            for (id, name) in expectedName {
+                let r = try #require(replies[id])
+                #expect(r.ok, "\(r.bodyText)")
+                #expect(r.body["name"] == .string(name), "reply \(id) carries \(r.bodyText), not \(name)")
+                #expect(r.replayed == false)
+                if let p = r.position { positions.insert(p) }
+                if let u = r.body["userId"]?.string { userIds.insert(u) }
+            }
+            #expect(userIds.count == 150)
+            #expect(positions.count == 150, "each registration appends its own event")
+            for id in queryIds {
+                let r = try #require(replies[id])
+                #expect(r.ok && r.body == ["userId": .string(anchor), "name": "anchor", "balance": 500])
+                #expect(r.header["replayed"] == nil)
+            }
+            #expect(try stats(s).users == 151)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+"""A short smoke run of `slam bench` against a real server: it must complete and its invariant
+checks (run through the server's queries) must pass. Speed is never asserted here."""
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SLAM = os.environ.get("SLAM_BIN", os.path.join(ROOT, ".build", "debug", "slam"))
+
+
+def start_server(tmp, *extra):
+    proc = subprocess.Popen([SLAM, "serve", "--db", os.path.join(tmp, "bench.sqlite"), "--commands", "tcp://127.0.0.1:*",
+                             "--events", "tcp://127.0.0.1:*", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    m = re.match(r"SLAM ready commands=(\S+) events=(\S+)", line)
+    assert m, f"server did not start: {line!r}"
+    return proc, m.group(1), m.group(2)
+
+
+def run_bench(commands, events, out, *mode):
+    return subprocess.run([SLAM, "bench", "--server", commands, "--events", events, "--seats", "300", "--users", "120",
+                           "--duration", "2", "--connections", "2", "--json", out, *mode],
+                          capture_output=True, text=True, timeout=300)
+
+
+def check(result, out):
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "invariants   OK" in result.stdout, result.stdout
+    with open(out) as f:
+        report = json.load(f)
+    assert report["invariants"]["ok"] is True
+    assert report["invariants"]["violations"] == []
+    assert report["outcomes"]["replies"] > 0
+    assert report["outcomes"]["holdsWon"] > 0
+    assert report["invariants"]["usersChecked"] == 120
+    return report
+
+
+def test_bench_open_and_closed_loop_complete_with_invariants_intact():
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, commands, events = start_server(tmp, "--hold-ttl", "1")
+        try:
+            check(run_bench(commands, events, os.path.join(tmp, "open.json"), "--rate", "300"), os.path.join(tmp, "open.json"))
+            closed = check(run_bench(commands, events, os.path.join(tmp, "closed.json"), "--max", "--in-flight", "4"),
+                           os.path.join(tmp, "closed.json"))
+            assert closed["eventsReceived"] > 0
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+
+
+def test_bench_through_a_waiting_queue():
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, commands, events = start_server(tmp)
+        try:
+            out = os.path.join(tmp, "queue.json")
+            report = check(run_bench(commands, events, out, "--rate", "300", "--queue", "--queue-max-active", "20"), out)
+            assert report["outcomes"]["joined"] > 0
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
