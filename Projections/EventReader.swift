@@ -3,15 +3,6 @@ import GRDB
 import GRDBSQLite
 import SLAMDomain
 
-/// One decoded event of the log, or the reason it does not decode.
-struct DecodedEvent {
-    var position: Int64
-    var occurredAt: Int64
-    var event: DomainEvent?
-    var type: String
-    var error: String?
-}
-
 /// Reads the log in position order with several decoding threads. The positions
 /// `(after, through]` are cut into chunks; decoder `d` of `n` reads and decodes chunks
 /// `d, d + n, d + 2n, ...` on its own read-only connection, and the caller consumes chunk
@@ -36,7 +27,7 @@ final class EventReader {
     }
 
     /// Calls `consume` with each chunk's events in order, and `done(positionsRead)` after each.
-    func run(_ consume: ([DecodedEvent]) throws -> Void, done: ((Int64) -> Void)? = nil) throws {
+    func run(_ consume: (EventChunk) throws -> Void, done: ((Int64) -> Void)? = nil) throws {
         guard through > after else { return }
         let chunks = Int((through - after + chunkSize - 1) / chunkSize)
         let channels = (0..<decoders).map { _ in Channel(capacity: 4) }
@@ -65,11 +56,10 @@ final class EventReader {
             let item = channels[k % decoders].take()
             if Trace.enabled { waited += Date().timeIntervalSince(w0) }
             switch item {
-            case .events(let events):
-                try consume(events)
-                // Hand the chunk back to its decoder to free: its strings were allocated on that
-                // thread, and freeing them here would cost the fold thread (the bottleneck).
-                channels[k % decoders].recycle(events)
+            case .events(let chunk):
+                try consume(chunk)
+                // Hand the chunk back to its decoder to free, off the fold thread.
+                channels[k % decoders].recycle(chunk)
                 done?(min(Int64(k + 1) * chunkSize, through - after))
             case .failed(let error):
                 throw error
@@ -104,8 +94,7 @@ final class EventReader {
                     stmt.reset()
                     stmt.bind(1, lo)
                     stmt.bind(2, hi)
-                    var events: [DecodedEvent] = []
-                    events.reserveCapacity(Int(hi - lo))
+                    var chunk = EventChunk(capacity: Int(hi - lo))
                     while try stmt.step() {
                         let position = stmt.int64(0)
                         let occurredAt = stmt.int64(3)
@@ -113,21 +102,18 @@ final class EventReader {
                         let typeBytes = UnsafeBufferPointer(start: sqlite3_column_text(h, 1), count: Int(sqlite3_column_bytes(h, 1)))
                         let code = FastEventDecoder.typeCode(typeBytes)
                         let bodyBytes = UnsafeBufferPointer(start: sqlite3_column_text(h, 2), count: Int(sqlite3_column_bytes(h, 2)))
-                        if let event = fast.decode(code: code, body: bodyBytes) {
-                            events.append(DecodedEvent(position: position, occurredAt: occurredAt, event: event,
-                                                       type: FastEventDecoder.typeNames[code], error: nil))
+                        if fast.decode(code: code, body: bodyBytes, position: position, occurredAt: occurredAt, into: &chunk) {
                             continue
                         }
                         let type = stmt.text(1)
                         do {
                             let event = try DomainEvent.decode(type: type, body: stmt.bytes(2))
-                            events.append(DecodedEvent(position: position, occurredAt: occurredAt, event: event, type: type, error: nil))
+                            chunk.append(event, position: position, occurredAt: occurredAt)
                         } catch {
-                            events.append(DecodedEvent(position: position, occurredAt: occurredAt, event: nil, type: type,
-                                                       error: "\(error)"))
+                            chunk.appendUndecodable(position: position, occurredAt: occurredAt, type: type, error: "\(error)")
                         }
                     }
-                    if !channel.put(.events(events)) { return }
+                    if !channel.put(.events(chunk)) { return }
                     k += decoders
                 }
             }
@@ -137,7 +123,7 @@ final class EventReader {
     }
 
     enum Item {
-        case events([DecodedEvent])
+        case events(EventChunk)
         case failed(Error)
     }
 
@@ -178,12 +164,12 @@ final class EventReader {
             return item
         }
 
-        private var recycled: [[DecodedEvent]] = []
+        private var recycled: [EventChunk] = []
 
         /// Gives a consumed chunk back, to be freed on the decoder's thread.
-        func recycle(_ events: [DecodedEvent]) {
+        func recycle(_ chunk: EventChunk) {
             condition.lock()
-            recycled.append(events)
+            recycled.append(chunk)
             condition.unlock()
         }
 

@@ -2,10 +2,11 @@ import SLAMDomain
 
 /// A fast path for `DomainEvent.decode` on the rebuild's hot loop: it reads the flat bodies
 /// `DomainEvent.encodeBody` writes (string, integer and integer-array members, no escapes, no
-/// whitespace) straight from the row's bytes, without building a `JSON` tree. Anything else
-/// (escapes, non-ASCII, whitespace, floats, nested values, duplicate or missing members,
-/// `ConcertScheduled`) makes it return nil, and the caller falls back to `DomainEvent.decode`,
-/// which stays the definition: on the bodies it accepts, this decodes the same event.
+/// whitespace) straight from the row's bytes into a chunk's arena (`RawEvent`), without
+/// building a `JSON` tree or a `String`. Anything else (escapes, non-ASCII, whitespace, floats,
+/// nested values, duplicate or missing members, `ConcertScheduled`) makes it return false, and
+/// the caller falls back to `DomainEvent.decode`, which stays the definition: on the bodies it
+/// accepts, this gives the same event (a test checks both on every event of a real store).
 struct FastEventDecoder {
     /// The event types, by code (`typeCode(_:)`).
     static let typeNames = ["SeatsHeld", "ReservationConfirmed", "HoldExpired", "HoldReleased", "ReservationCancelled",
@@ -38,95 +39,85 @@ struct FastEventDecoder {
     }
     private var slots = [Slot](repeating: Slot(kind: 0, a: 0, b: 0), count: K.count)
 
-    /// The event of type `code` in `body`, or nil when the fast path cannot tell.
-    mutating func decode(code: Int, body: UnsafeBufferPointer<UInt8>) -> DomainEvent? {
-        guard code >= 0, code < 16 else { return nil }
-        return slots.withUnsafeMutableBufferPointer { slots -> DomainEvent? in
+    /// Appends the event of type `code` in `body` to `chunk` and returns true, or returns false
+    /// (having appended nothing) when the fast path cannot tell.
+    mutating func decode(code: Int, body: UnsafeBufferPointer<UInt8>, position: Int64, occurredAt: Int64,
+                         into chunk: inout EventChunk) -> Bool {
+        guard code >= 0, code < 16 else { return false }
+        return slots.withUnsafeMutableBufferPointer { slots -> Bool in
             for k in 0..<K.count { slots[k].kind = 0 }
-            guard Self.parse(body, into: slots) else { return nil }
-            return Self.build(code: code, body: body, slots: UnsafeBufferPointer(slots))
+            guard Self.parse(body, into: slots) else { return false }
+            return Self.build(code: code, body: body, slots: UnsafeBufferPointer(slots), position: position,
+                              occurredAt: occurredAt, into: &chunk)
         }
     }
 
-    private static func build(code: Int, body: UnsafeBufferPointer<UInt8>, slots: UnsafeBufferPointer<Slot>) -> DomainEvent? {
-        func str(_ k: Int) -> String? {
-            let s = slots[k]
-            guard s.kind == 1 else { return nil }
-            return String(decoding: UnsafeBufferPointer(rebasing: body[s.a..<s.b]), as: UTF8.self)
+    private static func build(code: Int, body: UnsafeBufferPointer<UInt8>, slots: UnsafeBufferPointer<Slot>,
+                              position: Int64, occurredAt: Int64, into chunk: inout EventChunk) -> Bool {
+        @inline(__always) func has(_ k: Int, _ kind: UInt8) -> Bool { slots[k].kind == kind }
+        @inline(__always) func str(_ k: Int) -> IdRef {
+            chunk.add(UnsafeBufferPointer(rebasing: body[slots[k].a..<slots[k].b]))
         }
-        func int(_ k: Int) -> Int64? {
-            let s = slots[k]
-            guard s.kind == 2 else { return nil }
-            return Int64(s.a)
+        @inline(__always) func int(_ k: Int) -> Int64 { Int64(slots[k].a) }
+        func time(_ k: Int) -> Millis? {
+            RFC3339.parse(String(decoding: UnsafeBufferPointer(rebasing: body[slots[k].a..<slots[k].b]), as: UTF8.self))
         }
-        func ints(_ k: Int) -> [Int]? {
-            let s = slots[k]
-            guard s.kind == 3 else { return nil }
-            var out: [Int] = []
-            var i = s.a + 1
-            if body[i] == 0x5D { return out }
-            out.reserveCapacity(4)
-            while i < s.b {
-                guard let v = integer(body, &i) else { return nil }
-                out.append(Int(v))
-                i += 1   // ',' or ']' (checked by parse)
-            }
-            return out
-        }
-        func time(_ k: Int) -> Millis? { str(k).flatMap(RFC3339.parse) }
-        func token() -> TokenRef? {
-            guard let t = str(K.tokenId), let u = str(K.userId), let s = str(K.scheduleId) else { return nil }
-            return TokenRef(tokenId: t, userId: u, scheduleId: s)
-        }
-        func reservation() -> ReservationRef? {
-            guard let r = str(K.reservationId), let u = str(K.userId), let s = str(K.scheduleId),
-                  let seats = ints(K.seatNumbers), let p = int(K.price) else { return nil }
-            return ReservationRef(reservationId: r, userId: u, scheduleId: s, seatNumbers: seats, price: p)
-        }
+        var e = RawEvent(kind: UInt8(code), position: position, occurredAt: occurredAt)
         switch code {
-        case 0:   // SeatsHeld
-            guard let r = reservation(), let e = time(K.expiresAt) else { return nil }
-            return .seatsHeld(r, expiresAt: e)
-        case 1:   // ReservationConfirmed
-            return reservation().map { .reservationConfirmed($0) }
-        case 2:   // HoldExpired
-            return reservation().map { .holdExpired($0) }
-        case 3:   // HoldReleased
-            return reservation().map { .holdReleased($0) }
-        case 4:   // ReservationCancelled
-            guard let r = reservation(), let f = int(K.refunded) else { return nil }
-            return .reservationCancelled(r, refunded: f)
+        case 0...4:   // SeatsHeld, ReservationConfirmed, HoldExpired, HoldReleased, ReservationCancelled
+            guard has(K.reservationId, 1), has(K.userId, 1), has(K.scheduleId, 1), has(K.seatNumbers, 3), has(K.price, 2)
+            else { return false }
+            if code == 0 {
+                guard has(K.expiresAt, 1), let t = time(K.expiresAt) else { return false }
+                e.n1 = t
+            }
+            if code == 4 {
+                guard has(K.refunded, 2) else { return false }
+                e.n1 = int(K.refunded)
+            }
+            let seatsStart = chunk.seats.count
+            var i = slots[K.seatNumbers].a + 1
+            if body[i] != 0x5D {
+                while i < slots[K.seatNumbers].b {
+                    guard let v = integer(body, &i) else {
+                        chunk.seats.removeSubrange(seatsStart...)
+                        return false
+                    }
+                    chunk.seats.append(Int(v))
+                    i += 1   // ',' or ']' (checked by parse)
+                }
+            }
+            e.seatsStart = Int32(seatsStart)
+            e.seatsCount = Int32(chunk.seats.count - seatsStart)
+            e.s0 = str(K.reservationId); e.s1 = str(K.userId); e.s2 = str(K.scheduleId)
+            e.n0 = int(K.price)
         case 5:   // PointsCharged
-            guard let u = str(K.userId), let a = int(K.amount), let b = int(K.balance) else { return nil }
-            return .pointsCharged(userId: u, amount: a, balance: b)
-        case 6:   // PointsUsed
-            guard let u = str(K.userId), let a = int(K.amount), let b = int(K.balance), let r = str(K.reservationId) else { return nil }
-            return .pointsUsed(userId: u, amount: a, balance: b, reservationId: r)
-        case 7:   // PointsRefunded
-            guard let u = str(K.userId), let a = int(K.amount), let b = int(K.balance), let r = str(K.reservationId) else { return nil }
-            return .pointsRefunded(userId: u, amount: a, balance: b, reservationId: r)
+            guard has(K.userId, 1), has(K.amount, 2), has(K.balance, 2) else { return false }
+            e.s0 = str(K.userId); e.n0 = int(K.amount); e.n1 = int(K.balance)
+        case 6, 7:   // PointsUsed, PointsRefunded
+            guard has(K.userId, 1), has(K.amount, 2), has(K.balance, 2), has(K.reservationId, 1) else { return false }
+            e.s0 = str(K.userId); e.s1 = str(K.reservationId); e.n0 = int(K.amount); e.n1 = int(K.balance)
         case 8:   // UserRegistered
-            guard let u = str(K.userId), let n = str(K.name) else { return nil }
-            return .userRegistered(userId: u, name: n)
+            guard has(K.userId, 1), has(K.name, 1) else { return false }
+            e.s0 = str(K.userId); e.s1 = str(K.name)
         case 9:   // ConcertCreated
-            guard let c = str(K.concertId), let n = str(K.name), let a = str(K.artist) else { return nil }
-            return .concertCreated(concertId: c, name: n, artist: a)
-        case 10:   // ScheduleSoldOut
-            return str(K.scheduleId).map { .scheduleSoldOut(scheduleId: $0) }
-        case 11:   // ScheduleReopened
-            return str(K.scheduleId).map { .scheduleReopened(scheduleId: $0) }
-        case 12:   // QueueJoined
-            return token().map { .queueJoined($0) }
-        case 13:   // QueueTokenExpired
-            return token().map { .queueTokenExpired($0) }
-        case 14:   // QueueLeft
-            return token().map { .queueLeft($0) }
-        case 15:   // QueueTokenActivated
-            guard let t = token(), let u = time(K.activeUntil) else { return nil }
-            return .queueTokenActivated(t, activeUntil: u)
+            guard has(K.concertId, 1), has(K.name, 1), has(K.artist, 1) else { return false }
+            e.s0 = str(K.concertId); e.s1 = str(K.name); e.s2 = str(K.artist)
+        case 10, 11:   // ScheduleSoldOut, ScheduleReopened
+            guard has(K.scheduleId, 1) else { return false }
+            e.s0 = str(K.scheduleId)
+        case 12...15:   // QueueJoined, QueueTokenExpired, QueueLeft, QueueTokenActivated
+            guard has(K.tokenId, 1), has(K.userId, 1), has(K.scheduleId, 1) else { return false }
+            if code == 15 {
+                guard has(K.activeUntil, 1), let t = time(K.activeUntil) else { return false }
+                e.n0 = t
+            }
+            e.s0 = str(K.tokenId); e.s1 = str(K.userId); e.s2 = str(K.scheduleId)
         default:
-            return nil
+            return false
         }
+        chunk.events.append(e)
+        return true
     }
 
     /// Parses `{"key":value,...}` with values a plain string, a plain integer or an array of

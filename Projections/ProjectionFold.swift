@@ -1,3 +1,4 @@
+import Foundation
 import SLAMDomain
 import SLAMJSON
 
@@ -22,9 +23,13 @@ public struct FoldError: Error, CustomStringConvertible {
 }
 
 /// The read models in memory: the same fold as `Projector.apply`, statement for statement, into
-/// arrays and dictionaries instead of SQL, so a rebuild touches each row once when it writes it.
-/// `Projector.apply` is the definition; every case below mirrors its SQL, including what an
-/// `UPDATE` of a missing row does (nothing) and which counters move unconditionally.
+/// arrays instead of SQL, so a rebuild touches each row once when it writes it. `Projector.apply`
+/// is the definition; every case below mirrors its SQL, including what an `UPDATE` of a missing
+/// row does (nothing) and which counters move unconditionally.
+///
+/// It folds `RawEvent`s (decoded by the reader threads into chunk arenas) and keeps every string
+/// it needs in one byte arena of its own, with its own hash indexes over them: millions of rows
+/// cost no per-string allocation, and lookups use the hashes the reader threads computed.
 ///
 /// With `checks`, it also checks the invariants the events can show (DESIGN.md section 2) as it
 /// goes: positions contiguous, each wallet event's balance following from the previous one, no
@@ -36,13 +41,15 @@ public final class ProjectionFold {
     /// record it as a violation and go on (verify).
     public let strict: Bool
 
-    // users, point_history
+    /// Every string of every row.
+    @exclusivity(unchecked) var arena: [UInt8] = []
+
     struct User {
-        var id: String
-        var name: String
+        var id: Ref
+        var name: Ref
         var balance: Int64
         var historyCount: Int64
-        /// checks: the balance the wallet events say, before the projection's update.
+        /// checks: the balance the wallet events say.
         var eventBalance: Int64
     }
     struct History {
@@ -51,79 +58,76 @@ public final class ProjectionFold {
         var n: Int64
         var amount: Int64
         var balance: Int64
-        var reservationId: String?
+        var reservationId: Ref
         var at: Int64
     }
-    var users: [User] = []
-    var userIndex = IdIndex()
-    var history: [History] = []
-
-    struct Concert { var id: String; var name: String; var artist: String }
-    var concerts: [Concert] = []
-    var concertIndex = IdIndex()
-
+    struct Concert { var id: Ref; var name: Ref; var artist: Ref }
+    struct SectionRow { var name: Ref; var seatCount: Int; var price: Int64 }
     struct Schedule {
-        var id: String
-        var concertId: String
+        var id: Ref
+        var concertId: Ref
         var startsAt: Int64, opensAt: Int64, closesAt: Int64
         var seatCount: Int64
         var available: Int64, held: Int64, sold: Int64
         var soldOut: Int64
         var maxSeatsPerUser: Int64
-        var sections: String
+        var sections: Ref
         var queueMaxActive: Int64?, queueActiveTtl: Int64?, queueWaitingTtl: Int64?
         var position: Int64
-        var sectionList: [Section]
+        var sectionList: [SectionRow]
         /// Per seat (index number - 1): 0 AVAILABLE, 1 HELD, 2 SOLD; and its reservation id.
         var seatStatus: [UInt8]
-        var seatReservation: [String?]
+        var seatReservation: [Ref]
     }
-    var schedules: [Schedule] = []
-    var scheduleIndex = IdIndex()
-
     struct Reservation {
-        var id: String
-        var userId: String
-        var scheduleId: String
-        var seatNumbers: String
+        var id: Ref
+        var userId: Ref
+        var scheduleId: Ref
+        var seatNumbers: Ref
         var price: Int64
         var status: UInt8    // index in reservationStatusNames
         var expiresAt: Int64
         var createdAt: Int64
         var position: Int64
         // checks
-        var confirmed: Bool = false
-        var cancelled: Bool = false
+        var confirmed = false
+        var cancelled = false
         var refunded: Int64 = 0
         var used: Int32 = 0
         var usedAmount: Int64 = 0
         var refunds: Int32 = 0
         var refundAmount: Int64 = 0
     }
-    var reservations: [Reservation] = []
-    var reservationIndex = IdIndex()
-
     struct Token {
-        var id: String
-        var scheduleId: String
-        var userId: String
+        var id: Ref
+        var scheduleId: Ref
+        var userId: Ref
         var status: UInt8    // 0 WAITING, 1 ACTIVE, 2 EXPIRED
         var waitSeq: Int64
         var leftWaiting: Int64
         var joinedAt: Int64
         var activeUntil: Int64?
     }
-    var tokens: [Token] = []
-    var tokenIndex = IdIndex()
+    struct Queue { var scheduleId: Ref; var waits: Int64; var frontRemoved: Int64; var active: Int64; var waiting: Int64 }
 
-    struct Queue { var scheduleId: String; var waits: Int64; var frontRemoved: Int64; var active: Int64; var waiting: Int64 }
-    var queues: [Queue] = []
-    var queueIndex = IdIndex()
+    @exclusivity(unchecked) var users: [User] = []
+    @exclusivity(unchecked) var history: [History] = []
+    @exclusivity(unchecked) var concerts: [Concert] = []
+    @exclusivity(unchecked) var schedules: [Schedule] = []
+    @exclusivity(unchecked) var reservations: [Reservation] = []
+    @exclusivity(unchecked) var tokens: [Token] = []
+    @exclusivity(unchecked) var queues: [Queue] = []
+    @exclusivity(unchecked) private var userIndex = ByteIndex()
+    @exclusivity(unchecked) private var concertIndex = ByteIndex()
+    @exclusivity(unchecked) private var scheduleIndex = ByteIndex()
+    @exclusivity(unchecked) private var reservationIndex = ByteIndex()
+    @exclusivity(unchecked) private var tokenIndex = ByteIndex()
+    @exclusivity(unchecked) private var queueIndex = ByteIndex()
 
-    static let seatStatusNames = ["AVAILABLE", "HELD", "SOLD"]
-    static let reservationStatusNames = ["HELD", "CONFIRMED", "EXPIRED", "RELEASED", "CANCELLED"]
-    static let tokenStatusNames = ["WAITING", "ACTIVE", "EXPIRED"]
-    static let historyKindNames = ["CHARGE", "USE", "REFUND"]
+    static let seatStatusNames: [StaticString] = ["AVAILABLE", "HELD", "SOLD"]
+    static let reservationStatusNames: [StaticString] = ["HELD", "CONFIRMED", "EXPIRED", "RELEASED", "CANCELLED"]
+    static let tokenStatusNames: [StaticString] = ["WAITING", "ACTIVE", "EXPIRED"]
+    static let historyKindNames: [StaticString] = ["CHARGE", "USE", "REFUND"]
 
     /// Events applied, and the last position seen.
     public private(set) var applied: Int64 = 0
@@ -145,16 +149,59 @@ public final class ProjectionFold {
         if n <= violationLimitPerCheck { violations.append(Violation(check, message)) }
     }
 
+    // MARK: Strings
+
+    /// The text of a stored string.
+    func string(_ r: Ref) -> String {
+        guard !r.isNil else { return "" }
+        return arena.withUnsafeBufferPointer {
+            String(decoding: UnsafeBufferPointer(rebasing: $0[r.off..<(r.off + Int(r.len))]), as: UTF8.self)
+        }
+    }
+
+    @inline(__always) private func store(_ bytes: UnsafeBufferPointer<UInt8>) -> Ref {
+        let off = arena.count
+        arena.append(contentsOf: bytes)
+        return Ref(off: off, len: Int32(bytes.count))
+    }
+
+    @inline(__always) private func store(_ s: String) -> Ref {
+        var s = s
+        return s.withUTF8 { store($0) }
+    }
+
+    @inline(__always) private func find(_ index: ByteIndex, _ key: UnsafeBufferPointer<UInt8>, _ hash: UInt64,
+                                        _ idOf: (Int32) -> Ref) -> Int32? {
+        arena.withUnsafeBufferPointer { a in
+            index.find(hash, key) { v in
+                let r = idOf(v)
+                return UnsafeBufferPointer(rebasing: a[r.off..<(r.off + Int(r.len))])
+            }
+        }
+    }
+
+    @inline(__always) private func findUser(_ k: UnsafeBufferPointer<UInt8>, _ h: UInt64) -> Int32? {
+        find(userIndex, k, h) { self.users[Int($0)].id }
+    }
+    @inline(__always) private func findConcert(_ k: UnsafeBufferPointer<UInt8>, _ h: UInt64) -> Int32? {
+        find(concertIndex, k, h) { self.concerts[Int($0)].id }
+    }
+    @inline(__always) private func findSchedule(_ k: UnsafeBufferPointer<UInt8>, _ h: UInt64) -> Int32? {
+        find(scheduleIndex, k, h) { self.schedules[Int($0)].id }
+    }
+    @inline(__always) private func findReservation(_ k: UnsafeBufferPointer<UInt8>, _ h: UInt64) -> Int32? {
+        find(reservationIndex, k, h) { self.reservations[Int($0)].id }
+    }
+    @inline(__always) private func findToken(_ k: UnsafeBufferPointer<UInt8>, _ h: UInt64) -> Int32? {
+        find(tokenIndex, k, h) { self.tokens[Int($0)].id }
+    }
+    @inline(__always) private func findQueue(_ k: UnsafeBufferPointer<UInt8>, _ h: UInt64) -> Int32? {
+        find(queueIndex, k, h) { self.queues[Int($0)].scheduleId }
+    }
+
     private func conflict(_ position: Int64, _ message: String) throws {
         if strict { throw FoldError(position: position, message: message) }
         report("fold-conflict", "event at position \(position): \(message) (the inline projection could not have applied it)")
-    }
-
-    /// An event whose body does not decode.
-    public func undecodable(position: Int64, type: String, error: String) throws {
-        if strict { throw FoldError(position: position, message: "\(type) does not decode: \(error)") }
-        report("undecodable-event", "event at position \(position) (\(type)) does not decode: \(error)")
-        notePosition(position)
     }
 
     @inline(__always) private func notePosition(_ position: Int64) {
@@ -172,60 +219,66 @@ public final class ProjectionFold {
 
     // MARK: The fold (mirrors Projector.apply)
 
+    /// Folds a chunk's events, in order.
+    func apply(_ chunk: EventChunk) throws {
+        try chunk.bytes.withUnsafeBufferPointer { cb in
+            for i in chunk.events.indices {
+                try apply(chunk.events[i], cb, chunk)
+            }
+        }
+    }
+
+    /// Folds one event (tests and small callers; the rebuild folds chunks).
     public func apply(_ event: DomainEvent, position: Int64, occurredAt: Millis) throws {
+        var chunk = EventChunk(capacity: 1)
+        chunk.append(event, position: position, occurredAt: occurredAt)
+        try apply(chunk)
+    }
+
+    private func apply(_ e: RawEvent, _ cb: UnsafeBufferPointer<UInt8>, _ chunk: EventChunk) throws {
+        @inline(__always) func bytes(_ r: IdRef) -> UnsafeBufferPointer<UInt8> {
+            UnsafeBufferPointer(rebasing: cb[r.ref.off..<(r.ref.off + Int(r.ref.len))])
+        }
+        @inline(__always) func text(_ r: IdRef) -> String { String(decoding: bytes(r), as: UTF8.self) }
+        let position = e.position, occurredAt = e.occurredAt
+        if e.kind == EventKind.undecodable {
+            if strict { throw FoldError(position: position, message: "\(text(e.s0)) does not decode: \(text(e.s1))") }
+            report("undecodable-event", "event at position \(position) (\(text(e.s0))) does not decode: \(text(e.s1))")
+            notePosition(position)
+            return
+        }
         notePosition(position)
         applied += 1
-        switch event {
-        case .userRegistered(let userId, let name):
-            guard userIndex.insertNew(userId, Int32(users.count)) else {
-                return try conflict(position, "user \(userId) is registered twice")
+        switch e.kind {
+        case EventKind.userRegistered:
+            guard findUser(bytes(e.s0), e.s0.hash) == nil else {
+                return try conflict(position, "user \(text(e.s0)) is registered twice")
             }
-            users.append(User(id: userId, name: name, balance: 0, historyCount: 0, eventBalance: 0))
-        case .pointsCharged(let userId, let amount, let balance):
-            if checks {
-                if balance > Limits.maxBalance {
-                    report("charge-over-limit", "PointsCharged at position \(position) takes user \(userId)'s balance to \(balance), "
-                           + "above \(Limits.maxBalance)")
-                }
-                if amount <= 0 { report("balance-history", "PointsCharged at position \(position) for user \(userId) has amount \(amount)") }
-                walletCheck(userId, delta: amount, balance: balance, position: position, type: "PointsCharged")
+            userIndex.insert(e.s0.hash, Int32(users.count))
+            users.append(User(id: store(bytes(e.s0)), name: store(bytes(e.s1)), balance: 0, historyCount: 0, eventBalance: 0))
+
+        case EventKind.pointsCharged, EventKind.pointsUsed, EventKind.pointsRefunded:
+            let user = findUser(bytes(e.s0), e.s0.hash)
+            let kind = e.kind - EventKind.pointsCharged
+            let amount = e.n0, balance = e.n1
+            if checks { walletChecks(e, kind: kind, user: user, bytes: bytes) }
+            guard let ui = user else { return }
+            let u = Int(ui)
+            users[u].balance = balance
+            users[u].historyCount += 1
+            history.append(History(user: ui, kind: kind, n: users[u].historyCount, amount: amount, balance: balance,
+                                   reservationId: kind == 0 ? .none : store(bytes(e.s1)), at: occurredAt))
+
+        case EventKind.concertCreated:
+            guard findConcert(bytes(e.s0), e.s0.hash) == nil else {
+                return try conflict(position, "concert \(text(e.s0)) is created twice")
             }
-            addHistory(userId, 0, amount, balance, nil, occurredAt)
-        case .pointsUsed(let userId, let amount, let balance, let reservationId):
-            if checks {
-                walletCheck(userId, delta: -amount, balance: balance, position: position, type: "PointsUsed")
-                if let i = reservationIndex[reservationId] {
-                    reservations[Int(i)].used += 1
-                    reservations[Int(i)].usedAmount += amount
-                    if reservations[Int(i)].userId != userId {
-                        report("points-used", "PointsUsed at position \(position) charges user \(userId) for reservation "
-                               + "\(reservationId) of user \(reservations[Int(i)].userId)")
-                    }
-                } else {
-                    report("points-used", "PointsUsed at position \(position) (user \(userId), \(amount) points) names "
-                           + "reservation \(reservationId), which was never held")
-                }
-            }
-            addHistory(userId, 1, amount, balance, reservationId, occurredAt)
-        case .pointsRefunded(let userId, let amount, let balance, let reservationId):
-            if checks {
-                walletCheck(userId, delta: amount, balance: balance, position: position, type: "PointsRefunded")
-                if let i = reservationIndex[reservationId] {
-                    reservations[Int(i)].refunds += 1
-                    reservations[Int(i)].refundAmount += amount
-                } else {
-                    report("points-refunded", "PointsRefunded at position \(position) (user \(userId), \(amount) points) names "
-                           + "reservation \(reservationId), which was never held")
-                }
-            }
-            addHistory(userId, 2, amount, balance, reservationId, occurredAt)
-        case .concertCreated(let concertId, let name, let artist):
-            guard concertIndex.insertNew(concertId, Int32(concerts.count)) else {
-                return try conflict(position, "concert \(concertId) is created twice")
-            }
-            concerts.append(Concert(id: concertId, name: name, artist: artist))
-        case .concertScheduled(let d):
-            guard scheduleIndex.insertNew(d.scheduleId, Int32(schedules.count)) else {
+            concertIndex.insert(e.s0.hash, Int32(concerts.count))
+            concerts.append(Concert(id: store(bytes(e.s0)), name: store(bytes(e.s1)), artist: store(bytes(e.s2))))
+
+        case EventKind.concertScheduled:
+            let d = chunk.defs[Int(e.def)]
+            guard findSchedule(bytes(e.s0), e.s0.hash) == nil else {
                 return try conflict(position, "schedule \(d.scheduleId) is scheduled twice")
             }
             var w = JSONWriter()
@@ -234,90 +287,114 @@ public final class ProjectionFold {
                 w.beginObject(); w.field("name", s.name); w.field("seatCount", s.seatCount); w.field("price", s.price); w.endObject()
             }
             w.endArray()
-            let count = d.seatCount
+            let count = max(d.seatCount, 0)
+            let sections = w.bytes.withUnsafeBufferPointer { store($0) }
+            let id = store(bytes(e.s0))
+            scheduleIndex.insert(e.s0.hash, Int32(schedules.count))
             schedules.append(Schedule(
-                id: d.scheduleId, concertId: d.concertId, startsAt: d.startsAt, opensAt: d.reservationOpensAt,
-                closesAt: d.reservationClosesAt, seatCount: Int64(count), available: Int64(count), held: 0, sold: 0, soldOut: 0,
-                maxSeatsPerUser: Int64(d.maxSeatsPerUser), sections: w.string, queueMaxActive: d.queue?.maxActive,
-                queueActiveTtl: d.queue?.activeTtlSeconds, queueWaitingTtl: d.queue?.waitingTtlSeconds, position: position,
-                sectionList: d.sections, seatStatus: [UInt8](repeating: 0, count: max(count, 0)),
-                seatReservation: [String?](repeating: nil, count: max(count, 0))))
-            if d.queue != nil, queueIndex.insertNew(d.scheduleId, Int32(queues.count)) {
-                queues.append(Queue(scheduleId: d.scheduleId, waits: 0, frontRemoved: 0, active: 0, waiting: 0))
+                id: id, concertId: store(d.concertId), startsAt: d.startsAt, opensAt: d.reservationOpensAt,
+                closesAt: d.reservationClosesAt, seatCount: Int64(d.seatCount), available: Int64(d.seatCount), held: 0, sold: 0,
+                soldOut: 0, maxSeatsPerUser: Int64(d.maxSeatsPerUser), sections: sections,
+                queueMaxActive: d.queue?.maxActive, queueActiveTtl: d.queue?.activeTtlSeconds,
+                queueWaitingTtl: d.queue?.waitingTtlSeconds, position: position,
+                sectionList: d.sections.map { SectionRow(name: store($0.name), seatCount: $0.seatCount, price: $0.price) },
+                seatStatus: [UInt8](repeating: 0, count: count), seatReservation: [Ref](repeating: .none, count: count)))
+            if d.queue != nil, findQueue(bytes(e.s0), e.s0.hash) == nil {
+                queueIndex.insert(e.s0.hash, Int32(queues.count))
+                queues.append(Queue(scheduleId: id, waits: 0, frontRemoved: 0, active: 0, waiting: 0))
             }
-        case .scheduleSoldOut(let scheduleId):
-            if let i = scheduleIndex[scheduleId] { schedules[Int(i)].soldOut = 1 }
-        case .scheduleReopened(let scheduleId):
-            if let i = scheduleIndex[scheduleId] { schedules[Int(i)].soldOut = 0 }
-        case .seatsHeld(let r, let expiresAt):
-            guard reservationIndex.insertNew(r.reservationId, Int32(reservations.count)) else {
-                return try conflict(position, "reservation \(r.reservationId) is held twice")
+
+        case EventKind.scheduleSoldOut, EventKind.scheduleReopened:
+            if let i = findSchedule(bytes(e.s0), e.s0.hash) { schedules[Int(i)].soldOut = e.kind == EventKind.scheduleSoldOut ? 1 : 0 }
+
+        case EventKind.seatsHeld:
+            guard findReservation(bytes(e.s0), e.s0.hash) == nil else {
+                return try conflict(position, "reservation \(text(e.s0)) is held twice")
             }
-            reservations.append(Reservation(id: r.reservationId, userId: r.userId, scheduleId: r.scheduleId,
-                                            seatNumbers: Self.seatList(r.seatNumbers), price: r.price, status: 0,
-                                            expiresAt: expiresAt, createdAt: occurredAt, position: position))
-            if let si = scheduleIndex[r.scheduleId] {
+            let seats = chunk.seats[Int(e.seatsStart)..<Int(e.seatsStart + e.seatsCount)]
+            let id = store(bytes(e.s0))
+            reservationIndex.insert(e.s0.hash, Int32(reservations.count))
+            reservations.append(Reservation(id: id, userId: store(bytes(e.s1)), scheduleId: store(bytes(e.s2)),
+                                            seatNumbers: seatList(seats), price: e.n0, status: 0, expiresAt: e.n1,
+                                            createdAt: occurredAt, position: position))
+            if let si = findSchedule(bytes(e.s2), e.s2.hash) {
                 let s = Int(si)
-                if checks { seatCheck(s, r, position: position, type: "SeatsHeld") }
-                setSeats(s, r.seatNumbers, status: 1, reservationId: r.reservationId)
-                let n = Int64(r.seatNumbers.count)
+                if checks { seatCheck(s, seats, id, position: position, type: "SeatsHeld", scheduleId: text(e.s2)) }
+                setSeats(s, seats, status: 1, reservation: id)
+                let n = Int64(seats.count)
                 schedules[s].available -= n
                 schedules[s].held += n
             }
-        case .reservationConfirmed(let r):
-            if let i = reservationIndex[r.reservationId] {
-                reservations[Int(i)].status = 1
-                if checks { reservations[Int(i)].confirmed = true }
+
+        case EventKind.reservationConfirmed:
+            let seats = chunk.seats[Int(e.seatsStart)..<Int(e.seatsStart + e.seatsCount)]
+            let r = findReservation(bytes(e.s0), e.s0.hash)
+            if let r {
+                reservations[Int(r)].status = 1
+                if checks { reservations[Int(r)].confirmed = true }
             }
-            if let si = scheduleIndex[r.scheduleId] {
+            if let si = findSchedule(bytes(e.s2), e.s2.hash) {
                 let s = Int(si)
-                if checks { seatCheck(s, r, position: position, type: "ReservationConfirmed") }
-                setSeats(s, r.seatNumbers, status: 2, reservationId: r.reservationId)
-                let n = Int64(r.seatNumbers.count)
+                let id = r.map { reservations[Int($0)].id } ?? store(bytes(e.s0))
+                if checks { seatCheck(s, seats, id, position: position, type: "ReservationConfirmed", scheduleId: text(e.s2)) }
+                setSeats(s, seats, status: 2, reservation: id)
+                let n = Int64(seats.count)
                 schedules[s].held -= n
                 schedules[s].sold += n
             }
-        case .holdExpired(let r):
-            release(r, status: 2, fromSold: false)
-        case .holdReleased(let r):
-            release(r, status: 3, fromSold: false)
-        case .reservationCancelled(let r, let refunded):
-            if checks, let i = reservationIndex[r.reservationId] {
-                reservations[Int(i)].cancelled = true
-                reservations[Int(i)].refunded = refunded
+
+        case EventKind.holdExpired, EventKind.holdReleased, EventKind.reservationCancelled:
+            let seats = chunk.seats[Int(e.seatsStart)..<Int(e.seatsStart + e.seatsCount)]
+            let status: UInt8 = e.kind == EventKind.holdExpired ? 2 : e.kind == EventKind.holdReleased ? 3 : 4
+            if let r = findReservation(bytes(e.s0), e.s0.hash) {
+                reservations[Int(r)].status = status
+                if checks, status == 4 {
+                    reservations[Int(r)].cancelled = true
+                    reservations[Int(r)].refunded = e.n1
+                }
             }
-            release(r, status: 4, fromSold: true)
-        case .queueJoined(let t):
-            guard tokenIndex[t.tokenId] == nil else { return try conflict(position, "queue token \(t.tokenId) joins twice") }
+            if let si = findSchedule(bytes(e.s2), e.s2.hash) {
+                let s = Int(si)
+                setSeats(s, seats, status: 0, reservation: .none)
+                let n = Int64(seats.count)
+                schedules[s].available += n
+                if status == 4 { schedules[s].sold -= n } else { schedules[s].held -= n }
+            }
+
+        case EventKind.queueJoined:
+            guard findToken(bytes(e.s0), e.s0.hash) == nil else {
+                return try conflict(position, "queue token \(text(e.s0)) joins twice")
+            }
             let q: Int
-            if let i = queueIndex[t.scheduleId] {
+            if let i = findQueue(bytes(e.s2), e.s2.hash) {
                 q = Int(i)
             } else {
                 q = queues.count
-                _ = queueIndex.insertNew(t.scheduleId, Int32(q))
-                queues.append(Queue(scheduleId: t.scheduleId, waits: 0, frontRemoved: 0, active: 0, waiting: 0))
+                queueIndex.insert(e.s2.hash, Int32(q))
+                queues.append(Queue(scheduleId: store(bytes(e.s2)), waits: 0, frontRemoved: 0, active: 0, waiting: 0))
             }
             queues[q].waits += 1
             queues[q].waiting += 1
-            _ = tokenIndex.insertNew(t.tokenId, Int32(tokens.count))
-            tokens.append(Token(id: t.tokenId, scheduleId: t.scheduleId, userId: t.userId, status: 0, waitSeq: queues[q].waits,
-                                leftWaiting: 0, joinedAt: occurredAt, activeUntil: nil))
-        case .queueTokenActivated(let t, let activeUntil):
-            if let i = tokenIndex[t.tokenId] {
+            tokenIndex.insert(e.s0.hash, Int32(tokens.count))
+            tokens.append(Token(id: store(bytes(e.s0)), scheduleId: store(bytes(e.s2)), userId: store(bytes(e.s1)), status: 0,
+                                waitSeq: queues[q].waits, leftWaiting: 0, joinedAt: occurredAt, activeUntil: nil))
+
+        case EventKind.queueTokenActivated:
+            if let i = findToken(bytes(e.s0), e.s0.hash) {
                 tokens[Int(i)].status = 1
-                tokens[Int(i)].activeUntil = activeUntil
+                tokens[Int(i)].activeUntil = e.n0
             }
-            if let q = queueIndex[t.scheduleId] {
+            if let q = findQueue(bytes(e.s2), e.s2.hash) {
                 queues[Int(q)].frontRemoved += 1
                 queues[Int(q)].waiting -= 1
                 queues[Int(q)].active += 1
             }
-        case .queueTokenExpired(let t), .queueLeft(let t):
-            let left: Bool
-            if case .queueLeft = event { left = true } else { left = false }
-            guard let ti = tokenIndex[t.tokenId] else { return }
+
+        case EventKind.queueTokenExpired, EventKind.queueLeft:
+            let left = e.kind == EventKind.queueLeft
+            guard let ti = findToken(bytes(e.s0), e.s0.hash) else { return }
             let k = Int(ti)
-            let q = queueIndex[t.scheduleId].map(Int.init)
+            let q = findQueue(bytes(e.s2), e.s2.hash).map(Int.init)
             if tokens[k].status == 1 {
                 if let q { queues[q].active -= 1 }
             } else if tokens[k].status == 0 {
@@ -328,73 +405,86 @@ public final class ProjectionFold {
                 if left { tokens[k].leftWaiting = 1 }
             }
             tokens[k].status = 2
+
+        default:
+            break
         }
     }
 
     @inline(__always)
-    private func addHistory(_ userId: String, _ kind: UInt8, _ amount: Int64, _ balance: Int64, _ reservationId: String?,
-                            _ at: Int64) {
-        guard let ui = userIndex[userId] else { return }
-        let u = Int(ui)
-        users[u].balance = balance
-        users[u].historyCount += 1
-        history.append(History(user: ui, kind: kind, n: users[u].historyCount, amount: amount, balance: balance,
-                               reservationId: reservationId, at: at))
-    }
-
-    @inline(__always)
-    private func setSeats(_ s: Int, _ numbers: [Int], status: UInt8, reservationId: String?) {
+    private func setSeats(_ s: Int, _ numbers: ArraySlice<Int>, status: UInt8, reservation: Ref) {
         let count = schedules[s].seatStatus.count
         for n in numbers where n >= 1 && n <= count {
             schedules[s].seatStatus[n - 1] = status
-            schedules[s].seatReservation[n - 1] = reservationId
+            schedules[s].seatReservation[n - 1] = reservation
         }
     }
 
-    /// A reservation ends: its seats are AVAILABLE again; `fromSold` picks the counter they leave.
-    private func release(_ r: ReservationRef, status: UInt8, fromSold: Bool) {
-        if let i = reservationIndex[r.reservationId] { reservations[Int(i)].status = status }
-        guard let si = scheduleIndex[r.scheduleId] else { return }
-        let s = Int(si)
-        setSeats(s, r.seatNumbers, status: 0, reservationId: nil)
-        let n = Int64(r.seatNumbers.count)
-        schedules[s].available += n
-        if fromSold { schedules[s].sold -= n } else { schedules[s].held -= n }
-    }
-
-    /// `Projector.seatList` (a JSON array of integers), without a `JSONWriter`: the same bytes.
-    static func seatList(_ seats: [Int]) -> String {
-        String(unsafeUninitializedCapacity: 2 + 21 * seats.count) { buf in
-            var i = 0
-            buf[i] = 0x5B; i += 1
-            for (k, n) in seats.enumerated() {
-                if k > 0 { buf[i] = 0x2C; i += 1 }
-                if n == 0 { buf[i] = 0x30; i += 1; continue }
-                if n < 0 { buf[i] = 0x2D; i += 1 }
-                var v = n.magnitude
-                var digits = 0
-                var w = v
-                while w > 0 { digits += 1; w /= 10 }
-                var j = i + digits - 1
-                while v > 0 {
-                    buf[j] = UInt8(v % 10) + 0x30
-                    v /= 10
-                    j -= 1
-                }
-                i += digits
+    /// `Projector.seatList` (a JSON array of integers) into the arena: the same bytes.
+    private func seatList(_ seats: ArraySlice<Int>) -> Ref {
+        let off = arena.count
+        arena.append(0x5B)
+        var first = true
+        for n in seats {
+            if !first { arena.append(0x2C) }
+            first = false
+            if n == 0 { arena.append(0x30); continue }
+            if n < 0 { arena.append(0x2D) }
+            var v = n.magnitude
+            var digits = 0
+            var w = v
+            while w > 0 { digits += 1; w /= 10 }
+            let at = arena.count
+            arena.append(contentsOf: repeatElement(0x30, count: digits))
+            var j = at + digits - 1
+            while v > 0 {
+                arena[j] = UInt8(v % 10) + 0x30
+                v /= 10
+                j -= 1
             }
-            buf[i] = 0x5D; i += 1
-            return i
         }
+        arena.append(0x5D)
+        return Ref(off: off, len: Int32(arena.count - off))
     }
 
     // MARK: Checks
 
-    private func walletCheck(_ userId: String, delta: Int64, balance: Int64, position: Int64, type: String) {
-        guard let ui = userIndex[userId] else {
+    private func walletChecks(_ e: RawEvent, kind: UInt8, user: Int32?, bytes: (IdRef) -> UnsafeBufferPointer<UInt8>) {
+        let type = ["PointsCharged", "PointsUsed", "PointsRefunded"][Int(kind)]
+        let amount = e.n0, balance = e.n1, position = e.position
+        let userId = String(decoding: bytes(e.s0), as: UTF8.self)
+        if kind == 0 {
+            if balance > Limits.maxBalance {
+                report("charge-over-limit", "PointsCharged at position \(position) takes user \(userId)'s balance to \(balance), "
+                       + "above \(Limits.maxBalance)")
+            }
+            if amount <= 0 { report("balance-history", "PointsCharged at position \(position) for user \(userId) has amount \(amount)") }
+        } else {
+            let reservationId = String(decoding: bytes(e.s1), as: UTF8.self)
+            let check = kind == 1 ? "points-used" : "points-refunded"
+            if let r = findReservation(bytes(e.s1), e.s1.hash) {
+                if kind == 1 {
+                    reservations[Int(r)].used += 1
+                    reservations[Int(r)].usedAmount += amount
+                    let owner = string(reservations[Int(r)].userId)
+                    if owner != userId {
+                        report(check, "PointsUsed at position \(position) charges user \(userId) for reservation \(reservationId) "
+                               + "of user \(owner)")
+                    }
+                } else {
+                    reservations[Int(r)].refunds += 1
+                    reservations[Int(r)].refundAmount += amount
+                }
+            } else {
+                report(check, "\(type) at position \(position) (user \(userId), \(amount) points) names reservation "
+                       + "\(reservationId), which was never held")
+            }
+        }
+        guard let ui = user else {
             report("balance-history", "\(type) at position \(position) is for user \(userId), who is not registered")
             return
         }
+        let delta = kind == 1 ? -amount : amount
         let before = users[Int(ui)].eventBalance
         if before + delta != balance {
             report("balance-history", "\(type) at position \(position) sets user \(userId)'s balance to \(balance); "
@@ -406,15 +496,25 @@ public final class ProjectionFold {
         users[Int(ui)].eventBalance = balance
     }
 
-    /// A seat taken by `r` while another live reservation has it: two live reservations on one seat.
-    private func seatCheck(_ s: Int, _ r: ReservationRef, position: Int64, type: String) {
+    /// A seat taken by `reservation` while another live reservation has it.
+    private func seatCheck(_ s: Int, _ seats: ArraySlice<Int>, _ reservation: Ref, position: Int64, type: String,
+                           scheduleId: String) {
         let count = schedules[s].seatStatus.count
-        for n in r.seatNumbers where n >= 1 && n <= count {
-            guard schedules[s].seatStatus[n - 1] != 0, let owner = schedules[s].seatReservation[n - 1],
-                  owner != r.reservationId else { continue }
-            let ownerStatus = reservationIndex[owner].map { Self.reservationStatusNames[Int(reservations[Int($0)].status)] } ?? "?"
-            report("doubled-seat", "seat \(n) of schedule \(r.scheduleId) is taken by reservation \(r.reservationId) (\(type) at "
-                   + "position \(position)) while reservation \(owner) (\(ownerStatus)) holds it")
+        let mine = string(reservation)
+        for n in seats where n >= 1 && n <= count {
+            let ownerRef = schedules[s].seatReservation[n - 1]
+            guard schedules[s].seatStatus[n - 1] != 0, !ownerRef.isNil else { continue }
+            let owner = string(ownerRef)
+            guard owner != mine else { continue }
+            var key = Array(owner.utf8)
+            let status = key.withUnsafeMutableBufferPointer { b -> String in
+                let k = UnsafeBufferPointer(b)
+                guard let r = findReservation(k, hashBytes(k)) else { return "?" }
+                return "\(Self.reservationStatusNames[Int(reservations[Int(r)].status)])"
+            }
+            key = []
+            report("doubled-seat", "seat \(n) of schedule \(scheduleId) is taken by reservation \(mine) (\(type) at "
+                   + "position \(position)) while reservation \(owner) (\(status)) holds it")
         }
     }
 
@@ -422,75 +522,39 @@ public final class ProjectionFold {
     public func finish() {
         guard checks else { return }
         for r in reservations {
-            let expectUse = r.confirmed && r.price > 0
-            if expectUse {
+            let id = string(r.id), user = string(r.userId)
+            if r.confirmed && r.price > 0 {
                 if r.used != 1 || r.usedAmount != r.price {
-                    report("points-used", "reservation \(r.id) (user \(r.userId), price \(r.price)) was confirmed with "
+                    report("points-used", "reservation \(id) (user \(user), price \(r.price)) was confirmed with "
                            + "\(r.used) PointsUsed events totalling \(r.usedAmount) points; expected exactly one of \(r.price)")
                 }
             } else if r.used != 0 {
-                report("points-used", "reservation \(r.id) (user \(r.userId)) was never confirmed (or is free) but has "
+                report("points-used", "reservation \(id) (user \(user)) was never confirmed (or is free) but has "
                        + "\(r.used) PointsUsed events totalling \(r.usedAmount) points")
             }
-            let expectRefund = r.cancelled && r.refunded > 0
-            if expectRefund {
+            if r.cancelled && r.refunded > 0 {
                 if r.refunds != 1 || r.refundAmount != r.refunded {
-                    report("points-refunded", "reservation \(r.id) (user \(r.userId)) was cancelled with a refund of \(r.refunded) "
+                    report("points-refunded", "reservation \(id) (user \(user)) was cancelled with a refund of \(r.refunded) "
                            + "but has \(r.refunds) PointsRefunded events totalling \(r.refundAmount) points; expected exactly one")
                 }
             } else if r.refunds != 0 {
-                report("points-refunded", "reservation \(r.id) (user \(r.userId)) has \(r.refunds) PointsRefunded events "
+                report("points-refunded", "reservation \(id) (user \(user)) has \(r.refunds) PointsRefunded events "
                        + "totalling \(r.refundAmount) points but no refunded cancellation")
             }
             if r.cancelled, r.refunded != (r.confirmed ? r.price : 0) {
-                report("points-refunded", "reservation \(r.id) was cancelled with refunded \(r.refunded); it paid "
+                report("points-refunded", "reservation \(id) was cancelled with refunded \(r.refunded); it paid "
                        + "\(r.confirmed ? r.price : 0)")
             }
         }
     }
+
+    /// Rows `table` will hold.
+    func rowCount(_ table: String) -> Int { rowCounts()[table] ?? 0 }
 
     /// Rows per table, as the write will produce them.
     public func rowCounts() -> [String: Int] {
         ["users": users.count, "point_history": history.count, "concerts": concerts.count, "schedules": schedules.count,
          "seats": schedules.reduce(0) { $0 + $1.seatStatus.count }, "reservations": reservations.count,
          "queue_tokens": tokens.count, "queues": queues.count]
-    }
-}
-
-/// Row indexes by id, for the fold's lookups. The key keeps its string's hash, so a probe that
-/// meets another key compares two integers, not two 30-byte ids sharing their time prefix
-/// (Swift's `Dictionary` stores no hashes: an unsuccessful lookup otherwise compares strings
-/// all along its probe run).
-struct IdIndex {
-    struct Key: Hashable {
-        let id: String
-        let hash: Int
-        @inline(__always) init(_ id: String) {
-            self.id = id
-            // FNV-1a over the UTF-8 bytes, then the Dictionary's seeded hasher mixes it.
-            var h: UInt64 = 0xcbf2_9ce4_8422_2325
-            var s = id
-            s.withUTF8 { buf in
-                for b in buf { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-            }
-            hash = Int(bitPattern: UInt(h))
-        }
-        @inline(__always) static func == (a: Key, b: Key) -> Bool { a.hash == b.hash && a.id == b.id }
-        @inline(__always) func hash(into hasher: inout Hasher) { hasher.combine(hash) }
-    }
-    private(set) var table: [Key: Int32] = [:]
-
-    var count: Int { table.count }
-
-    @inline(__always) subscript(id: String) -> Int32? { table[Key(id)] }
-
-    /// Adds `id -> value`; false (and no change) when `id` is already there.
-    @inline(__always) mutating func insertNew(_ id: String, _ value: Int32) -> Bool {
-        let key = Key(id)
-        if let old = table.updateValue(value, forKey: key) {
-            table[key] = old
-            return false
-        }
-        return true
     }
 }

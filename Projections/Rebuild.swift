@@ -30,6 +30,8 @@ public struct RebuildReport: Sendable {
     public var events: Int64
     /// Rows written per table.
     public var rows: [String: Int]
+    /// How each table was written (compared and patched, or replaced), with its changes.
+    public var tables: [TableWrite]
     public var foldSeconds: Double
     public var writeSeconds: Double
     public var totalSeconds: Double
@@ -40,10 +42,12 @@ public struct RebuildReport: Sendable {
 /// It takes the store's lock (`StoreLock`, the one `slam serve` holds for its whole life), so it
 /// refuses while a server has the database open, and a server refuses to start during it. It
 /// folds the whole log in memory (`ProjectionFold`, the same fold as the inline projections),
-/// reading the log with parallel decoders, then replaces the tables in ONE write transaction:
-/// secondary indexes dropped, tables emptied, rows appended in key order through prepared
-/// statements, indexes rebuilt, `meta` updated, one commit with `synchronous = FULL`, then a WAL
-/// checkpoint so the next server does not start by copying the rebuilt tables.
+/// reading the log with parallel decoders, then writes the tables in ONE write transaction
+/// (`ProjectionWriter`): each table is merged with the fold in key order and only the rows that
+/// differ are written, or, when many differ, the table is emptied and bulk-inserted with its
+/// secondary indexes dropped and rebuilt (`full` forces that for every table). Then `meta`
+/// records the rebuild, the commit is durable (`synchronous = FULL`), and a WAL checkpoint
+/// copies what was written into the database so the next server does not.
 ///
 /// Interrupted (killed, crashed, disk full) at any point, it leaves the database exactly as it
 /// was: the fold writes nothing, and the write is one transaction that either commits or rolls
@@ -54,7 +58,7 @@ public enum Rebuild {
     /// Rebuilds `models` (all of them by default) of the store at `path`.
     /// Throws `StoreError(.locked)` while a server holds the store, `StoreError(.badDatabase)` when
     /// there is no store at `path`, `FoldError` when the log is corrupt (nothing is written then).
-    public static func run(path: String, models: [ReadModel] = ReadModel.allCases, decoders: Int? = nil,
+    public static func run(path: String, models: [ReadModel] = ReadModel.allCases, full: Bool = false, decoders: Int? = nil,
                            progress: ((RebuildProgress) -> Void)? = nil) throws -> RebuildReport {
         let started = Date()
         guard FileManager.default.fileExists(atPath: path) else {
@@ -79,22 +83,28 @@ public enum Rebuild {
             progress?(RebuildProgress(phase: .fold, done: done, total: head, elapsed: Date().timeIntervalSince(foldStart)))
         }
         let foldSeconds = Date().timeIntervalSince(foldStart)
+        let applied = fold.applied
         trace.mark("fold")
 
         // Write, in one transaction.
         let tables = ReadModel.tables(of: modelSet)
-        let counts = fold.rowCounts()
-        let totalRows = Int64(tables.reduce(0) { $0 + (counts[$1] ?? 0) })
+        let totalRows = Int64(tables.reduce(0) { $0 + fold.rowCount($1) })
         let writeStart = Date()
+        var writes: [TableWrite] = []
         try store.pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA cache_size = -1048576")   // 1 GiB: the transaction rarely spills
+            // A cache that holds what a full rewrite dirties (so pages go to the WAL once, at the
+            // commit), index sorts in memory on two threads.
+            try db.execute(sql: "PRAGMA cache_size = -4194304")
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
+            try db.execute(sql: "PRAGMA threads = 2")
             try db.inTransaction(.immediate) {
                 let now = try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM events") ?? 0
                 guard now == head else {
                     throw StoreError(.locked, "events were appended during the rebuild (head \(head) became \(now)); "
                                      + "another process writes the database without its lock")
                 }
-                try ProjectionWriter.write(fold, tables: tables, db: db, recreateIndexes: true) { rows in
+                writes = try ProjectionWriter.write(fold, tables: tables, db: db, allowDiff: !full, recreateIndexes: true,
+                                                    readers: (path, max(2, ProcessInfo.processInfo.activeProcessorCount))) { rows in
                     progress?(RebuildProgress(phase: .write, done: Int64(rows), total: totalRows,
                                               elapsed: Date().timeIntervalSince(writeStart)))
                 }
@@ -113,12 +123,17 @@ public enum Rebuild {
             _ = try? Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
             t.mark("checkpoint")
             try db.execute(sql: "PRAGMA cache_size = -2000")
+            try db.execute(sql: "PRAGMA temp_store = DEFAULT")
+            try db.execute(sql: "PRAGMA threads = 0")
         }
         let writeSeconds = Date().timeIntervalSince(writeStart)
+        let counts = fold.rowCounts()
+        // Millions of small objects: free them off the caller's path (a CLI exits meanwhile).
+        DispatchQueue.global(qos: .utility).async { withExtendedLifetime(fold) {} }
         var rows: [String: Int] = [:]
         for t in tables { rows[t] = counts[t] ?? 0 }
         return RebuildReport(models: ReadModel.allCases.filter { modelSet.contains($0) }, headPosition: head,
-                             events: fold.applied, rows: rows, foldSeconds: foldSeconds, writeSeconds: writeSeconds,
+                             events: applied, rows: rows, tables: writes, foldSeconds: foldSeconds, writeSeconds: writeSeconds,
                              totalSeconds: Date().timeIntervalSince(started))
     }
 
@@ -126,17 +141,10 @@ public enum Rebuild {
     static func foldLog(path: String, through: Int64, types: [String]?, into fold: ProjectionFold, decoders: Int?,
                         progress: ((Int64) -> Void)?) throws {
         let reader = EventReader(path: path, through: through, types: types, decoders: decoders ?? defaultDecoders)
-        try reader.run({ events in
-            for e in events {
-                if let event = e.event {
-                    try fold.apply(event, position: e.position, occurredAt: e.occurredAt)
-                } else {
-                    try fold.undecodable(position: e.position, type: e.type, error: e.error ?? "unknown")
-                }
-            }
-        }, done: progress)
+        try reader.run({ chunk in try fold.apply(chunk) }, done: progress)
     }
 
-    /// Decoding threads: one per core (the fold runs beside them on the caller's thread).
-    static var defaultDecoders: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+    /// Decoding threads: one per core and one more, so reads waiting on the disk overlap (the
+    /// fold runs beside them on the caller's thread).
+    static var defaultDecoders: Int { max(2, ProcessInfo.processInfo.activeProcessorCount + 1) }
 }

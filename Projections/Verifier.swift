@@ -91,7 +91,8 @@ public enum Verifier {
             let counts0 = fold.rowCounts()
             let totalRows = Int64(counts0.values.reduce(0, +))
             let writeStart = Date()
-            try ProjectionWriter.write(fold, tables: Projector.tables, db: db, schema: "main", recreateIndexes: false) { rows in
+            try ProjectionWriter.write(fold, tables: Projector.tables, db: db, schema: "main", allowDiff: false,
+                                       recreateIndexes: false) { rows in
                 progress?(RebuildProgress(phase: .write, done: Int64(rows), total: totalRows,
                                           elapsed: Date().timeIntervalSince(writeStart)))
             }
@@ -115,6 +116,7 @@ public enum Verifier {
             try checkOutbox(db, events: events, head: head, add: add); tick()
             tick()
 
+            DispatchQueue.global(qos: .utility).async { withExtendedLifetime(fold) {} }
             return VerifyReport(headPosition: head, events: events, rows: counts0, violations: violations, counts: counts,
                                 seconds: Date().timeIntervalSince(started))
         }

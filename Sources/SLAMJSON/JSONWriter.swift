@@ -101,6 +101,12 @@ public struct JSONWriter {
 
     private mutating func writeEscaped(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
+        // Fast path: most strings (ids, names, codes) need no escaping.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            bytes.append(contentsOf: s.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for c in s.utf8 {
             switch c {
             case UInt8(ascii: "\""): bytes.append(0x5C); bytes.append(0x22)

@@ -25,7 +25,6 @@ final class CommandWriter: @unchecked Sendable {
     private var recordedPublishedSeq: Int64 = -1
 
     private let stats: ServerStats
-    private let walPath: String
     private var state = DomainState()
     private var ids = SortableIdGenerator()
     /// When the next sweep is due, in wall-clock time: the sweep's cadence is real time (it must
@@ -39,7 +38,6 @@ final class CommandWriter: @unchecked Sendable {
     init(store: EventStore, clock: Clock, config: ServerConfig, queue: BoundedQueue<CommandJob>, replies: ReplySink,
          stats: ServerStats, committed: @escaping (Int64, [String: Int64]) -> Void) throws {
         self.stats = stats
-        walPath = store.path + "-wal"
         self.store = store
         self.writer = try store.makeWriter()
         self.clock = clock
@@ -110,24 +108,6 @@ final class CommandWriter: @unchecked Sendable {
         replies.push(outgoing)
         if writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
         stats.batches.update { $0 += 1 }
-        checkpointIfNeeded()
-    }
-
-    /// Keeps the WAL bounded under constant load (see `ServerConfig.walTruncateBytes`).
-    private func checkpointIfNeeded() {
-        var st = stat()
-        guard stat(walPath, &st) == 0 else { return }
-        let size = Int64(st.st_size)
-        stats.walBytes.set(size)
-        stats.walPeakBytes.update { $0 = max($0, size) }
-        guard size > config.walTruncateBytes else { return }
-        do {
-            try store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-            stats.checkpoints.update { $0 += 1 }
-            if stat(walPath, &st) == 0 { stats.walBytes.set(Int64(st.st_size)) }
-        } catch {
-            logError("WAL checkpoint: \(error)")
-        }
     }
 
     // MARK: One command

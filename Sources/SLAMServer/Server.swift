@@ -24,6 +24,7 @@ public final class Server: @unchecked Sendable {
     private var relay: Relay?
     private var workers: QueryWorkers?
     private let stats = ServerStats()
+    private let checkpointer: Checkpointer
     private let finished = DispatchGroup()
     private let stopOnce = Lock()
     private var stopped = false
@@ -36,6 +37,14 @@ public final class Server: @unchecked Sendable {
         lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
         store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
                                     readers: max(2, config.queryWorkers + 2))
+        // The writer keeps its working set (seat maps, users, indexes) in memory; see
+        // `Checkpointer` for the WAL policy.
+        try store.pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA cache_size = -\(config.writerCacheKiB)")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(config.walAutocheckpointPages)")
+            try db.execute(sql: "PRAGMA journal_size_limit = \(config.walTruncateBytes)")
+        }
+        checkpointer = Checkpointer(path: config.dbPath, config: config, stats: stats)
         context = try ZMQContext()
         replies = try ReplySink()
         commands = BoundedQueue(capacity: config.commandQueueCapacity)
@@ -73,6 +82,7 @@ public final class Server: @unchecked Sendable {
         self.workers = workers
         self.router = router
 
+        try checkpointer.start()
         relay.start()
         workers.start(count: config.queryWorkers)
         finished.enter()
@@ -108,6 +118,7 @@ public final class Server: @unchecked Sendable {
         relay?.stop()
         // The relay's last position is recorded for the next start.
         if let writer { writer.runBatch([], sweep: false) }
+        if writer != nil { checkpointer.stop() }
         context.terminate()
         try? store.pool.close()
         lock.release()

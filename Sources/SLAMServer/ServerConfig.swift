@@ -25,10 +25,13 @@ public struct ServerConfig: Sendable {
     public var idempotencyRetention: Millis = 24 * 3600 * 1000
     /// How often the writer looks for due holds and queue work (at most one second late).
     public var sweepInterval: Millis = 200
-    /// The WAL checkpoint policy: SQLite checkpoints passively every 1,000 pages; when the WAL
-    /// file still grows past this (readers pinned old pages), the writer runs a TRUNCATE
-    /// checkpoint between batches, which waits for readers (they are short) and empties it.
+    /// The WAL checkpoint policy (see `Checkpointer`): the writer checkpoints PASSIVE after a
+    /// commit once the WAL holds this many pages (SQLite's default, measured best here); past
+    /// `walTruncateBytes` the checkpointer thread runs a TRUNCATE checkpoint.
+    public var walAutocheckpointPages = 1000
     public var walTruncateBytes: Int64 = 64 * 1024 * 1024
+    /// The writer's page cache (SQLite `cache_size`), in KiB.
+    public var writerCacheKiB = 131_072
     /// `ZMQ_SNDHWM` of the PUB socket: messages queued per subscriber before the relay drops
     /// that subscriber's (it recovers through ReadEvents), so a slow one never grows the server's
     /// memory without bound.

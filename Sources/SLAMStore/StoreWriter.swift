@@ -27,6 +27,7 @@ public final class StoreWriter {
         (headPosition, headSeq) = try EventStore.heads(db)
         categoryHeads = try EventStore.categoryHeads(db)
         commandsExecuted = Int64(try EventStore.meta(db, "commands") ?? "0") ?? 0
+        flushedCommands = commandsExecuted
     }
 
     public func mark() -> Mark {
@@ -147,9 +148,14 @@ public final class StoreWriter {
 
     public func countCommand() { commandsExecuted += 1 }
 
-    /// Writes the in-memory command count; call once per transaction.
+    private var flushedCommands: Int64 = -1
+
+    /// Writes the in-memory command count when it changed; call once per transaction (an idle
+    /// sweep then writes no page and costs no fsync).
     public func flushMeta(_ db: Database) throws {
+        guard commandsExecuted != flushedCommands else { return }
         try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE key = 'commands'")
             .execute(arguments: [String(commandsExecuted)])
+        flushedCommands = commandsExecuted
     }
 }

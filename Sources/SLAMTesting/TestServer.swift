@@ -46,8 +46,7 @@ public struct Scenario {
     public init(_ client: SLAMClient) { self.client = client }
 
     public func call(_ type: String, _ body: JSONObject = [:], key: String? = nil) throws -> Reply {
-        let needsKey = ["RegisterUser", "ChargePoints", "CreateConcert", "ScheduleConcert", "JoinQueue", "LeaveQueue",
-                        "HoldSeats", "PayReservation", "CancelReservation"].contains(type)
+        let needsKey = Wire.commandTypes.contains(type)
         return try client.call(type, .object(body), key: key ?? (needsKey ? UUID().uuidString : nil))
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SLAMClient
 import SLAMJSON
+import SLAMServer
 
 struct Call: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,14 +21,9 @@ struct Call: ParsableCommand {
     @Option(help: "How long to wait for the reply, in milliseconds.")
     var timeout = 10_000
 
-    static let commandTypes: Set<String> = [
-        "RegisterUser", "ChargePoints", "CreateConcert", "ScheduleConcert", "JoinQueue", "LeaveQueue",
-        "HoldSeats", "PayReservation", "CancelReservation",
-    ]
-
     func run() throws {
         var key = self.key
-        if key == nil, Self.commandTypes.contains(type) { key = UUID().uuidString.lowercased() }
+        if key == nil, Wire.commandTypes.contains(type) { key = UUID().uuidString.lowercased() }
         let client = try SLAMClient(endpoint: server)
         defer { client.close() }
         // The body is sent as given (the server judges it), so a malformed body can be tried too.

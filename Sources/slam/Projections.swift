@@ -16,8 +16,11 @@ struct ProjectionsRebuild: ParsableCommand {
         commandName: "rebuild",
         abstract: "Rebuild read models from the event log (offline: refuses while a server has the database open).",
         discussion: """
-            Folds the whole log in memory and replaces the read-model tables in one transaction: an \
-            interrupted rebuild leaves the database as it was, and running it again starts over. \
+            Folds the whole log in memory, then writes the read-model tables in one transaction: each \
+            table is compared with the fold and only the rows that differ are written, or, when many \
+            do (or with --full), it is emptied and bulk-inserted. Either way each table ends up equal \
+            to the fold, row for row. An interrupted rebuild leaves the database as it was, and \
+            running it again starts over. \
             Read models: \(ReadModel.allCases.map(\.rawValue).joined(separator: ", ")) (queue is the \
             queue_tokens and queues tables). Progress goes to stderr when it is a terminal; a summary \
             line goes to stdout.
@@ -28,6 +31,8 @@ struct ProjectionsRebuild: ParsableCommand {
     var db: String
     @Option(help: "Rebuild only this read model (default: all).")
     var projection: String?
+    @Flag(help: "Rewrite every table in full, even where the rows in place are right (by default only the rows that differ from the log are written).")
+    var full = false
     @Option(help: "Decoding threads (default: one per core).")
     var decoders: Int?
 
@@ -44,7 +49,7 @@ struct ProjectionsRebuild: ParsableCommand {
         let meter = ProgressMeter(label: "rebuild")
         let report: RebuildReport
         do {
-            report = try Rebuild.run(path: db, models: models, decoders: decoders, progress: meter.update)
+            report = try Rebuild.run(path: db, models: models, full: full, decoders: decoders, progress: meter.update)
         } catch {
             meter.clear()
             FileHandle.standardError.write(Data("slam projections rebuild: \(error)\n".utf8))
@@ -52,7 +57,10 @@ struct ProjectionsRebuild: ParsableCommand {
         }
         meter.clear()
         let rate = report.foldSeconds > 0 ? Double(report.headPosition) / report.foldSeconds : 0
-        let rows = report.rows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let rows = report.tables.map { t in
+            t.mode == .replace ? "\(t.table)=\(t.rows) (replaced)"
+                : "\(t.table)=\(t.rows) (\(t.inserted) inserted, \(t.updated) updated, \(t.deleted) deleted)"
+        }.joined(separator: ", ")
         print("rebuilt \(report.models.map(\.rawValue).joined(separator: ",")) from \(report.events) events "
               + "(head position \(report.headPosition)) in \(fmt(report.totalSeconds)) s: "
               + "fold \(fmt(report.foldSeconds)) s (\(Int(rate)) events/s), write \(fmt(report.writeSeconds)) s; rows: \(rows)")

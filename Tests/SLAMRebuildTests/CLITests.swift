@@ -1,0 +1,51 @@
+import Foundation
+import SLAMStore
+import Testing
+
+@Suite("The CLI (slam projections rebuild, slam verify, slam serve) as a process")
+struct CLITests {
+    @Test("rebuild and verify exit 0 on a healthy store; verify exits 1 naming a corruption")
+    func rebuildAndVerify() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let rebuild = try runSlam(["projections", "rebuild", "--db", copy])
+        #expect(rebuild.status == 0, "\(rebuild.stderr)")
+        #expect(rebuild.stdout.hasPrefix("rebuilt users,point_history,concerts,schedules,seats,reservations,queue from "))
+        let one = try runSlam(["projections", "rebuild", "--db", copy, "--projection", "seats", "--full"])
+        #expect(one.status == 0 && one.stdout.contains("seats=17 (replaced)"), "\(one.stdout) \(one.stderr)")
+        let ok = try runSlam(["verify", "--db", copy])
+        #expect(ok.status == 0, "\(ok.stdout) \(ok.stderr)")
+        #expect(ok.stdout.hasPrefix("slam verify: OK"))
+
+        try execute(copy, "UPDATE users SET balance = balance + 1 WHERE user_id = ?", [f.users["c"]!])
+        let bad = try runSlam(["verify", "--db", copy])
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("[balance-history] user \(f.users["c"]!) has balance"), "\(bad.stdout)")
+        #expect(bad.stdout.contains("slam verify: FAILED: 2 violations"), "\(bad.stdout)")
+
+        let unknown = try runSlam(["projections", "rebuild", "--db", copy, "--projection", "nope"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("unknown projection nope"))
+        let missing = try runSlam(["verify", "--db", copy + ".missing"])
+        #expect(missing.status == 2 && missing.stderr.contains("no database at"))
+    }
+
+    @Test("rebuild and serve refuse, with a clear message, while a server has the database")
+    func refusesWhileServing() throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let live = try LiveServer(path: copy)
+        defer { live.stop() }
+        let rebuild = try runSlam(["projections", "rebuild", "--db", copy])
+        #expect(rebuild.status == 1)
+        #expect(rebuild.stderr.contains("slam projections rebuild: the database \(copy) is in use"), "\(rebuild.stderr)")
+        #expect(rebuild.stderr.contains(copy + ".lock") && rebuild.stderr.contains("slam serve (pid"))
+        let folder = (copy as NSString).deletingLastPathComponent
+        let serve = try runSlam(["serve", "--db", copy, "--commands", "ipc://\(folder)/c2", "--events", "ipc://\(folder)/e2"])
+        #expect(serve.status == 1)
+        #expect(serve.stderr.contains("slam serve: the database \(copy) is in use"), "\(serve.stderr)")
+        // verify reads beside the server.
+        let verify = try runSlam(["verify", "--db", copy])
+        #expect(verify.status == 0, "\(verify.stdout)")
+    }
+}

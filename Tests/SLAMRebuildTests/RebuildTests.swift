@@ -1,0 +1,198 @@
+import Foundation
+import GRDB
+import SLAMDomain
+@testable import SLAMProjections
+import SLAMStore
+import Testing
+
+@Suite("slam projections rebuild")
+struct RebuildTests {
+    @Test("the fixture store exercises every read model and every status")
+    func fixtureCoversTheReadModels() throws {
+        let f = try Fixture.get()
+        let dump = try dumpProjections(f.path)
+        for table in Projector.tables { #expect(!(dump[table] ?? []).isEmpty, "table \(table) is empty") }
+        let statuses = Set(try String.fetchAll(DatabaseQueue(path: f.path), "SELECT DISTINCT status FROM reservations"))
+        #expect(statuses == ["HELD", "CONFIRMED", "EXPIRED", "RELEASED", "CANCELLED"])
+        let types = Set(try String.fetchAll(DatabaseQueue(path: f.path), "SELECT DISTINCT type FROM events"))
+        for type in ["UserRegistered", "PointsCharged", "PointsUsed", "PointsRefunded", "ConcertCreated", "ConcertScheduled",
+                     "ScheduleSoldOut", "ScheduleReopened", "SeatsHeld", "ReservationConfirmed", "HoldExpired",
+                     "HoldReleased", "ReservationCancelled", "QueueJoined", "QueueTokenActivated", "QueueTokenExpired",
+                     "QueueLeft"] {
+            #expect(types.contains(type), "no \(type) event in the fixture")
+        }
+        let tokenStates = Set(try String.fetchAll(DatabaseQueue(path: f.path),
+                                                  "SELECT DISTINCT status || left_waiting FROM queue_tokens"))
+        #expect(tokenStates.isSuperset(of: ["ACTIVE0", "EXPIRED0", "EXPIRED1"]))
+        let queue = try Row.fetchOne(DatabaseQueue(path: f.path), "SELECT waits, front_removed FROM queues")
+        #expect((queue?[0] as Int64?) == 6 && (queue?[1] as Int64?) ?? 0 >= 3)
+    }
+
+    @Test("a rebuild of healthy read models finds nothing to change and leaves them identical")
+    func rebuildIsIdenticalToInline() throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let before = try dumpProjections(copy)
+        let report = try Rebuild.run(path: copy)
+        #expect(try dumpProjections(copy) == before)
+        #expect(report.tables.count == Projector.tables.count)
+        for t in report.tables {
+            #expect(t.mode == .diff && t.inserted == 0 && t.updated == 0 && t.deleted == 0, "\(t)")
+        }
+        #expect(report.events == (try scalar(copy, "SELECT COUNT(*) FROM events") ?? -1))
+        #expect(try scalar(copy, "SELECT value FROM meta WHERE key = 'projectionsRebuiltPosition'") == String(report.headPosition))
+    }
+
+    @Test("a full rebuild (every table emptied and bulk-inserted) produces the inline rows, indexes included")
+    func fullRebuildIsIdenticalToInline() throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let before = try dumpProjections(copy)
+        let indexes: [String] = try String.fetchAll(DatabaseQueue(path: copy),
+                                                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+        let report = try Rebuild.run(path: copy, full: true)
+        #expect(report.tables.allSatisfy { $0.mode == .replace })
+        #expect(try dumpProjections(copy) == before)
+        #expect(try String.fetchAll(DatabaseQueue(path: copy),
+                                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name") == indexes)
+        #expect(try scalar(copy, "PRAGMA integrity_check") == "ok")
+    }
+
+    @Test("emptied read models are rebuilt from the log alone")
+    func rebuildFromNothing() throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let before = try dumpProjections(copy)
+        for table in Projector.tables { try execute(copy, "DELETE FROM \(table)") }
+        _ = try Rebuild.run(path: copy)
+        #expect(try dumpProjections(copy) == before)
+    }
+
+    @Test("damaged rows are repaired by writing only them")
+    func rebuildRepairsDamage() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let before = try dumpProjections(copy)
+        try execute(copy, "UPDATE users SET balance = balance + 7 WHERE user_id = ?", [f.users["a"]!])
+        try execute(copy, "DELETE FROM reservations WHERE reservation_id = ?", [f.confirmed])
+        try execute(copy, "INSERT INTO concerts (concert_id, name, artist) VALUES ('con_BOGUS', 'x', 'y')")
+        try execute(copy, "UPDATE seats SET status = 'AVAILABLE', reservation_id = NULL WHERE schedule_id = ? AND number = 1",
+                    [f.schedule])
+        let report = try Rebuild.run(path: copy)
+        #expect(try dumpProjections(copy) == before)
+        let byTable = Dictionary(uniqueKeysWithValues: report.tables.map { ($0.table, $0) })
+        #expect(byTable["users"]?.updated == 1)
+        #expect(byTable["reservations"]?.inserted == 1)
+        #expect(byTable["concerts"]?.deleted == 1)
+        #expect(byTable["seats"]?.updated == 1)
+        #expect(byTable["point_history"].map { $0.inserted + $0.updated + $0.deleted } == 0)
+    }
+
+    @Test("--projection NAME rebuilds only that read model's tables", arguments: ReadModel.allCases)
+    func rebuildOneModel(_ model: ReadModel) throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let before = try dumpProjections(copy)
+        for table in model.tables { try execute(copy, "DELETE FROM \(table)") }
+        // A table of another model damaged too: a one-model rebuild must not touch it.
+        let other = model == .concerts ? "users" : "concerts"
+        try execute(copy, "DELETE FROM \(other)")
+        let report = try Rebuild.run(path: copy, models: [model])
+        #expect(report.models == [model])
+        #expect(Set(report.tables.map(\.table)) == Set(model.tables))
+        let after = try dumpProjections(copy)
+        for table in Projector.tables where table != other { #expect(after[table] == before[table], "\(table)") }
+        #expect(after[other]?.isEmpty == true)
+        #expect(ReadModel.named(model.rawValue) == model)
+    }
+
+    @Test("a corrupt log is refused and nothing is written")
+    func corruptLogIsRefused() throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let before = try dumpProjections(copy)
+        try execute(copy, "UPDATE events SET body = '{\"userId\": 5}' WHERE position = 3")
+        try execute(copy, "DELETE FROM users")
+        #expect(throws: FoldError.self) { try Rebuild.run(path: copy) }
+        var after = try dumpProjections(copy)
+        after["users"] = before["users"]
+        #expect(after == before)
+        #expect(try scalar(copy, "SELECT COUNT(*) FROM users") == 0)
+    }
+
+    @Test("a missing database is an error, not a new empty store")
+    func missingDatabase() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("slam-none-\(UUID().uuidString).sqlite").path
+        #expect(throws: StoreError.self) { try Rebuild.run(path: path) }
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test("the fast body decoder agrees with DomainEvent.decode on every event of the fixture")
+    func fastDecoderAgrees() throws {
+        let rows = try Row.fetchAll(DatabaseQueue(path: Fixture.get().path), "SELECT type, body, position FROM events ORDER BY position")
+        var fast = 0
+        for row in rows {
+            let type: String = row[0], body: String = row[1], position: Int64 = row[2]
+            let expected = try DomainEvent.decode(type: type, body: Array(body.utf8))
+            var full = EventChunk(capacity: 1)
+            full.append(expected, position: position, occurredAt: 7)
+            if let decoded = fastDecode(type, body, position: position) {
+                fast += 1
+                #expect(describe(decoded) == describe(full), "position \(position)")
+            }
+        }
+        // Everything but ConcertScheduled takes the fast path.
+        #expect(fast == rows.count - rows.filter { ($0[0] as String) == "ConcertScheduled" }.count)
+        // Bodies it does not handle (escapes, spaces, floats, duplicates) are left to the full decoder.
+        #expect(fastDecode("UserRegistered", #"{"userId":"usr_1","name":"caf\u00e9"}"#) == nil)
+        #expect(fastDecode("UserRegistered", #"{"userId": "usr_1","name":"x"}"#) == nil)
+        #expect(fastDecode("PointsCharged", #"{"userId":"usr_1","amount":1.0,"balance":1}"#) == nil)
+        #expect(fastDecode("PointsCharged", #"{"userId":"usr_1","amount":1,"amount":2,"balance":1}"#) == nil)
+        #expect(fastDecode("SeatsHeld", #"{"reservationId":"r","userId":"u","scheduleId":"s","seatNumbers":[1,2.5],"price":1,"expiresAt":"2026-01-01T00:00:00.000Z"}"#) == nil)
+        var charged = EventChunk(capacity: 1)
+        charged.append(.pointsCharged(userId: "usr_1", amount: 1, balance: 1), position: 1, occurredAt: 7)
+        #expect(fastDecode("PointsCharged", #"{"userId":"usr_1","amount":1,"balance":1,"extra":"x"}"#).map(describe)
+                == describe(charged))
+    }
+
+    private func fastDecode(_ type: String, _ body: String, position: Int64 = 1) -> EventChunk? {
+        var decoder = FastEventDecoder()
+        var chunk = EventChunk(capacity: 1)
+        let code = Array(type.utf8).withUnsafeBufferPointer { FastEventDecoder.typeCode($0) }
+        let ok = Array(body.utf8).withUnsafeBufferPointer {
+            decoder.decode(code: code, body: $0, position: position, occurredAt: 7, into: &chunk)
+        }
+        return ok ? chunk : nil
+    }
+
+    /// A chunk's one event, strings resolved and hashes checked.
+    private func describe(_ chunk: EventChunk) -> String {
+        guard let e = chunk.events.first else { return "none" }
+        func s(_ r: IdRef) -> String {
+            guard let text = chunk.string(r) else { return "nil" }
+            let h = Array(text.utf8).withUnsafeBufferPointer { hashBytes($0) }
+            return h == r.hash ? text : "\(text)#badhash"
+        }
+        let seats = chunk.seats[Int(e.seatsStart)..<Int(e.seatsStart + e.seatsCount)]
+        return "\(e.kind) \(e.position) \(e.occurredAt) \(s(e.s0)) \(s(e.s1)) \(s(e.s2)) \(e.n0) \(e.n1) \(Array(seats))"
+    }
+}
+
+extension String {
+    static func fetchAll(_ queue: DatabaseQueue, _ sql: String) throws -> [String] {
+        defer { try? queue.close() }
+        return try queue.read { db in try String.fetchAll(db, sql: sql) }
+    }
+}
+
+extension Row {
+    static func fetchAll(_ queue: DatabaseQueue, _ sql: String) throws -> [Row] {
+        defer { try? queue.close() }
+        return try queue.read { db in try Row.fetchAll(db, sql: sql) }
+    }
+    static func fetchOne(_ queue: DatabaseQueue, _ sql: String) throws -> Row? {
+        defer { try? queue.close() }
+        return try queue.read { db in try Row.fetchOne(db, sql: sql) }
+    }
+}

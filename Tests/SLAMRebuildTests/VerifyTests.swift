@@ -1,0 +1,162 @@
+import Foundation
+import GRDB
+import SLAMDomain
+import SLAMProjections
+import SLAMStore
+import Testing
+
+@Suite("slam verify")
+struct VerifyTests {
+    /// The violations of `check` whose message contains every one of `words`.
+    private func matching(_ report: VerifyReport, _ check: String, _ words: [String]) -> [Violation] {
+        report.violations.filter { v in v.check == check && words.allSatisfy { v.message.contains($0) } }
+    }
+
+    @Test("passes on a healthy store")
+    func healthy() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let report = try Verifier.run(path: copy)
+        #expect(report.ok, "\(report.violations)")
+        #expect(report.events == (try scalar(copy, "SELECT MAX(position) FROM events") ?? -1))
+        #expect(report.rows["seats"] == 10 + 2 + 5)
+        #expect(report.rows.values.reduce(0, +) > 50)
+    }
+
+    @Test("a doubled seat: two live reservations on one seat, though the read models match the log")
+    func doubledSeat() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        // A buggy writer holds seat 1, which user a's confirmed reservation owns, for user b.
+        let ref = ReservationRef(reservationId: "res_DOUBLED", userId: f.users["b"]!, scheduleId: f.schedule,
+                                 seatNumbers: [1], price: 5_000)
+        let at = f.start + 10_000_000
+        try appendInline(copy, [.seatsHeld(ref, expiresAt: at + 60_000)], at: at)
+        let report = try Verifier.run(path: copy)
+        #expect(!report.ok)
+        // Found in the log (the hold took a seat a live reservation had) and in the read model.
+        #expect(!matching(report, "doubled-seat", ["seat 1 ", f.schedule, "res_DOUBLED", f.confirmed, "CONFIRMED"]).isEmpty,
+                "\(report.violations)")
+        #expect(!matching(report, "doubled-seat", ["seat 1 of schedule \(f.schedule) has two live reservations",
+                                                   "res_DOUBLED (HELD)", "\(f.confirmed) (CONFIRMED)"]).isEmpty)
+        // The read models are what the log says: no projection violation.
+        #expect(report.violations.allSatisfy { !$0.check.hasPrefix("projection") }, "\(report.violations)")
+    }
+
+    @Test("an edited balance")
+    func editedBalance() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let a = f.users["a"]!
+        let balance: Int64 = try #require(try scalar(copy, "SELECT balance FROM users WHERE user_id = ?", [a]))
+        try execute(copy, "UPDATE users SET balance = balance + 7 WHERE user_id = ?", [a])
+        let report = try Verifier.run(path: copy)
+        #expect(!report.ok)
+        #expect(!matching(report, "projection-different", ["users row user_id='\(a)'", "balance is \(balance + 7)",
+                                                           "the log gives \(balance)"]).isEmpty, "\(report.violations)")
+        #expect(!matching(report, "balance-history", [a, "balance \(balance + 7)", "is \(balance)"]).isEmpty)
+        #expect(report.counts.keys.sorted() == ["balance-history", "projection-different"])
+        // A rebuild repairs it.
+        _ = try Rebuild.run(path: copy)
+        #expect(try Verifier.run(path: copy).ok)
+    }
+
+    @Test("a deleted outbox row")
+    func deletedOutboxRow() throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let type: String = try #require(try scalar(copy, "SELECT type FROM events WHERE position = 5"))
+        try execute(copy, "DELETE FROM outbox WHERE seq = 5")
+        let report = try Verifier.run(path: copy)
+        #expect(!report.ok)
+        #expect(!matching(report, "outbox-gap", ["outbox seq 5 is missing"]).isEmpty, "\(report.violations)")
+        #expect(!matching(report, "outbox-missing", ["event at position 5 (\(type)) has no outbox row"]).isEmpty)
+        #expect(report.violations.allSatisfy { $0.check.hasPrefix("outbox") }, "\(report.violations)")
+    }
+
+    @Test("a changed projection row, a missing one and an extra one")
+    func changedProjectionRows() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        try execute(copy, "UPDATE seats SET status = 'AVAILABLE', reservation_id = NULL WHERE schedule_id = ? AND number = 2",
+                    [f.schedule])
+        try execute(copy, "DELETE FROM point_history WHERE user_id = ? AND n = 1", [f.users["e"]!])
+        try execute(copy, "INSERT INTO queues (schedule_id, waits, front_removed, active, waiting) VALUES ('sch_BOGUS', 1, 0, 0, 1)")
+        let report = try Verifier.run(path: copy)
+        #expect(!report.ok)
+        #expect(!matching(report, "projection-different", ["seats row schedule_id='\(f.schedule)' number=2",
+                                                           "status is 'AVAILABLE', the log gives 'SOLD'",
+                                                           "reservation_id is NULL, the log gives '\(f.confirmed)'"]).isEmpty,
+                "\(report.violations)")
+        #expect(!matching(report, "projection-missing", ["point_history row user_id='\(f.users["e"]!)' n=1"]).isEmpty)
+        #expect(!matching(report, "projection-extra", ["queues row schedule_id='sch_BOGUS'"]).isEmpty)
+    }
+
+    @Test("a second deduction for one payment, and a charge above the limit, in the log")
+    func paymentAndChargeInvariants() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let a = f.users["a"]!, e = f.users["e"]!
+        let balanceA: Int64 = try #require(try scalar(copy, "SELECT balance FROM users WHERE user_id = ?", [a]))
+        let balanceE: Int64 = try #require(try scalar(copy, "SELECT balance FROM users WHERE user_id = ?", [e]))
+        let at = f.start + 10_000_000
+        try appendInline(copy, [
+            .pointsUsed(userId: a, amount: f.confirmedPrice, balance: balanceA - f.confirmedPrice, reservationId: f.confirmed),
+            .pointsCharged(userId: e, amount: 1_000_000 - balanceE + 5, balance: 1_000_005),
+        ], at: at)
+        let report = try Verifier.run(path: copy)
+        #expect(!report.ok)
+        #expect(!matching(report, "points-used", [f.confirmed, "2 PointsUsed events", "expected exactly one"]).isEmpty,
+                "\(report.violations)")
+        #expect(!matching(report, "charge-over-limit", [e, "1000005"]).isEmpty)
+        #expect(report.violations.allSatisfy { !$0.check.hasPrefix("projection") })
+    }
+
+    @Test("a negative balance, an altered outbox row, an undecodable event and a refund without cancellation")
+    func otherCorruptions() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let d = f.users["d"]!
+        try execute(copy, "UPDATE users SET balance = -5 WHERE user_id = ?", [d])
+        try execute(copy, "UPDATE outbox SET body = '{}' WHERE seq = 7")
+        try execute(copy, "UPDATE events SET body = '{\"userId\": 5}' WHERE position = 3")
+        let balance: Int64 = try #require(try scalar(copy, "SELECT balance FROM users WHERE user_id = ?", [f.users["e"]!]))
+        try appendInline(copy, [.pointsRefunded(userId: f.users["e"]!, amount: 1, balance: balance + 1, reservationId: f.confirmed)],
+                         at: f.start + 10_000_000)
+        let report = try Verifier.run(path: copy)
+        #expect(!matching(report, "negative-balance", ["user \(d) has balance -5"]).isEmpty, "\(report.violations)")
+        #expect(!matching(report, "outbox-mismatch", ["event at position 7", "outbox row seq 7 does not match"]).isEmpty)
+        #expect(!matching(report, "undecodable-event", ["event at position 3"]).isEmpty)
+        #expect(!matching(report, "points-refunded", [f.confirmed, "no refunded cancellation"]).isEmpty)
+    }
+
+    @Test("a hole in the log's positions")
+    func positionGap() throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let type: String = try #require(try scalar(copy, "SELECT type FROM events WHERE position = 2"))
+        #expect(type == "PointsCharged")
+        try execute(copy, "DELETE FROM events WHERE position = 2")
+        let report = try Verifier.run(path: copy)
+        #expect(!matching(report, "position-gap", ["event position 2 is missing"]).isEmpty, "\(report.violations)")
+    }
+
+    @Test("runs beside a live server, on one snapshot")
+    func besideAServer() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let harness = try LiveServer(path: copy)
+        defer { harness.stop() }
+        let s = harness.scenario
+        _ = try s.registerUser("during", charge: 1_000)
+        let report = try Verifier.run(path: copy)
+        #expect(report.ok, "\(report.violations)")
+    }
+}

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Benchmark `slam projections rebuild` and `slam serve` start-up on a large store.
+
+1. Generates a store of N events (default 10,000,000) with `slam debug-generate`: a ticket rush
+   decided by the real deciders, appended by the real store writer with the real inline
+   projections, thousands of commands per transaction (see Sources/slam/DebugGenerate.swift).
+   `--db PATH` keeps the store there; an existing file is reused (generation takes minutes).
+2. Rebuilds its read models with `slam projections rebuild` (the default: each table compared
+   with the fold, only differing rows written) and with `--full` (every table emptied and
+   bulk-inserted: the worst case), and reports wall time and events/s.
+3. Starts `slam serve` on the store and measures the time from the process start to its ready
+   line and to the first answered command (a GetStats query, then a RegisterUser command) over
+   ZeroMQ (pyzmq), then stops it with SIGTERM.
+4. With --verify, runs `slam verify` and reports its time and verdict.
+
+Targets (DESIGN.md section 4): rebuild 10M events < 30 s; serving commands < 5 s after start.
+
+    swift build -c release --product slam
+    python3 tools/rebuild_bench.py --events 1000000 --db /tmp/slam-1m.sqlite
+    python3 tools/rebuild_bench.py --json            # 10M events, a temporary store
+
+Stdlib only, plus pyzmq for the first command.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def slam_binary(explicit):
+    if explicit:
+        return explicit
+    if os.environ.get("SLAM_BIN"):
+        return os.environ["SLAM_BIN"]
+    for path in (".build/release/slam", ".build-release/release/slam", ".build-rebuild/release/slam"):
+        full = os.path.join(ROOT, path)
+        if os.path.exists(full):
+            return full
+    sys.exit("no release slam binary: run `swift build -c release --product slam` (or pass --slam / SLAM_BIN)")
+
+
+def machine(db):
+    info = {"nproc": os.cpu_count(), "platform": platform.platform()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            models = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
+        info["cpu"] = models[0] if models else "?"
+    except OSError:
+        info["cpu"] = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            total = next(l for l in f if l.startswith("MemTotal"))
+        info["memory_gib"] = round(int(total.split()[1]) / 1048576, 1)
+    except (OSError, StopIteration):
+        pass
+    try:
+        out = subprocess.run(["df", "-hT", os.path.dirname(os.path.abspath(db))], capture_output=True, text=True).stdout
+        fields = out.strip().splitlines()[-1].split()
+        info["disk"] = f"{fields[0]} ({fields[1]}, {fields[2]} total, {fields[4]} free)"
+    except (OSError, IndexError):
+        info["disk"] = "?"
+    try:
+        with open("/proc/loadavg") as f:
+            info["loadavg_at_start"] = f.read().split()[:3]
+    except OSError:
+        pass
+    return info
+
+
+def run(cmd, **kw):
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return elapsed, proc.stdout.strip()
+
+
+def cpu_of_children():
+    r = os.times()
+    return r.children_user + r.children_system
+
+
+def rebuild(slam, db, full):
+    cmd = [slam, "projections", "rebuild", "--db", db] + (["--full"] if full else [])
+    cpu0 = cpu_of_children()
+    wall, out = run(cmd)
+    cpu = cpu_of_children() - cpu0
+    m = re.search(r"from (\d+) events \(head position (\d+)\) in ([\d.]+) s: fold ([\d.]+) s \((\d+) events/s\), "
+                  r"write ([\d.]+) s", out)
+    result = {"command": " ".join(cmd), "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "output": out}
+    if m:
+        head = int(m.group(2))
+        result.update(events=head, fold_seconds=float(m.group(4)), write_seconds=float(m.group(6)),
+                      events_per_second=int(head / wall) if wall > 0 else None)
+    return result
+
+
+def first_commands(endpoint, timeout_ms=60_000):
+    import zmq  # pyzmq
+
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    times = {}
+    started = time.monotonic()
+    for type_, body, key in (("GetStats", {}, None), ("RegisterUser", {"name": "bench"}, "bench-" + uuid.uuid4().hex)):
+        header = {"type": type_, "requestId": uuid.uuid4().hex}
+        if key:
+            header["idempotencyKey"] = key
+        t0 = time.monotonic()
+        sock.send_multipart([b"", b"SLAM/1", json.dumps(header).encode(), json.dumps(body).encode()])
+        while True:
+            if not sock.poll(timeout_ms, zmq.POLLIN):
+                sys.exit(f"no reply to {type_} within {timeout_ms} ms")
+            frames = sock.recv_multipart()
+            reply = json.loads(frames[2])
+            if reply.get("requestId") == header["requestId"]:
+                break
+        if not reply.get("ok"):
+            sys.exit(f"{type_} failed: {frames[3][:300]!r}")
+        times[type_] = time.monotonic() - t0
+    sock.close()
+    return times, time.monotonic() - started
+
+
+def serve_startup(slam, db):
+    cmd = [slam, "serve", "--db", db, "--commands", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*"]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        ready = time.monotonic() - started
+        m = re.match(r"SLAM ready commands=(\S+) events=(\S+)", line or "")
+        if not m:
+            proc.wait(timeout=10)
+            sys.exit(f"slam serve did not start: {line!r} {proc.stderr.read()}")
+        times, _ = first_commands(m.group(1))
+        answered = time.monotonic() - started
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return {"command": " ".join(cmd), "ready_seconds": round(ready, 3),
+            "first_query_seconds": round(ready + times["GetStats"], 3),
+            "first_command_seconds": round(answered, 3),
+            "GetStats_ms": round(times["GetStats"] * 1000, 1), "RegisterUser_ms": round(times["RegisterUser"] * 1000, 1)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=10_000_000, help="events to generate (default 10,000,000)")
+    ap.add_argument("--db", help="store path (reused if it exists; default: a temporary file, removed after)")
+    ap.add_argument("--slam", help="the slam binary (default: SLAM_BIN or the release build)")
+    ap.add_argument("--seats", type=int, default=50_000, help="seats per schedule in the generated rush")
+    ap.add_argument("--no-full", action="store_true", help="skip the --full (rewrite everything) rebuild")
+    ap.add_argument("--verify", action="store_true", help="also run slam verify")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = ap.parse_args()
+
+    slam = slam_binary(args.slam)
+    tmp = None
+    if args.db:
+        db = os.path.abspath(args.db)
+    else:
+        tmp = tempfile.mkdtemp(prefix="slam-rebuild-bench-", dir=os.environ.get("TMPDIR"))
+        db = os.path.join(tmp, "slam.sqlite")
+    results = {"binary": slam, "db": db, "machine": machine(db)}
+    try:
+        if os.path.exists(db):
+            results["generate"] = {"reused": True}
+        else:
+            cmd = [slam, "debug-generate", "--db", db, "--events", str(args.events), "--seats", str(args.seats)]
+            print(f"generating {args.events} events: {' '.join(cmd)}", file=sys.stderr)
+            wall, out = run(cmd)
+            results["generate"] = {"command": " ".join(cmd), "wall_seconds": round(wall, 1), "output": out}
+        results["db_bytes"] = os.path.getsize(db)
+
+        print("rebuilding (default: only differing rows written)", file=sys.stderr)
+        results["rebuild"] = rebuild(slam, db, full=False)
+        if not args.no_full:
+            print("rebuilding with --full (every table rewritten)", file=sys.stderr)
+            results["rebuild_full"] = rebuild(slam, db, full=True)
+        print("starting slam serve", file=sys.stderr)
+        results["serve"] = serve_startup(slam, db)
+        if args.verify:
+            print("verifying", file=sys.stderr)
+            cmd = [slam, "verify", "--db", db]
+            started = time.monotonic()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            results["verify"] = {"command": " ".join(cmd), "wall_seconds": round(time.monotonic() - started, 2),
+                                 "exit": proc.returncode, "output": proc.stdout.strip()[-400:]}
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    m = results["machine"]
+    print(f"machine: {m.get('nproc')} cores ({m.get('cpu')}), {m.get('memory_gib')} GiB, disk {m.get('disk')}, "
+          f"load {' '.join(m.get('loadavg_at_start', []))}")
+    print(f"store:   {db} ({results['db_bytes'] / 1e9:.2f} GB)")
+    for name in ("rebuild", "rebuild_full"):
+        r = results.get(name)
+        if r:
+            print(f"{name:13} {r.get('events', '?')} events in {r['wall_seconds']} s wall ({r['cpu_seconds']} s cpu): "
+                  f"{r.get('events_per_second', '?')} events/s; fold {r.get('fold_seconds')} s, write {r.get('write_seconds')} s"
+                  f"   [{r['command']}]")
+    s = results["serve"]
+    print(f"serve:        ready line {s['ready_seconds']} s, first query answered {s['first_query_seconds']} s, "
+          f"first command answered {s['first_command_seconds']} s   [{s['command']}]")
+    if "verify" in results:
+        v = results["verify"]
+        print(f"verify:       exit {v['exit']} in {v['wall_seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
