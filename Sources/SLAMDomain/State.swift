@@ -79,3 +79,20 @@ public struct ReservationState: Equatable, Sendable {
     /// A hold past its `expiresAt` is expired for every decision, swept or not.
     public func isLapsedHold(at now: Millis) -> Bool { status == .held && now > expiresAt }
 }
+
+extension DomainState {
+    /// The current version of the stream `event` belongs to, as this state knows it (0 for a
+    /// stream the event creates).
+    public func streamVersion(of event: DomainEvent) -> Int64 {
+        switch event {
+        case .userRegistered, .concertCreated, .concertScheduled, .seatsHeld: return 0
+        case .pointsCharged(let u, _, _), .pointsUsed(let u, _, _, _), .pointsRefunded(let u, _, _, _):
+            return users[u]?.walletVersion ?? 0
+        case .scheduleSoldOut(let s), .scheduleReopened(let s): return schedules[s]?.version ?? 0
+        case .queueJoined(let t), .queueTokenActivated(let t, _), .queueTokenExpired(let t), .queueLeft(let t):
+            return queues[t.scheduleId]?.version ?? 0
+        case .reservationConfirmed(let r), .holdExpired(let r), .holdReleased(let r), .reservationCancelled(let r, _):
+            return reservations[r.reservationId]?.version ?? 0
+        }
+    }
+}

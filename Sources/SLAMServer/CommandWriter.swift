@@ -170,18 +170,8 @@ final class CommandWriter: @unchecked Sendable {
                 try db.cachedStatement(sql: "RELEASE command").execute()
                 return .rejected(error)
             }
-            for (event, cause) in decision.events {
-                let causationId: String
-                switch cause {
-                case .command: causationId = causation
-                case .system(let name): causationId = name
-                }
-                let positions = try writer.append(db, streamId: event.streamId, expected: .exact(expectedVersion(event)),
-                                                  events: [NewEvent(event, occurredAt: now, causationId: causationId)])
-                try Projector.apply(event, position: positions[0], occurredAt: now, db: db)
-                state.evolve(event, at: now)
-                forgetIfEnded(event)
-            }
+            try DecisionRecorder.record(decision, causationId: causation, now: now, state: &state, writer: writer, db: db)
+            for (event, _) in decision.events { forgetIfEnded(event) }
             if counted { writer.countCommand() }
             try db.cachedStatement(sql: "RELEASE command").execute()
             return .accepted(decision.result)
@@ -204,20 +194,6 @@ final class CommandWriter: @unchecked Sendable {
             state.tokens[t.tokenId] = nil
         default:
             break
-        }
-    }
-
-    /// The version the decision state saw for the event's stream.
-    private func expectedVersion(_ event: DomainEvent) -> Int64 {
-        switch event {
-        case .userRegistered, .concertCreated, .concertScheduled, .seatsHeld: return 0
-        case .pointsCharged(let u, _, _), .pointsUsed(let u, _, _, _), .pointsRefunded(let u, _, _, _):
-            return state.users[u]?.walletVersion ?? 0
-        case .scheduleSoldOut(let s), .scheduleReopened(let s): return state.schedules[s]?.version ?? 0
-        case .queueJoined(let t), .queueTokenActivated(let t, _), .queueTokenExpired(let t), .queueLeft(let t):
-            return state.queues[t.scheduleId]?.version ?? 0
-        case .reservationConfirmed(let r), .holdExpired(let r), .holdReleased(let r), .reservationCancelled(let r, _):
-            return state.reservations[r.reservationId]?.version ?? 0
         }
     }
 

@@ -271,32 +271,10 @@ private struct Generator {
             if counted { writer.countCommand() }
             return nil
         }
-        let key = cause ?? "gen-\(commands)"
-        for (event, c) in decision.events {
-            let causationId: String
-            switch c {
-            case .command: causationId = key
-            case .system(let name): causationId = name
-            }
-            let positions = try writer.append(db, streamId: event.streamId, expected: .exact(expectedVersion(event)),
-                                              events: [NewEvent(event, occurredAt: now, causationId: causationId)])
-            try Projector.apply(event, position: positions[0], occurredAt: now, db: db)
-            state.evolve(event, at: now)
-        }
+        try DecisionRecorder.record(decision, causationId: cause ?? "gen-\(commands)", now: now, state: &state,
+                                    writer: writer, db: db)
         if counted { writer.countCommand() }
         return decision
     }
 
-    func expectedVersion(_ event: DomainEvent) -> Int64 {
-        switch event {
-        case .userRegistered, .concertCreated, .concertScheduled, .seatsHeld: return 0
-        case .pointsCharged(let u, _, _), .pointsUsed(let u, _, _, _), .pointsRefunded(let u, _, _, _):
-            return state.users[u]?.walletVersion ?? 0
-        case .scheduleSoldOut(let s), .scheduleReopened(let s): return state.schedules[s]?.version ?? 0
-        case .queueJoined(let t), .queueTokenActivated(let t, _), .queueTokenExpired(let t), .queueLeft(let t):
-            return state.queues[t.scheduleId]?.version ?? 0
-        case .reservationConfirmed(let r), .holdExpired(let r), .holdReleased(let r), .reservationCancelled(let r, _):
-            return state.reservations[r.reservationId]?.version ?? 0
-        }
-    }
 }

@@ -1,0 +1,24 @@
+import GRDB
+import SLAMDomain
+import SLAMStore
+
+/// Records an accepted decision: each event appended to its stream at the version the decision
+/// state saw (so a stale state fails the append instead of forking a stream), its read models
+/// updated inline, and the state evolved. Used by the server's writer and by the store
+/// generator, inside their transaction.
+public enum DecisionRecorder {
+    public static func record(_ decision: Decision, causationId: String, now: Millis, state: inout DomainState,
+                              writer: StoreWriter, db: Database) throws {
+        for (event, cause) in decision.events {
+            let causation: String
+            switch cause {
+            case .command: causation = causationId
+            case .system(let name): causation = name
+            }
+            let positions = try writer.append(db, streamId: event.streamId, expected: .exact(state.streamVersion(of: event)),
+                                              events: [NewEvent(event, occurredAt: now, causationId: causation)])
+            try Projector.apply(event, position: positions[0], occurredAt: now, db: db)
+            state.evolve(event, at: now)
+        }
+    }
+}
