@@ -27,7 +27,7 @@ public struct Outcomes: Sendable {
         sent += o.sent; replies += o.replies; holdsWon += o.holdsWon; seatUnavailable += o.seatUnavailable
         seatLimit += o.seatLimit; paid += o.paid; insufficient += o.insufficient; released += o.released
         cancelled += o.cancelled; abandoned += o.abandoned; holdExpired += o.holdExpired; joined += o.joined
-        waiting += o.waiting; queueRejections += o.queueRejections; overloaded += o.overloaded
+        waiting += o.waiting; left += o.left; queueRejections += o.queueRejections; overloaded += o.overloaded
         otherErrors += o.otherErrors; starved += o.starved
         for (k, v) in o.errorCodes { errorCodes[k, default: 0] += v }
     }
