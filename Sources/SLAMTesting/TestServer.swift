@@ -17,10 +17,7 @@ public final class TestServer: @unchecked Sendable {
     public init(clock: Clock = SystemClock(), configure: (inout ServerConfig) -> Void = { _ in }) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("slam-test-" + UUID().uuidString)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var config = ServerConfig()
-        config.dbPath = directory.appendingPathComponent("slam.sqlite").path
-        config.commandsEndpoint = "ipc://" + directory.appendingPathComponent("commands").path
-        config.eventsEndpoint = "ipc://" + directory.appendingPathComponent("events").path
+        var config = ServerConfig.forTests(in: directory)
         configure(&config)
         server = try Server(config: config, clock: clock)
         (commandsEndpoint, eventsEndpoint) = try server.start()
@@ -76,5 +73,39 @@ public struct Scenario {
         ]
         for m in extra.members { body[m.key] = m.value }
         return try must("ScheduleConcert", body)["scheduleId"]!.stringValue!
+    }
+}
+
+extension ServerConfig {
+    /// A configuration for tests: the database and `ipc://` endpoints inside `directory`, so
+    /// parallel tests never collide on ports.
+    public static func forTests(in directory: URL) -> ServerConfig {
+        var config = ServerConfig()
+        config.dbPath = directory.appendingPathComponent("slam.sqlite").path
+        config.commandsEndpoint = "ipc://" + directory.appendingPathComponent("commands").path
+        config.eventsEndpoint = "ipc://" + directory.appendingPathComponent("events").path
+        return config
+    }
+}
+
+/// Executables the tests run as child processes.
+public enum TestBinaries {
+    /// The `slam` executable: `$SLAM_BIN` when set (nil if it is not an executable file), else
+    /// the nearest executable file named `slam` in the test binary's folder or one above it
+    /// (SwiftPM builds both into `.build/<triple>/debug/`).
+    public static func slam() -> String? {
+        let fm = FileManager.default
+        func usable(_ path: String) -> Bool {
+            var isDirectory: ObjCBool = false
+            return fm.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue && fm.isExecutableFile(atPath: path)
+        }
+        if let bin = ProcessInfo.processInfo.environment["SLAM_BIN"], !bin.isEmpty { return usable(bin) ? bin : nil }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.resolvingSymlinksInPath().deletingLastPathComponent()
+        while dir.path != "/" {
+            let candidate = dir.appendingPathComponent("slam").path
+            if usable(candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
     }
 }

@@ -29,10 +29,7 @@ final class RestartableServer: @unchecked Sendable {
     init(configure: (inout ServerConfig) -> Void = { _ in }) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("slam-events-" + UUID().uuidString)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        var config = ServerConfig()
-        config.dbPath = directory.appendingPathComponent("slam.sqlite").path
-        config.commandsEndpoint = "ipc://" + directory.appendingPathComponent("commands").path
-        config.eventsEndpoint = "ipc://" + directory.appendingPathComponent("events").path
+        var config = ServerConfig.forTests(in: directory)
         configure(&config)
         self.config = config
         context = try ZMQContext()

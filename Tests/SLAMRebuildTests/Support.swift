@@ -209,21 +209,12 @@ func appendInline(_ path: String, _ events: [DomainEvent], at occurredAt: Millis
     }
 }
 
-/// The `slam` executable: `SLAM_BIN`, or the nearest `slam` beside or above this test binary.
+/// The `slam` executable (see `TestBinaries.slam()`).
 func slamBinary() throws -> String {
-    if let bin = ProcessInfo.processInfo.environment["SLAM_BIN"], !bin.isEmpty { return bin }
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<6 {
-        for candidate in [dir.appendingPathComponent("slam"), dir.appendingPathComponent("debug/slam")] {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDir), !isDir.boolValue,
-               FileManager.default.isExecutableFile(atPath: candidate.path) {
-                return candidate.path
-            }
-        }
-        dir = dir.deletingLastPathComponent()
+    guard let path = TestBinaries.slam() else {
+        throw ClientError("no slam binary found above \(CommandLine.arguments[0]); build it or set SLAM_BIN")
     }
-    throw ClientError("no slam binary found above \(CommandLine.arguments[0]); build it or set SLAM_BIN")
+    return path
 }
 
 struct Run {

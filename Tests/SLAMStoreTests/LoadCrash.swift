@@ -1,4 +1,5 @@
 import Foundation
+import SLAMTesting
 import GRDB
 import SLAMJSON
 import SLAMStore
@@ -209,22 +210,5 @@ func runAndKill(executable: URL, arguments: [String], environment: [String: Stri
 
 // MARK: Finding `slam`
 
-/// The `slam` executable: `$SLAM_BIN`, or a file named `slam` in the test executable's folder or
-/// one above it (SwiftPM puts both in `.build/<triple>/debug/`).
-func locateSlam() -> URL? {
-    let fm = FileManager.default
-    func usable(_ path: String) -> Bool {
-        var isDirectory: ObjCBool = false
-        return fm.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue && fm.isExecutableFile(atPath: path)
-    }
-    if let bin = ProcessInfo.processInfo.environment["SLAM_BIN"], !bin.isEmpty {
-        return usable(bin) ? URL(fileURLWithPath: bin) : nil
-    }
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.resolvingSymlinksInPath().deletingLastPathComponent()
-    while dir.path != "/" {
-        let candidate = dir.appendingPathComponent("slam").path
-        if usable(candidate) { return URL(fileURLWithPath: candidate) }
-        dir = dir.deletingLastPathComponent()
-    }
-    return nil
-}
+/// The `slam` executable (see `TestBinaries.slam()`).
+func locateSlam() -> URL? { TestBinaries.slam().map { URL(fileURLWithPath: $0) } }

@@ -7,22 +7,8 @@ import SLAMTesting
 import Testing
 import ZMQ
 
-/// The `slam` executable built beside the tests: `SLAM_BIN`, or the first `slam` file found
-/// walking up from the test binary's folder (`swift build --build-tests` builds both).
-let slamBinary: String? = {
-    if let env = ProcessInfo.processInfo.environment["SLAM_BIN"], !env.isEmpty { return env }
-    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<8 {
-        let candidate = dir.appendingPathComponent("slam").path
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue,
-           FileManager.default.isExecutableFile(atPath: candidate) {
-            return candidate
-        }
-        dir = dir.deletingLastPathComponent()
-    }
-    return nil
-}()
+/// The `slam` executable built beside the tests (see `TestBinaries.slam()`).
+let slamBinary: String? = TestBinaries.slam()
 
 /// `slam serve` as a child process on ephemeral loopback ports.
 final class ServeProcess {

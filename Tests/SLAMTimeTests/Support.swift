@@ -58,10 +58,7 @@ final class Harness: @unchecked Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("slam-time-" + UUID().uuidString)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         self.clock = clock
-        var config = ServerConfig()
-        config.dbPath = directory.appendingPathComponent("slam.sqlite").path
-        config.commandsEndpoint = "ipc://" + directory.appendingPathComponent("commands").path
-        config.eventsEndpoint = "ipc://" + directory.appendingPathComponent("events").path
+        var config = ServerConfig.forTests(in: directory)
         configure(&config)
         self.config = config
         context = try ZMQContext()
