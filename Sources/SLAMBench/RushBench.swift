@@ -171,12 +171,3 @@ final class LagSubscriber: @unchecked Sendable {
         done.wait()
     }
 }
-
-final class Shared<T>: @unchecked Sendable {
-    private var value: T
-    private let lock = Lock()
-    init(_ v: T) { value = v }
-    func get() -> T { lock.withLock { value } }
-    func set(_ v: T) { lock.withLock { value = v } }
-    func update(_ body: (inout T) -> Void) { lock.withLock { body(&value) } }
-}

@@ -39,3 +39,14 @@ public final class Lock: @unchecked Sendable {
         return try body()
     }
 }
+
+/// A value shared between threads (flags, counters), every access under a lock.
+public final class Shared<T>: @unchecked Sendable {
+    private var value: T
+    private let lock = Lock()
+    public init(_ v: T) { value = v }
+    public func get() -> T { lock.withLock { value } }
+    public func set(_ v: T) { lock.withLock { value = v } }
+    @discardableResult
+    public func update<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
+}

@@ -28,16 +28,6 @@ final class ReplySink: @unchecked Sendable {
     }
 }
 
-/// A flag and counters shared between threads.
-final class Shared<T>: @unchecked Sendable {
-    private var value: T
-    private let lock = Lock()
-    init(_ v: T) { value = v }
-    func get() -> T { lock.withLock { value } }
-    func set(_ v: T) { lock.withLock { value = v } }
-    func update<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
-}
-
 /// The server's own counters, reported by GetStats.
 final class ServerStats: @unchecked Sendable {
     /// The WAL file's size after the last commit, and its peak since start.

@@ -157,37 +157,29 @@ struct BusinessRulesTests {
         defer { try? FileManager.default.removeItem(at: ts.directory) }
 
         clock.advance(by: 1_000)
-        let restarted = try Server(config: ts.server.config, clock: clock)
-        _ = try restarted.start()
-        defer {
-            restarted.stop()
-            restarted.wait()
-        }
-        let context = try ZMQContext()
-        defer { context.terminate() }
-        let c = try SLAMClient(endpoint: ts.server.config.commandsEndpoint, context: context)
-        defer { c.close() }
-        let s = Scenario(c)
+        try withRestartedServer(config: ts.server.config, clock: clock) { c in
+            let s = Scenario(c)
 
-        let taken = try s.call("HoldSeats", ["userId": .string(bob), "scheduleId": .string(scheduleId), "seatNumbers": [2, 3]])
-        #expect(taken.code == "SEAT_UNAVAILABLE", "\(taken.bodyText)")
-        #expect(taken.details?["seatNumbers"] == [2])
-        #expect(try s.call("HoldSeats", ["userId": .string(alice), "scheduleId": .string(scheduleId), "seatNumbers": [3]]).code
-                == "SEAT_LIMIT_EXCEEDED")
-        let paid = try s.call("PayReservation", ["userId": .string(alice), "reservationId": .string(rid)])
-        #expect(paid.ok, "\(paid.bodyText)")
-        #expect(paid.body["balance"] == 2_000)
-        let charged = try s.must("ChargePoints", ["userId": .string(bob), "amount": 1])
-        #expect(charged["balance"] == 5_001)
-        let history = try s.must("GetPointHistory", ["userId": .string(alice)])["entries"]!.array
-        #expect(history.map { $0["n"]!.int! } == [2, 1])
-        #expect(try s.must("GetSeatMap", ["scheduleId": .string(scheduleId)])["sold"] == 2)
-        // New holds still work on the reloaded schedule.
-        let bobHold = try s.must("HoldSeats", ["userId": .string(bob), "scheduleId": .string(scheduleId), "seatNumbers": [3, 4]])
-        #expect(bobHold["price"] == 3_000)
-        let events = try s.must("ReadEvents", ["afterSeq": 0])
-        let seqs = events["events"]!.array.map { $0["header"]!["seq"]!.int! }
-        #expect(seqs == Array(1...Int64(seqs.count)), "the outbox seq stays contiguous across the restart")
-        #expect(events["headSeq"]?.int == Int64(seqs.count))
+            let taken = try s.call("HoldSeats", ["userId": .string(bob), "scheduleId": .string(scheduleId), "seatNumbers": [2, 3]])
+            #expect(taken.code == "SEAT_UNAVAILABLE", "\(taken.bodyText)")
+            #expect(taken.details?["seatNumbers"] == [2])
+            #expect(try s.call("HoldSeats", ["userId": .string(alice), "scheduleId": .string(scheduleId), "seatNumbers": [3]]).code
+                    == "SEAT_LIMIT_EXCEEDED")
+            let paid = try s.call("PayReservation", ["userId": .string(alice), "reservationId": .string(rid)])
+            #expect(paid.ok, "\(paid.bodyText)")
+            #expect(paid.body["balance"] == 2_000)
+            let charged = try s.must("ChargePoints", ["userId": .string(bob), "amount": 1])
+            #expect(charged["balance"] == 5_001)
+            let history = try s.must("GetPointHistory", ["userId": .string(alice)])["entries"]!.array
+            #expect(history.map { $0["n"]!.int! } == [2, 1])
+            #expect(try s.must("GetSeatMap", ["scheduleId": .string(scheduleId)])["sold"] == 2)
+            // New holds still work on the reloaded schedule.
+            let bobHold = try s.must("HoldSeats", ["userId": .string(bob), "scheduleId": .string(scheduleId), "seatNumbers": [3, 4]])
+            #expect(bobHold["price"] == 3_000)
+            let events = try s.must("ReadEvents", ["afterSeq": 0])
+            let seqs = events["events"]!.array.map { $0["header"]!["seq"]!.int! }
+            #expect(seqs == Array(1...Int64(seqs.count)), "the outbox seq stays contiguous across the restart")
+            #expect(events["headSeq"]?.int == Int64(seqs.count))
+        }
     }
 }

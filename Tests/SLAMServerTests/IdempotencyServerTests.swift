@@ -179,24 +179,16 @@ struct IdempotencyServerTests {
         stopped = true
         defer { try? FileManager.default.removeItem(at: ts.directory) }
 
-        let restarted = try Server(config: ts.server.config)
-        _ = try restarted.start()
-        defer {
-            restarted.stop()
-            restarted.wait()
+        try withRestartedServer(config: ts.server.config) { c in
+            let replay = try c.call("RegisterUser", ["name": "Durable"], key: key, timeoutMs: replyTimeoutMs)
+            #expect(replay.replayed == true)
+            #expect(replay.rawBody == first.rawBody)
+            #expect(replay.position == first.position)
+            let st = try stats(Scenario(c))
+            #expect(st.users == 1)
+            #expect(st.commands == 1)
+            let userId = try #require(first.body["userId"]?.string)
+            #expect(try Scenario(c).must("GetUser", ["userId": .string(userId)])["name"] == "Durable")
         }
-        let context = try ZMQContext()
-        defer { context.terminate() }
-        let c = try SLAMClient(endpoint: ts.server.config.commandsEndpoint, context: context)
-        defer { c.close() }
-        let replay = try c.call("RegisterUser", ["name": "Durable"], key: key, timeoutMs: replyTimeoutMs)
-        #expect(replay.replayed == true)
-        #expect(replay.rawBody == first.rawBody)
-        #expect(replay.position == first.position)
-        let st = try stats(Scenario(c))
-        #expect(st.users == 1)
-        #expect(st.commands == 1)
-        let userId = try #require(first.body["userId"]?.string)
-        #expect(try Scenario(c).must("GetUser", ["userId": .string(userId)])["name"] == "Durable")
     }
 }

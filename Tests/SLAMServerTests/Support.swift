@@ -20,6 +20,22 @@ func withServer(clock: Clock = SystemClock(), configure: (inout ServerConfig) ->
     try body(server)
 }
 
+/// Starts a new server on `config` (a restart on the same database, after the first one
+/// stopped), runs `body` with a client of it, then closes the client and stops the server.
+func withRestartedServer(config: ServerConfig, clock: Clock = SystemClock(), _ body: (SLAMClient) throws -> Void) throws {
+    let restarted = try Server(config: config, clock: clock)
+    _ = try restarted.start()
+    defer {
+        restarted.stop()
+        restarted.wait()
+    }
+    let context = try ZMQContext()
+    defer { context.terminate() }
+    let c = try SLAMClient(endpoint: config.commandsEndpoint, context: context)
+    defer { c.close() }
+    try body(c)
+}
+
 extension TestServer {
     /// A client and its scenario helpers; the caller closes it (`defer { c.close() }`).
     func scenario() throws -> (SLAMClient, Scenario) {
