@@ -17,7 +17,7 @@ public enum DecisionRecorder {
             }
             let positions = try writer.append(db, streamId: event.streamId, expected: .exact(state.streamVersion(of: event)),
                                               events: [NewEvent(event, occurredAt: now, causationId: causation)])
-            try Projector.apply(event, position: positions[0], occurredAt: now, db: db)
+            try Projector.apply(event, position: positions[0], occurredAt: now, db: db, statements: writer.statements)
             state.evolve(event, at: now)
         }
     }

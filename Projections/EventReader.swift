@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SLAMStore
 import GRDBSQLite
 import SLAMDomain
 

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import SLAMDomain
+import SLAMStore
 
 /// How a table was written.
 public struct TableWrite: Sendable {

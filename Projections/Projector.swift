@@ -15,10 +15,14 @@ public enum Projector {
     public static let tables = ["users", "point_history", "concerts", "schedules", "seats", "reservations",
                                 "queue_tokens", "queues"]
 
-    public static func apply(_ event: DomainEvent, position: Int64, occurredAt: Millis, db: Database) throws {
+    /// Applies one event to the read models. `statements` is the connection's statement cache
+    /// (the writer's `StoreWriter.statements`).
+    public static func apply(_ event: DomainEvent, position: Int64, occurredAt: Millis, db: Database,
+                             statements: StatementCache) throws {
+        let db = Target(db: db, statements: statements)
         switch event {
         case .userRegistered(let userId, let name):
-            try exec(db, "INSERT INTO users (user_id, name, balance, history_count) VALUES (?, ?, 0, 0)", [userId, name])
+            try exec(db, "INSERT INTO users (user_id, name, balance, history_count) VALUES (?, ?, 0, 0)", userId, name)
         case .pointsCharged(let userId, let amount, let balance):
             try history(db, userId, "CHARGE", amount, balance, nil, occurredAt)
         case .pointsUsed(let userId, let amount, let balance, let reservationId):
@@ -26,79 +30,91 @@ public enum Projector {
         case .pointsRefunded(let userId, let amount, let balance, let reservationId):
             try history(db, userId, "REFUND", amount, balance, reservationId, occurredAt)
         case .concertCreated(let concertId, let name, let artist):
-            try exec(db, "INSERT INTO concerts (concert_id, name, artist) VALUES (?, ?, ?)", [concertId, name, artist])
+            try exec(db, "INSERT INTO concerts (concert_id, name, artist) VALUES (?, ?, ?)", concertId, name, artist)
         case .concertScheduled(let d):
             try schedule(d, position: position, db: db)
         case .scheduleSoldOut(let scheduleId):
-            try exec(db, "UPDATE schedules SET sold_out = 1 WHERE schedule_id = ?", [scheduleId])
+            try exec(db, "UPDATE schedules SET sold_out = 1 WHERE schedule_id = ?", scheduleId)
         case .scheduleReopened(let scheduleId):
-            try exec(db, "UPDATE schedules SET sold_out = 0 WHERE schedule_id = ?", [scheduleId])
+            try exec(db, "UPDATE schedules SET sold_out = 0 WHERE schedule_id = ?", scheduleId)
         case .seatsHeld(let r, let expiresAt):
             try exec(db, """
                 INSERT INTO reservations (reservation_id, user_id, schedule_id, seat_numbers, price, status, expires_at, created_at, position)
                 VALUES (?, ?, ?, ?, ?, 'HELD', ?, ?, ?)
-                """, [r.reservationId, r.userId, r.scheduleId, seatList(r.seatNumbers), r.price, expiresAt, occurredAt, position])
+                """, r.reservationId, r.userId, r.scheduleId, seatList(r.seatNumbers), r.price, expiresAt, occurredAt, position)
             try seats(db, r, status: .held, reservationId: r.reservationId)
             try exec(db, "UPDATE schedules SET available = available - ?, held = held + ? WHERE schedule_id = ?",
-                     [r.seatNumbers.count, r.seatNumbers.count, r.scheduleId])
+                     r.seatNumbers.count, r.seatNumbers.count, r.scheduleId)
         case .reservationConfirmed(let r):
             try setStatus(db, r, .confirmed)
             try seats(db, r, status: .sold, reservationId: r.reservationId)
             try exec(db, "UPDATE schedules SET held = held - ?, sold = sold + ? WHERE schedule_id = ?",
-                     [r.seatNumbers.count, r.seatNumbers.count, r.scheduleId])
+                     r.seatNumbers.count, r.seatNumbers.count, r.scheduleId)
         case .holdExpired(let r):
-            try release(db, r, .expired, from: "held")
+            try release(db, r, .expired, from: .held)
         case .holdReleased(let r):
-            try release(db, r, .released, from: "held")
+            try release(db, r, .released, from: .held)
         case .reservationCancelled(let r, _):
-            try release(db, r, .cancelled, from: "sold")
+            try release(db, r, .cancelled, from: .sold)
         case .queueJoined(let t):
             try exec(db, "INSERT OR IGNORE INTO queues (schedule_id, waits, front_removed, active, waiting) VALUES (?, 0, 0, 0, 0)",
-                     [t.scheduleId])
-            try exec(db, "UPDATE queues SET waits = waits + 1, waiting = waiting + 1 WHERE schedule_id = ?", [t.scheduleId])
+                     t.scheduleId)
+            try exec(db, "UPDATE queues SET waits = waits + 1, waiting = waiting + 1 WHERE schedule_id = ?", t.scheduleId)
             try exec(db, """
                 INSERT INTO queue_tokens (token_id, schedule_id, user_id, status, wait_seq, left_waiting, joined_at)
                 SELECT ?, ?, ?, 'WAITING', waits, 0, ? FROM queues WHERE schedule_id = ?
-                """, [t.tokenId, t.scheduleId, t.userId, occurredAt, t.scheduleId])
+                """, t.tokenId, t.scheduleId, t.userId, occurredAt, t.scheduleId)
         case .queueTokenActivated(let t, let activeUntil):
-            try exec(db, "UPDATE queue_tokens SET status = 'ACTIVE', active_until = ? WHERE token_id = ?", [activeUntil, t.tokenId])
+            try exec(db, "UPDATE queue_tokens SET status = 'ACTIVE', active_until = ? WHERE token_id = ?", activeUntil, t.tokenId)
             try exec(db, """
                 UPDATE queues SET front_removed = front_removed + 1, waiting = waiting - 1, active = active + 1
                 WHERE schedule_id = ?
-                """, [t.scheduleId])
+                """, t.scheduleId)
         case .queueTokenExpired(let t), .queueLeft(let t):
             let left: Bool
             if case .queueLeft = event { left = true } else { left = false }
-            let status = try String.fetchOne(db.cachedStatement(sql: "SELECT status FROM queue_tokens WHERE token_id = ?"),
-                                             arguments: [t.tokenId])
+            let lookup = try db.statement("SELECT status FROM queue_tokens WHERE token_id = ?")
+            var status: String?
+            if try lookup.query(t.tokenId) {
+                status = lookup.text(0)
+                lookup.reset()
+            }
             if status == "ACTIVE" {
-                try exec(db, "UPDATE queues SET active = active - 1 WHERE schedule_id = ?", [t.scheduleId])
+                try exec(db, "UPDATE queues SET active = active - 1 WHERE schedule_id = ?", t.scheduleId)
             } else if status == "WAITING" {
                 try exec(db, left ? "UPDATE queues SET waiting = waiting - 1 WHERE schedule_id = ?"
                              : "UPDATE queues SET waiting = waiting - 1, front_removed = front_removed + 1 WHERE schedule_id = ?",
-                         [t.scheduleId])
-                if left { try exec(db, "UPDATE queue_tokens SET left_waiting = 1 WHERE token_id = ?", [t.tokenId]) }
+                         t.scheduleId)
+                if left { try exec(db, "UPDATE queue_tokens SET left_waiting = 1 WHERE token_id = ?", t.tokenId) }
             }
-            try exec(db, "UPDATE queue_tokens SET status = 'EXPIRED' WHERE token_id = ?", [t.tokenId])
+            try exec(db, "UPDATE queue_tokens SET status = 'EXPIRED' WHERE token_id = ?", t.tokenId)
         }
     }
 
     // MARK: Helpers
 
-    static func exec(_ db: Database, _ sql: String, _ arguments: StatementArguments) throws {
-        try db.cachedStatement(sql: sql).execute(arguments: arguments)
+    /// The connection and its statement cache.
+    struct Target {
+        let db: Database
+        let statements: StatementCache
+        @inline(__always) func statement(_ sql: StaticString) throws -> RawStatement { try statements.statement(db, sql) }
     }
 
-    private static func history(_ db: Database, _ userId: String, _ kind: String, _ amount: Int64, _ balance: Int64,
+    @inline(__always)
+    static func exec<each V: SQLBindable>(_ db: Target, _ sql: StaticString, _ values: repeat each V) throws {
+        try db.statement(sql).execute(repeat each values)
+    }
+
+    private static func history(_ db: Target, _ userId: String, _ kind: String, _ amount: Int64, _ balance: Int64,
                                 _ reservationId: String?, _ at: Millis) throws {
-        try exec(db, "UPDATE users SET balance = ?, history_count = history_count + 1 WHERE user_id = ?", [balance, userId])
+        try exec(db, "UPDATE users SET balance = ?, history_count = history_count + 1 WHERE user_id = ?", balance, userId)
         try exec(db, """
             INSERT INTO point_history (user_id, n, kind, amount, balance, reservation_id, at)
             SELECT ?, history_count, ?, ?, ?, ?, ? FROM users WHERE user_id = ?
-            """, [userId, kind, amount, balance, reservationId, at, userId])
+            """, userId, kind, amount, balance, reservationId, at, userId)
     }
 
-    private static func schedule(_ d: ScheduleDefinition, position: Int64, db: Database) throws {
+    private static func schedule(_ d: ScheduleDefinition, position: Int64, db: Target) throws {
         var w = JSONWriter()
         w.beginArray()
         for s in d.sections {
@@ -109,40 +125,49 @@ public enum Projector {
             INSERT INTO schedules (schedule_id, concert_id, starts_at, opens_at, closes_at, seat_count, available, held, sold,
               sold_out, max_seats_per_user, sections, queue_max_active, queue_active_ttl, queue_waiting_ttl, position)
             VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?, ?, ?)
-            """, [d.scheduleId, d.concertId, d.startsAt, d.reservationOpensAt, d.reservationClosesAt, d.seatCount,
+            """, d.scheduleId, d.concertId, d.startsAt, d.reservationOpensAt, d.reservationClosesAt, d.seatCount,
                   d.seatCount, d.maxSeatsPerUser, w.string, d.queue?.maxActive, d.queue?.activeTtlSeconds,
-                  d.queue?.waitingTtlSeconds, position])
-        let insert = try db.cachedStatement(sql: """
+                  d.queue?.waitingTtlSeconds, position)
+        let insert = try db.statement("""
             INSERT INTO seats (schedule_id, number, section, price, status) VALUES (?, ?, ?, ?, 'AVAILABLE')
             """)
         var number = 1
         for s in d.sections {
             for _ in 0..<s.seatCount {
-                try insert.execute(arguments: [d.scheduleId, number, s.name, s.price])
+                try insert.execute(d.scheduleId, number, s.name, s.price)
                 number += 1
             }
         }
         if d.queue != nil {
             try exec(db, "INSERT OR IGNORE INTO queues (schedule_id, waits, front_removed, active, waiting) VALUES (?, 0, 0, 0, 0)",
-                     [d.scheduleId])
+                     d.scheduleId)
         }
     }
 
-    private static func seats(_ db: Database, _ r: ReservationRef, status: SeatStatus, reservationId: String?) throws {
-        let update = try db.cachedStatement(sql: "UPDATE seats SET status = ?, reservation_id = ? WHERE schedule_id = ? AND number = ?")
-        for n in r.seatNumbers { try update.execute(arguments: [status.rawValue, reservationId, r.scheduleId, n]) }
+    private static func seats(_ db: Target, _ r: ReservationRef, status: SeatStatus, reservationId: String?) throws {
+        let update = try db.statement("UPDATE seats SET status = ?, reservation_id = ? WHERE schedule_id = ? AND number = ?")
+        for n in r.seatNumbers { try update.execute(status.rawValue, reservationId, r.scheduleId, n) }
     }
 
-    private static func setStatus(_ db: Database, _ r: ReservationRef, _ status: ReservationStatus) throws {
-        try exec(db, "UPDATE reservations SET status = ? WHERE reservation_id = ?", [status.rawValue, r.reservationId])
+    private static func setStatus(_ db: Target, _ r: ReservationRef, _ status: ReservationStatus) throws {
+        try exec(db, "UPDATE reservations SET status = ? WHERE reservation_id = ?", status.rawValue, r.reservationId)
     }
+
+    /// The schedule counters a released seat leaves.
+    enum Counter { case held, sold }
 
     /// A reservation ends: its seats are AVAILABLE again. `from` is the schedule counter they leave.
-    private static func release(_ db: Database, _ r: ReservationRef, _ status: ReservationStatus, from: String) throws {
+    private static func release(_ db: Target, _ r: ReservationRef, _ status: ReservationStatus, from: Counter) throws {
         try setStatus(db, r, status)
         try seats(db, r, status: .available, reservationId: nil)
-        try exec(db, "UPDATE schedules SET available = available + ?, \(from) = \(from) - ? WHERE schedule_id = ?",
-                 [r.seatNumbers.count, r.seatNumbers.count, r.scheduleId])
+        switch from {
+        case .held:
+            try exec(db, "UPDATE schedules SET available = available + ?, held = held - ? WHERE schedule_id = ?",
+                     r.seatNumbers.count, r.seatNumbers.count, r.scheduleId)
+        case .sold:
+            try exec(db, "UPDATE schedules SET available = available + ?, sold = sold - ? WHERE schedule_id = ?",
+                     r.seatNumbers.count, r.seatNumbers.count, r.scheduleId)
+        }
     }
 
     static func seatList(_ seats: [Int]) -> String {

@@ -52,6 +52,12 @@ final class CommandWriter: @unchecked Sendable {
 
     var heads: (seq: Int64, categories: [String: Int64]) { (writer.headSeq, writer.categoryHeads) }
 
+    /// Finalizes the writer's prepared statements; call once the writer is done, before the
+    /// database closes.
+    func close() {
+        try? store.pool.writeWithoutTransaction { _ in writer.close() }
+    }
+
     /// The writer thread's loop; returns once the queue is closed and drained.
     func run() {
         // Holds that expired while the server was down are recorded at once.
@@ -133,7 +139,10 @@ final class CommandWriter: @unchecked Sendable {
             return refuse(Rejection(.deadlineExceeded, "the deadline " + RFC3339.format(deadline) + " has passed"))
         }
         let command: Command
-        do { command = try CommandDecoder.decode(type: job.type, body: job.body) } catch { return refuse(error) }
+        switch job.command {
+        case .success(let c): command = c
+        case .failure(let r): return refuse(r)
+        }
 
         let outcome = try execute(command, causation: job.key, db: db, now: now)
         let body: [UInt8]
@@ -154,30 +163,32 @@ final class CommandWriter: @unchecked Sendable {
         case rejected(Rejection)
     }
 
-    /// Decides a command and appends its events, in a savepoint: a failure rolls back only this
-    /// command and the in-memory state is dropped (it reloads from the database).
+    /// Decides a command and, when accepted, appends its events in a savepoint: a failure rolls
+    /// back only this command's writes and the in-memory state is dropped (it reloads from the
+    /// database); the error then fails the batch. Deciding reads and writes nothing, so a
+    /// rejection (most commands in a rush) costs no savepoint.
     private func execute(_ command: Command, causation: String, db: Database, now: Millis, counted: Bool = true) throws -> Outcome {
-        try db.cachedStatement(sql: "SAVEPOINT command").execute()
+        try preload(command, db)
+        let decision: Decision
+        do {
+            decision = try Decider.decide(command, state: state, context: DecisionContext(now: now, holdTtl: config.holdTtl),
+                                          ids: &ids)
+        } catch {
+            if counted { writer.countCommand() }
+            return .rejected(error)
+        }
+        let statements = writer.statements
+        try statements.statement(db, "SAVEPOINT command").run()
         let mark = writer.mark()
         do {
-            try preload(command, db)
-            let decision: Decision
-            do {
-                decision = try Decider.decide(command, state: state, context: DecisionContext(now: now, holdTtl: config.holdTtl),
-                                              ids: &ids)
-            } catch {
-                if counted { writer.countCommand() }
-                try db.cachedStatement(sql: "RELEASE command").execute()
-                return .rejected(error)
-            }
             try DecisionRecorder.record(decision, causationId: causation, now: now, state: &state, writer: writer, db: db)
             for (event, _) in decision.events { forgetIfEnded(event) }
             if counted { writer.countCommand() }
-            try db.cachedStatement(sql: "RELEASE command").execute()
+            try statements.statement(db, "RELEASE command").run()
             return .accepted(decision.result)
         } catch {
-            try db.cachedStatement(sql: "ROLLBACK TO command").execute()
-            try db.cachedStatement(sql: "RELEASE command").execute()
+            try statements.statement(db, "ROLLBACK TO command").run()
+            try statements.statement(db, "RELEASE command").run()
             writer.rollback(to: mark)
             state = DomainState()
             throw error

@@ -94,8 +94,10 @@ struct RequestDecoder {
                 return refuse(Rejection(.idempotencyKeyRequired, "\(type) is a command: header.idempotencyKey is required",
                                         details: ["field": .string("header.idempotencyKey")]), command: true)
             }
+            let command: Result<Command, Rejection>
+            do { command = .success(try CommandDecoder.decode(type: type, body: body)) } catch { command = .failure(error) }
             return .command(CommandJob(peer: peer, requestId: requestId, type: type, key: key, deadline: deadline,
-                                       body: body, fingerprint: type + " " + JSON.object(body).canonical))
+                                       command: command, fingerprint: type + " " + JSON.object(body).canonical))
         }
         return .query(QueryJob(peer: peer, requestId: requestId, type: type, deadline: deadline, body: body))
     }

@@ -37,10 +37,11 @@ public final class Server: @unchecked Sendable {
         lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
         store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
                                     readers: max(2, config.queryWorkers + 2))
-        // The writer keeps its working set (seat maps, users, indexes) in memory; see
-        // `Checkpointer` for the WAL policy.
+        // The writer's page cache (see `ServerConfig.writerCacheKiB`), statement journals in
+        // memory (not in temporary files), and the WAL policy (see `Checkpointer`).
         try store.pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA cache_size = -\(config.writerCacheKiB)")
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(config.walAutocheckpointPages)")
             try db.execute(sql: "PRAGMA journal_size_limit = \(config.walTruncateBytes)")
         }
@@ -118,7 +119,10 @@ public final class Server: @unchecked Sendable {
         relay?.stop()
         // The relay's last position is recorded for the next start.
         if let writer { writer.runBatch([], sweep: false) }
-        if writer != nil { checkpointer.stop() }
+        if let writer {
+            checkpointer.stop()
+            writer.close()
+        }
         context.terminate()
         try? store.pool.close()
         lock.release()

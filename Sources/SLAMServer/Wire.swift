@@ -59,7 +59,9 @@ struct CommandJob {
     let type: String
     let key: String
     let deadline: Millis?
-    let body: JSONObject
+    /// The body decoded on the ROUTER's thread (off the writer's); a bad body is refused by the
+    /// writer after the idempotency check, in PROTOCOL.md section 2's order.
+    let command: Result<Command, Rejection>
     /// `type` + canonical body: "the same command" of section 3.
     let fingerprint: String
 }

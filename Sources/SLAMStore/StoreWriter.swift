@@ -12,6 +12,8 @@ public final class StoreWriter {
     public private(set) var headSeq: Int64 = 0
     public private(set) var categoryHeads: [String: Int64] = [:]
     public private(set) var commandsExecuted: Int64 = 0
+    /// The writer connection's prepared statements (appends, idempotency, inline projections).
+    public let statements = StatementCache()
 
     public struct Mark {
         fileprivate let position: Int64, seq: Int64, categories: [String: Int64], commands: Int64
@@ -41,10 +43,15 @@ public final class StoreWriter {
         commandsExecuted = mark.commands
     }
 
+    /// Finalizes the prepared statements; call before the connection closes.
+    public func close() { statements.finalizeAll() }
+
     /// The current version of a stream (0 when it has no events).
     public func version(_ db: Database, of streamId: String) throws -> Int64 {
-        try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(stream_version) FROM events WHERE stream_id = ?"),
-                           arguments: [streamId]) ?? 0
+        let max = try statements.statement(db, "SELECT MAX(stream_version) FROM events WHERE stream_id = ?")
+        guard try max.query(streamId) else { return 0 }
+        defer { max.reset() }
+        return max.int64(0)
     }
 
     /// Appends events to one stream, each with its outbox row, and returns their positions.
@@ -67,11 +74,11 @@ public final class StoreWriter {
                 throw StoreError(.wrongExpectedVersion, "stream \(streamId) is at version \(version); expected \(v)")
             }
         }
-        let insertEvent = try db.cachedStatement(sql: """
+        let insertEvent = try statements.statement(db, """
             INSERT INTO events (position, stream_id, stream_version, type, body, occurred_at, causation_id)
             VALUES (?, ?, ?, ?, ?, ?, ?)
             """)
-        let insertOutbox = try db.cachedStatement(sql: """
+        let insertOutbox = try statements.statement(db, """
             INSERT INTO outbox (seq, category, category_seq, position, topic, header, body) VALUES (?, ?, ?, ?, ?, ?, ?)
             """)
         var positions: [Int64] = []
@@ -84,11 +91,11 @@ public final class StoreWriter {
                 let seq = headSeq + 1
                 let categorySeq = (categoryHeads[e.category] ?? 0) + 1
                 let body = String(decoding: e.body, as: UTF8.self)
-                try insertEvent.execute(arguments: [position, streamId, version, e.type, body, e.occurredAt, e.causationId])
+                try insertEvent.execute(position, streamId, version, e.type, body, e.occurredAt, e.causationId)
                 let header = outboxHeader(seq: seq, categorySeq: categorySeq, type: e.type, streamId: streamId,
                                           streamVersion: version, position: position, occurredAt: e.occurredAt,
                                           causationId: e.causationId)
-                try insertOutbox.execute(arguments: [seq, e.category, categorySeq, position, e.category + "." + e.type, header, body])
+                try insertOutbox.execute(seq, e.category, categorySeq, position, e.category + "." + e.type, header, body)
                 headPosition = position
                 headSeq = seq
                 categoryHeads[e.category] = categorySeq
@@ -121,16 +128,19 @@ public final class StoreWriter {
     // MARK: Idempotency
 
     public func idempotencyRecord(_ db: Database, key: String) throws -> IdempotencyRecord? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+        let find = try statements.statement(db, """
             SELECT fingerprint, ok, reply, position, created_at FROM idempotency WHERE key = ?
-            """), arguments: [key]) else { return nil }
-        return IdempotencyRecord(key: key, fingerprint: row[0], ok: row[1], reply: row[2], position: row[3], createdAt: row[4])
+            """)
+        guard try find.query(key) else { return nil }
+        defer { find.reset() }
+        return IdempotencyRecord(key: key, fingerprint: find.text(0), ok: find.int64(1) != 0, reply: find.text(2),
+                                 position: find.int64(3), createdAt: find.int64(4))
     }
 
     public func record(_ db: Database, _ r: IdempotencyRecord) throws {
-        try db.cachedStatement(sql: """
+        try statements.statement(db, """
             INSERT INTO idempotency (key, fingerprint, ok, reply, position, created_at) VALUES (?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [r.key, r.fingerprint, r.ok, r.reply, r.position, r.createdAt])
+            """).execute(r.key, r.fingerprint, r.ok, r.reply, r.position, r.createdAt)
     }
 
     /// Deletes idempotency records created before `cutoff`, at most `limit` at a time so a

@@ -58,6 +58,7 @@ struct DebugGenerate: ParsableCommand {
             }
         }
         try store.pool.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        gen.writer.close()
         try store.pool.close()
         print("generated \(gen.writer.headPosition) events from \(gen.commands) commands (\(gen.rejected) rejected) in "
               + "\(fmt(Date().timeIntervalSince(started))) s: \(gen.usersMade) users, \(gen.schedulesMade) schedules, "

@@ -197,14 +197,17 @@ func scalar<T: DatabaseValueConvertible>(_ path: String, _ sql: String, _ argume
 /// writer would (a buggy one, when the events break an invariant).
 func appendInline(_ path: String, _ events: [DomainEvent], at occurredAt: Millis) throws {
     let store = try EventStore.open(path: path, sync: .full, migrations: Projector.migrations, readers: 2)
-    defer { try? store.pool.close() }
     let writer = try store.makeWriter()
+    defer {
+        writer.close()
+        try? store.pool.close()
+    }
     try store.pool.write { db in
         for event in events {
             let version = try writer.version(db, of: event.streamId)
             let positions = try writer.append(db, streamId: event.streamId, expected: .exact(version),
                                               events: [NewEvent(event, occurredAt: occurredAt, causationId: "test:corrupt")])
-            try Projector.apply(event, position: positions[0], occurredAt: occurredAt, db: db)
+            try Projector.apply(event, position: positions[0], occurredAt: occurredAt, db: db, statements: writer.statements)
         }
     }
 }
