@@ -9,6 +9,7 @@ import Foundation
 public enum Projector {
     public static let migrations = [
         Migration(id: "0002_projections", sql: ProjectionResources.sql("0002_projections.sql")),
+        Migration(id: "0003_reservations_live_dropped", sql: ProjectionResources.sql("0003_reservations_live_dropped.sql")),
     ]
 
     /// The read-model tables, in an order safe for deleting and rebuilding.

@@ -45,11 +45,17 @@ public enum StateLoader {
                                      reservationClosesAt: row[3], sections: sections, maxSeatsPerUser: row[4], queue: queue)
         var schedule = ScheduleState(definition: def, version: try writer.version(db, of: "schedule-" + scheduleId))
         schedule.soldOut = row[6]
-        let live = try Row.fetchCursor(db.cachedStatement(sql: """
-            SELECT reservation_id, user_id, seat_numbers, price, status, expires_at, created_at
-            FROM reservations WHERE schedule_id = ? AND status IN ('HELD', 'CONFIRMED')
+        // The live reservations are the ones the seat map names (a HELD or SOLD seat's
+        // reservation_id), each read by its key: no index on status to keep up to date.
+        let liveIds = try String.fetchAll(db.cachedStatement(sql: """
+            SELECT DISTINCT reservation_id FROM seats WHERE schedule_id = ? AND reservation_id IS NOT NULL ORDER BY reservation_id
             """), arguments: [scheduleId])
-        while let r = try live.next() {
+        let byId = try db.cachedStatement(sql: """
+            SELECT reservation_id, user_id, seat_numbers, price, status, expires_at, created_at
+            FROM reservations WHERE reservation_id = ? AND status IN ('HELD', 'CONFIRMED')
+            """)
+        for id in liveIds {
+            guard let r = try Row.fetchOne(byId, arguments: [id]) else { continue }
             let reservation = try reservationState(db, r, scheduleId: scheduleId, writer: writer)
             for n in reservation.ref.seatNumbers where n >= 1 && n <= schedule.seatOwner.count {
                 schedule.seatOwner[n - 1] = reservation.ref.reservationId
