@@ -66,8 +66,17 @@ public enum Verifier {
             try db.execute(sql: "BEGIN DEFERRED")
             defer { try? db.execute(sql: "ROLLBACK") }
             // The first read of `live` fixes the snapshot everything below sees.
-            guard try Bool.fetchOne(db, sql: "SELECT COUNT(*) = 2 FROM live.sqlite_master WHERE name IN ('events', 'outbox')") == true
-            else { throw StoreError(.badDatabase, "\(path) is not a SLAM store (it has no events and outbox tables)") }
+            guard try Bool.fetchOne(db, sql: "SELECT COUNT(*) = 1 FROM live.sqlite_master WHERE type = 'table' AND name = 'events'") == true
+            else { throw StoreError(.badDatabase, "\(path) is not a SLAM store (it has no events table)") }
+            let migrated = try Bool.fetchOne(db, sql: """
+                SELECT COUNT(*) = 1 FROM live.sqlite_master WHERE type = 'table' AND name = 'grdb_migrations'
+                """) == true && (try Bool.fetchOne(db, sql: """
+                SELECT COUNT(*) = 1 FROM live.grdb_migrations WHERE identifier = '0004_outbox_in_events'
+                """) == true)
+            guard migrated else {
+                throw StoreError(.badDatabase, "\(path) is a SLAM store of an older format (outbox in its own table); "
+                                 + "`slam projections rebuild` or `slam serve` migrates it, then verify it")
+            }
             let head = try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM live.events") ?? 0
 
             // 1. The fold, with the event-level checks.
@@ -113,7 +122,7 @@ public enum Verifier {
             // 4. The invariants, on the live data.
             try checkSeats(db, add: add); tick()
             try checkBalances(db, add: add); tick()
-            try checkOutbox(db, events: events, head: head, add: add); tick()
+            try checkOutbox(db, add: add); tick()
             tick()
 
             DispatchQueue.global(qos: .utility).async { withExtendedLifetime(fold) {} }
@@ -241,70 +250,29 @@ public enum Verifier {
         }
     }
 
-    /// Invariant 6: outbox `seq` contiguous, per-category `categorySeq` contiguous, and every
-    /// event in the outbox with its type, body, position, stream and seq.
-    private static func checkOutbox(_ db: Database, events: Int64, head: Int64, add: (Violation) -> Void) throws {
-        let summary = try Row.fetchOne(db, sql: "SELECT COUNT(*), MIN(seq), MAX(seq) FROM live.outbox")!
-        let count: Int64 = summary[0]
-        let minSeq: Int64 = summary[1] ?? 0, maxSeq: Int64 = summary[2] ?? 0
-        if count != maxSeq || (count > 0 && minSeq != 1) {
-            add(Violation("outbox-gap", "the outbox has \(count) rows with seq \(minSeq)...\(maxSeq); seq must run 1...\(count)"))
-            let gaps = try Row.fetchCursor(db, sql: """
-                SELECT o.seq + 1, (SELECT MIN(n.seq) FROM live.outbox n WHERE n.seq > o.seq) - 1 FROM live.outbox o
-                WHERE o.seq < ? AND NOT EXISTS (SELECT 1 FROM live.outbox n WHERE n.seq = o.seq + 1) LIMIT 50
-                """, arguments: [maxSeq])
-            if minSeq > 1 { add(Violation("outbox-gap", "outbox seq 1...\(minSeq - 1) missing")) }
-            while let row = try gaps.next() {
-                let from: Int64 = row[0], to: Int64 = row[1]
-                add(Violation("outbox-gap", from == to ? "outbox seq \(from) is missing" : "outbox seq \(from)...\(to) are missing"))
-            }
-        }
+    /// Invariant 6. The outbox is the events table (an event's seq is its position, its message is
+    /// built from its row), so every event is in it by construction and its seq runs with the
+    /// positions (the fold's `position-gap` check). What is left to check: each category's
+    /// `categorySeq` runs 1...n, and each event carries its type's category.
+    private static func checkOutbox(_ db: Database, add: (Violation) -> Void) throws {
         let categories = try Row.fetchAll(db, sql: """
-            SELECT category, COUNT(*), MIN(category_seq), MAX(category_seq) FROM live.outbox GROUP BY category ORDER BY category
+            SELECT category, COUNT(*), MIN(category_seq), MAX(category_seq) FROM live.events GROUP BY category ORDER BY category
             """)
         for row in categories {
             let category: String = row[0], n: Int64 = row[1], lo: Int64 = row[2], hi: Int64 = row[3]
             if n != hi || lo != 1 {
-                add(Violation("outbox-gap", "outbox category \(category) has \(n) rows with categorySeq \(lo)...\(hi); "
+                add(Violation("outbox-gap", "outbox category \(category) has \(n) events with categorySeq \(lo)...\(hi); "
                               + "categorySeq must run 1...\(n)"))
             }
         }
-        if count != events {
-            add(Violation("outbox-missing", "the outbox has \(count) rows but the log has \(events) events"))
-        }
-        // Fast path: seq and position advance together (one writer appends both), so a join on
-        // seq = position matches every event when all is well.
-        let match = """
-            o.position = e.position AND o.body = e.body AND o.topic = o.category || '.' || e.type
-            AND json_extract(o.header, '$.seq') = o.seq AND json_extract(o.header, '$.position') = e.position
-            AND json_extract(o.header, '$.type') = e.type AND json_extract(o.header, '$.streamId') = e.stream_id
-            AND json_extract(o.header, '$.streamVersion') = e.stream_version
-            AND json_extract(o.header, '$.categorySeq') = o.category_seq
-            """
-        let matched = try Int64.fetchOne(db, sql: """
-            SELECT COUNT(*) FROM live.events e JOIN live.outbox o ON o.seq = e.position WHERE e.position <= ? AND \(match)
-            """, arguments: [head]) ?? 0
-        guard matched != events else { return }
-        // Slow path: find each event without its outbox row (by position, whatever its seq).
-        let rows = try Row.fetchCursor(db, sql: """
-            SELECT e.position, e.type, o.seq FROM live.events e LEFT JOIN live.outbox o ON o.position = e.position
-            WHERE e.position <= ? AND (o.seq IS NULL OR NOT (\(match)))
-            ORDER BY e.position LIMIT 50
-            """, arguments: [head])
-        var found = false
-        while let row = try rows.next() {
-            found = true
-            let position: Int64 = row[0], type: String = row[1]
-            if let seq: Int64 = row[2] {
-                add(Violation("outbox-mismatch", "event at position \(position) (\(type)): its outbox row seq \(seq) does not match "
-                              + "it (type, body, position, stream or seq differ)"))
-            } else {
-                add(Violation("outbox-missing", "event at position \(position) (\(type)) has no outbox row"))
-            }
-        }
-        if !found {
-            add(Violation("outbox-mismatch", "\(events - matched) outbox rows are not at seq = position; the outbox order "
-                          + "differs from the log's"))
+        let pairs = try Row.fetchAll(db, sql: "SELECT DISTINCT type, category FROM live.events")
+        for row in pairs {
+            let type: String = row[0], category: String = row[1]
+            guard let expected = DomainEvent.categoryOfType[type], expected != category else { continue }
+            let first = try Int64.fetchOne(db, sql: "SELECT MIN(position) FROM live.events WHERE type = ? AND category = ?",
+                                           arguments: [type, category]) ?? 0
+            add(Violation("outbox-mismatch", "\(type) events are in category \(category), not \(expected) "
+                          + "(the first at position \(first))"))
         }
     }
 }

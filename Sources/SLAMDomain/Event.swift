@@ -56,6 +56,17 @@ public enum DomainEvent: Equatable, Sendable {
 
     public var topic: String { category + "." + type }
 
+    /// Each event type's category, for checks on stored rows (`slam verify`): the same as
+    /// `category` of any event of that type (the storage contract test holds them equal).
+    public static let categoryOfType: [String: String] = [
+        "UserRegistered": "user",
+        "PointsCharged": "wallet", "PointsUsed": "wallet", "PointsRefunded": "wallet",
+        "ConcertCreated": "concert", "ConcertScheduled": "concert", "ScheduleSoldOut": "concert", "ScheduleReopened": "concert",
+        "QueueJoined": "queue", "QueueTokenActivated": "queue", "QueueTokenExpired": "queue", "QueueLeft": "queue",
+        "SeatsHeld": "reservation", "ReservationConfirmed": "reservation", "HoldExpired": "reservation",
+        "HoldReleased": "reservation", "ReservationCancelled": "reservation",
+    ]
+
     /// The stream (consistency boundary) the event belongs to: a user, a wallet, a concert, a
     /// schedule (its definition and sold-out state), a schedule's queue, or a reservation.
     public var streamId: String {

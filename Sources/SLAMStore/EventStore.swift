@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SLAMDomain
+import SLAMJSON
 import SLAMSchemas
 
 /// A migration: SQL text applied once, in order, identified by a name that never changes.
@@ -23,7 +24,10 @@ public final class EventStore: @unchecked Sendable {
     public let storeId: String
 
     /// The store's own migrations; projections and others add theirs after.
-    public static let migrations = [Migration(id: "0001_event_store", sql: SLAMSchemas.sql("0001_event_store.sql"))]
+    public static let migrations = [
+        Migration(id: "0001_event_store", sql: SLAMSchemas.sql("0001_event_store.sql")),
+        Migration(id: "0004_outbox_in_events", sql: SLAMSchemas.sql("0004_outbox_in_events.sql")),
+    ]
 
     /// Opens (creating if needed, with its folder) the database at `path` and migrates it.
     /// `synchronous` is set on the writer connection after GRDB has configured it, since
@@ -136,48 +140,66 @@ public final class EventStore: @unchecked Sendable {
             """, arguments: [position, limit]).map(recorded)
     }
 
-    /// Outbox messages after `seq` (global), oldest first, optionally of one category.
+    /// Outbox messages after `seq` (global), oldest first, optionally of one category. The
+    /// outbox is the events table: an event's seq is its position, and its message (topic,
+    /// header, body; PROTOCOL.md section 7) is built here from the row.
     public static func readOutbox(_ db: Database, afterSeq: Int64, limit: Int, category: String?) throws -> [OutboxMessage] {
+        let storeId = try meta(db, "storeId") ?? ""
         let rows: [Row]
         if let category {
-            // `WHERE category = ? AND seq > ? ORDER BY seq` has no index to follow: SQLite reads
-            // the whole category and sorts it for every page (1.8 s a page for a category of
-            // 6.6 million rows). Within a category, `category_seq` and `seq` grow together (the
-            // one writer assigns both in commit order), so the page is a range of the
-            // (category, category_seq) index starting at the first row after `afterSeq`.
+            // `WHERE category = ? AND position > ? ORDER BY position` has no index to follow:
+            // SQLite reads the whole category and sorts it for every page (1.8 s a page for a
+            // category of 6.6 million rows). Within a category, `category_seq` and `position`
+            // grow together (the one writer assigns both in commit order), so the page is a range
+            // of the (category, category_seq) index starting at the first row after `afterSeq`.
             guard let from = try firstCategorySeq(db, category: category, afterSeq: afterSeq) else {
                 rows = try Row.fetchAll(db, cachedSQL: """
-                    SELECT seq, category, category_seq, topic, header, body FROM outbox
-                    WHERE category = ? AND seq > ? ORDER BY seq LIMIT ?
+                    SELECT \(outboxColumns) FROM events WHERE category = ? AND position > ? ORDER BY position LIMIT ?
                     """, arguments: [category, afterSeq, limit])
-                return rows.map(message)
+                return rows.map { message($0, storeId: storeId) }
             }
             rows = try Row.fetchAll(db, cachedSQL: """
-                SELECT seq, category, category_seq, topic, header, body FROM outbox
-                WHERE category = ? AND category_seq >= ? ORDER BY category_seq LIMIT ?
+                SELECT \(outboxColumns) FROM events WHERE category = ? AND category_seq >= ? ORDER BY category_seq LIMIT ?
                 """, arguments: [category, from, limit])
         } else {
             rows = try Row.fetchAll(db, cachedSQL: """
-                SELECT seq, category, category_seq, topic, header, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?
+                SELECT \(outboxColumns) FROM events WHERE position > ? ORDER BY position LIMIT ?
                 """, arguments: [afterSeq, limit])
         }
-        return rows.map(message)
+        return rows.map { message($0, storeId: storeId) }
     }
 
-    private static func message(_ row: Row) -> OutboxMessage {
-        OutboxMessage(seq: row[0], category: row[1], categorySeq: row[2], topic: row[3], header: row[4], body: row[5])
+    private static let outboxColumns =
+        "position, category, category_seq, type, stream_id, stream_version, occurred_at, causation_id, body"
+
+    private static func message(_ row: Row, storeId: String) -> OutboxMessage {
+        let seq: Int64 = row[0], category: String = row[1], categorySeq: Int64 = row[2], type: String = row[3]
+        var w = JSONWriter(capacity: 256)
+        w.beginObject()
+        w.field("seq", seq)
+        w.field("categorySeq", categorySeq)
+        w.field("storeId", storeId)
+        w.field("type", type)
+        w.field("streamId", row[4] as String)
+        w.field("streamVersion", row[5] as Int64)
+        w.field("position", seq)
+        w.field("occurredAt", RFC3339.format(row[6] as Int64))
+        w.field("causationId", row[7] as String)
+        w.endObject()
+        return OutboxMessage(seq: seq, category: category, categorySeq: categorySeq, topic: category + "." + type,
+                             header: w.string, body: row[8])
     }
 
-    /// The lowest `category_seq` of `category` whose `seq` is above `afterSeq`, found by binary
-    /// search on the (category, category_seq) index: one past the category's head when nothing
-    /// is newer, nil when a probe finds a hole in `category_seq` (then the caller scans).
+    /// The lowest `category_seq` of `category` whose position is above `afterSeq`, found by
+    /// binary search on the (category, category_seq) index: one past the category's head when
+    /// nothing is newer, nil when a probe finds a hole in `category_seq` (then the caller scans).
     private static func firstCategorySeq(_ db: Database, category: String, afterSeq: Int64) throws -> Int64? {
-        guard let low = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MIN(category_seq) FROM outbox WHERE category = ?"),
+        guard let low = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MIN(category_seq) FROM events WHERE category = ?"),
                                            arguments: [category]),
-              let high = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(category_seq) FROM outbox WHERE category = ?"),
+              let high = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(category_seq) FROM events WHERE category = ?"),
                                             arguments: [category])
         else { return 0 }   // no such category: an empty page
-        let seqAt = try db.cachedStatement(sql: "SELECT seq FROM outbox WHERE category = ? AND category_seq = ?")
+        let seqAt = try db.cachedStatement(sql: "SELECT position FROM events WHERE category = ? AND category_seq = ?")
         var lo = low, hi = high + 1   // the answer is in lo...hi
         while lo < hi {
             let mid = lo + (hi - lo) / 2
@@ -187,28 +209,28 @@ public final class EventStore: @unchecked Sendable {
         return lo
     }
 
-    /// The highest committed event position and outbox seq.
+    /// The highest committed event position and outbox seq (the same number: an event's seq is
+    /// its position).
     public static func heads(_ db: Database) throws -> (position: Int64, seq: Int64) {
         let p = try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM events") ?? 0
-        let s = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM outbox") ?? 0
-        return (p, s)
+        return (p, p)
     }
 
     /// The highest `categorySeq` of each category.
     public static func categoryHeads(_ db: Database) throws -> [String: Int64] {
-        // `SELECT category, MAX(category_seq) FROM outbox GROUP BY category` scans the whole
+        // `SELECT category, MAX(category_seq) FROM events GROUP BY category` scans the whole
         // index (3 s warm, 16 s cold on 10 million rows), and this runs at every start and after
         // every failed batch. There are a handful of categories: hop from one to the next on the
         // index and take each one's maximum, a few index seeks in all.
         var heads: [String: Int64] = [:]
         for row in try Row.fetchAll(db, sql: """
             WITH RECURSIVE categories(name) AS (
-                SELECT (SELECT MIN(category) FROM outbox)
+                SELECT (SELECT MIN(category) FROM events)
                 UNION ALL
-                SELECT (SELECT MIN(category) FROM outbox WHERE category > categories.name)
+                SELECT (SELECT MIN(category) FROM events WHERE category > categories.name)
                 FROM categories WHERE categories.name IS NOT NULL
             )
-            SELECT name, (SELECT MAX(category_seq) FROM outbox WHERE category = categories.name)
+            SELECT name, (SELECT MAX(category_seq) FROM events WHERE category = categories.name)
             FROM categories WHERE name IS NOT NULL
             """) {
             heads[row[0]] = row[1]

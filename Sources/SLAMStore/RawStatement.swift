@@ -198,3 +198,10 @@ public final class StatementCache {
 
     deinit { finalizeAll() }
 }
+
+/// UTF-8 bytes bound as TEXT, without making a `String` of them first.
+public struct TextBytes: SQLBindable {
+    public let bytes: [UInt8]
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    @inline(__always) public func bind(to s: RawStatement, at i: Int32) { bytes.withUnsafeBufferPointer { s.bind(i, $0) } }
+}

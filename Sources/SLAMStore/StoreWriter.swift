@@ -75,11 +75,8 @@ public final class StoreWriter {
             }
         }
         let insertEvent = try statements.statement(db, """
-            INSERT INTO events (position, stream_id, stream_version, type, body, occurred_at, causation_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            """)
-        let insertOutbox = try statements.statement(db, """
-            INSERT INTO outbox (seq, category, category_seq, position, topic, header, body) VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO events (position, stream_id, stream_version, type, body, occurred_at, causation_id, category, category_seq)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         var positions: [Int64] = []
         positions.reserveCapacity(events.count)
@@ -90,12 +87,8 @@ public final class StoreWriter {
                 let position = headPosition + 1
                 let seq = headSeq + 1
                 let categorySeq = (categoryHeads[e.category] ?? 0) + 1
-                let body = String(decoding: e.body, as: UTF8.self)
-                try insertEvent.execute(position, streamId, version, e.type, body, e.occurredAt, e.causationId)
-                let header = outboxHeader(seq: seq, categorySeq: categorySeq, type: e.type, streamId: streamId,
-                                          streamVersion: version, position: position, occurredAt: e.occurredAt,
-                                          causationId: e.causationId)
-                try insertOutbox.execute(seq, e.category, categorySeq, position, e.category + "." + e.type, header, body)
+                try insertEvent.execute(position, streamId, version, e.type, TextBytes(e.body), e.occurredAt, e.causationId,
+                                        e.category, categorySeq)
                 headPosition = position
                 headSeq = seq
                 categoryHeads[e.category] = categorySeq
@@ -106,23 +99,6 @@ public final class StoreWriter {
             throw error
         }
         return positions
-    }
-
-    private func outboxHeader(seq: Int64, categorySeq: Int64, type: String, streamId: String, streamVersion: Int64,
-                              position: Int64, occurredAt: Millis, causationId: String) -> String {
-        var w = JSONWriter(capacity: 256)
-        w.beginObject()
-        w.field("seq", seq)
-        w.field("categorySeq", categorySeq)
-        w.field("storeId", storeId)
-        w.field("type", type)
-        w.field("streamId", streamId)
-        w.field("streamVersion", streamVersion)
-        w.field("position", position)
-        w.field("occurredAt", RFC3339.format(occurredAt))
-        w.field("causationId", causationId)
-        w.endObject()
-        return w.string
     }
 
     // MARK: Idempotency

@@ -7,7 +7,7 @@ import SLAMStore
 
 /// Writes a ticket rush into a new store, fast, for the rebuild and start-up benchmark
 /// (`tools/rebuild_bench.py`): every command goes through the real deciders, appends through
-/// the real `StoreWriter` (events and outbox rows) and applies the real inline projections, as
+/// the real `StoreWriter` (events with their outbox columns) and applies the real inline projections, as
 /// the server's writer does, but thousands of commands per transaction with `synchronous =
 /// NORMAL` and a simulated clock (one millisecond per command) so holds lapse and expire.
 ///

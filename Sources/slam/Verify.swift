@@ -12,7 +12,7 @@ struct Verify: ParsableCommand {
             with the store's, and checks DESIGN.md section 2's invariants that the data shows: no seat \
             in two live reservations, no negative balance, no charge above 1,000,000, every balance the \
             sum of its history, one PointsUsed per paid reservation and one PointsRefunded per refunded \
-            cancellation, contiguous positions and outbox seq, every event in the outbox. Read-only and \
+            cancellation, contiguous positions (outbox seq) and categorySeq, every event in its type's category. Read-only and \
             lock-free: it may run beside a server (it reads one snapshot). Exit 0 when all holds, 1 with \
             each violation printed, 2 when the store cannot be read.
             """
@@ -40,7 +40,7 @@ struct Verify: ParsableCommand {
         if report.ok {
             print("slam verify: OK: \(report.events) events (positions 1...\(report.headPosition)), \(rows) read-model rows in "
                   + "\(report.rows.count) tables equal a rebuild from the log; no doubled seat, balances match their "
-                  + "history, one deduction per payment and one refund per cancellation, positions and outbox contiguous "
+                  + "history, one deduction per payment and one refund per cancellation, positions and categorySeqs contiguous "
                   + "(\(fmt(report.seconds)) s)")
             return
         }

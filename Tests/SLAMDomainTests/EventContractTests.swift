@@ -122,12 +122,14 @@ struct EventContractTests {
         let pinned = Set(Pinned.all.map(\.type))
         #expect(pinned.count == 17)
         for p in Pinned.all { #expect(Pinned.row(for: p.event) == p.type) }
+        #expect(Set(DomainEvent.categoryOfType.keys) == pinned)
     }
 
     @Test("type, category, topic and stream id are fixed", arguments: Pinned.all)
     func names(_ p: PinnedEvent) {
         #expect(p.event.type == p.type)
         #expect(p.event.category == p.category)
+        #expect(DomainEvent.categoryOfType[p.type] == p.category)
         #expect(p.event.topic == p.category + "." + p.type)
         #expect(p.event.streamId == p.streamId)
     }

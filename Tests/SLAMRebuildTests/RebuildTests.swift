@@ -12,19 +12,19 @@ struct RebuildTests {
         let f = try Fixture.get()
         let dump = try dumpProjections(f.path)
         for table in Projector.tables { #expect(!(dump[table] ?? []).isEmpty, "table \(table) is empty") }
-        let statuses = Set(try String.fetchAll(DatabaseQueue(path: f.path), "SELECT DISTINCT status FROM reservations"))
+        let statuses = Set(try String.fetchAll(openQueue(f.path), "SELECT DISTINCT status FROM reservations"))
         #expect(statuses == ["HELD", "CONFIRMED", "EXPIRED", "RELEASED", "CANCELLED"])
-        let types = Set(try String.fetchAll(DatabaseQueue(path: f.path), "SELECT DISTINCT type FROM events"))
+        let types = Set(try String.fetchAll(openQueue(f.path), "SELECT DISTINCT type FROM events"))
         for type in ["UserRegistered", "PointsCharged", "PointsUsed", "PointsRefunded", "ConcertCreated", "ConcertScheduled",
                      "ScheduleSoldOut", "ScheduleReopened", "SeatsHeld", "ReservationConfirmed", "HoldExpired",
                      "HoldReleased", "ReservationCancelled", "QueueJoined", "QueueTokenActivated", "QueueTokenExpired",
                      "QueueLeft"] {
             #expect(types.contains(type), "no \(type) event in the fixture")
         }
-        let tokenStates = Set(try String.fetchAll(DatabaseQueue(path: f.path),
+        let tokenStates = Set(try String.fetchAll(openQueue(f.path),
                                                   "SELECT DISTINCT status || left_waiting FROM queue_tokens"))
         #expect(tokenStates.isSuperset(of: ["ACTIVE0", "EXPIRED0", "EXPIRED1"]))
-        let queue = try Row.fetchOne(DatabaseQueue(path: f.path), "SELECT waits, front_removed FROM queues")
+        let queue = try Row.fetchOne(openQueue(f.path), "SELECT waits, front_removed FROM queues")
         #expect((queue?[0] as Int64?) == 6 && (queue?[1] as Int64?) ?? 0 >= 3)
     }
 
@@ -48,12 +48,12 @@ struct RebuildTests {
         let copy = try Fixture.get().copy()
         defer { remove(copy) }
         let before = try dumpProjections(copy)
-        let indexes: [String] = try String.fetchAll(DatabaseQueue(path: copy),
+        let indexes: [String] = try String.fetchAll(openQueue(copy),
                                                     "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
         let report = try Rebuild.run(path: copy, full: true)
         #expect(report.tables.allSatisfy { $0.mode == .replace })
         #expect(try dumpProjections(copy) == before)
-        #expect(try String.fetchAll(DatabaseQueue(path: copy),
+        #expect(try String.fetchAll(openQueue(copy),
                                     "SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name") == indexes)
         #expect(try scalar(copy, "PRAGMA integrity_check") == "ok")
     }
@@ -130,7 +130,7 @@ struct RebuildTests {
 
     @Test("the fast body decoder agrees with DomainEvent.decode on every event of the fixture")
     func fastDecoderAgrees() throws {
-        let rows = try Row.fetchAll(DatabaseQueue(path: Fixture.get().path), "SELECT type, body, position FROM events ORDER BY position")
+        let rows = try Row.fetchAll(openQueue(Fixture.get().path), "SELECT type, body, position FROM events ORDER BY position")
         var fast = 0
         for row in rows {
             let type: String = row[0], body: String = row[1], position: Int64 = row[2]

@@ -166,7 +166,7 @@ func remove(_ copy: String) {
 typealias Dump = [String: [[DatabaseValue]]]
 
 func dumpProjections(_ path: String) throws -> Dump {
-    let queue = try DatabaseQueue(path: path)
+    let queue = try openQueue(path)
     defer { try? queue.close() }
     return try queue.read { db in
         var out: Dump = [:]
@@ -182,13 +182,13 @@ func dumpProjections(_ path: String) throws -> Dump {
 
 /// Runs SQL on a store file (for corrupting it on purpose).
 func execute(_ path: String, _ sql: String, _ arguments: StatementArguments = []) throws {
-    let queue = try DatabaseQueue(path: path)
+    let queue = try openQueue(path)
     defer { try? queue.close() }
     try queue.write { db in try db.execute(sql: sql, arguments: arguments) }
 }
 
 func scalar<T: DatabaseValueConvertible>(_ path: String, _ sql: String, _ arguments: StatementArguments = []) throws -> T? {
-    let queue = try DatabaseQueue(path: path)
+    let queue = try openQueue(path)
     defer { try? queue.close() }
     return try queue.read { db in try T.fetchOne(db, sql: sql, arguments: arguments) }
 }
@@ -250,4 +250,13 @@ func runSlam(_ arguments: [String]) throws -> Run {
     let errData = errBox.data
     return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// A connection to a test's database file that waits for locks rather than failing at once: the
+/// shared fixture is read by tests running in parallel, and a connection closing on it may hold a
+/// lock for a moment (the last one checkpoints the WAL).
+func openQueue(_ path: String) throws -> DatabaseQueue {
+    var config = Configuration()
+    config.busyMode = .timeout(10)
+    return try DatabaseQueue(path: path, configuration: config)
 }

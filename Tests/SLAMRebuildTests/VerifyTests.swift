@@ -64,16 +64,16 @@ struct VerifyTests {
         #expect(try Verifier.run(path: copy).ok)
     }
 
-    @Test("a deleted outbox row")
-    func deletedOutboxRow() throws {
+    @Test("a hole in a category's categorySeq")
+    func categorySeqHole() throws {
         let copy = try Fixture.get().copy()
         defer { remove(copy) }
-        let type: String = try #require(try scalar(copy, "SELECT type FROM events WHERE position = 5"))
-        try execute(copy, "DELETE FROM outbox WHERE seq = 5")
+        let category: String = try #require(try scalar(copy, "SELECT category FROM events WHERE position = 5"))
+        try execute(copy, "UPDATE events SET category_seq = category_seq + 1000 WHERE position = 5")
         let report = try Verifier.run(path: copy)
         #expect(!report.ok)
-        #expect(!matching(report, "outbox-gap", ["outbox seq 5 is missing"]).isEmpty, "\(report.violations)")
-        #expect(!matching(report, "outbox-missing", ["event at position 5 (\(type)) has no outbox row"]).isEmpty)
+        #expect(!matching(report, "outbox-gap", ["outbox category \(category) has", "categorySeq must run"]).isEmpty,
+                "\(report.violations)")
         #expect(report.violations.allSatisfy { $0.check.hasPrefix("outbox") }, "\(report.violations)")
     }
 
@@ -117,21 +117,22 @@ struct VerifyTests {
         #expect(report.violations.allSatisfy { !$0.check.hasPrefix("projection") })
     }
 
-    @Test("a negative balance, an altered outbox row, an undecodable event and a refund without cancellation")
+    @Test("a negative balance, an event in another category, an undecodable event and a refund without cancellation")
     func otherCorruptions() throws {
         let f = try Fixture.get()
         let copy = try f.copy()
         defer { remove(copy) }
         let d = f.users["d"]!
         try execute(copy, "UPDATE users SET balance = -5 WHERE user_id = ?", [d])
-        try execute(copy, "UPDATE outbox SET body = '{}' WHERE seq = 7")
+        let type: String = try #require(try scalar(copy, "SELECT type FROM events WHERE position = 7"))
+        try execute(copy, "UPDATE events SET category = 'bogus' WHERE position = 7")
         try execute(copy, "UPDATE events SET body = '{\"userId\": 5}' WHERE position = 3")
         let balance: Int64 = try #require(try scalar(copy, "SELECT balance FROM users WHERE user_id = ?", [f.users["e"]!]))
         try appendInline(copy, [.pointsRefunded(userId: f.users["e"]!, amount: 1, balance: balance + 1, reservationId: f.confirmed)],
                          at: f.start + 10_000_000)
         let report = try Verifier.run(path: copy)
         #expect(!matching(report, "negative-balance", ["user \(d) has balance -5"]).isEmpty, "\(report.violations)")
-        #expect(!matching(report, "outbox-mismatch", ["event at position 7", "outbox row seq 7 does not match"]).isEmpty)
+        #expect(!matching(report, "outbox-mismatch", ["\(type) events are in category bogus", "position 7"]).isEmpty)
         #expect(!matching(report, "undecodable-event", ["event at position 3"]).isEmpty)
         #expect(!matching(report, "points-refunded", [f.confirmed, "no refunded cancellation"]).isEmpty)
     }

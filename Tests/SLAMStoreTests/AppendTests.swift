@@ -262,8 +262,8 @@ struct OutboxCategoryReadTests {
             try fill(store, categories: ["a", "b"], events: 100)
             try store.pool.write { db in
                 try db.execute(sql: """
-                    DELETE FROM outbox WHERE category = 'a' AND category_seq IN
-                      (SELECT category_seq FROM outbox WHERE category = 'a' ORDER BY category_seq LIMIT 5 OFFSET 10)
+                    DELETE FROM events WHERE category = 'a' AND category_seq IN
+                      (SELECT category_seq FROM events WHERE category = 'a' ORDER BY category_seq LIMIT 5 OFFSET 10)
                     """)
             }
             let all = try allOutbox(store)
