@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "ZMQTests", dependencies: ["ZMQ"]),
         .testTarget(name: "SLAMJSONTests", dependencies: ["SLAMJSON"]),
         .testTarget(name: "SLAMDomainTests", dependencies: ["SLAMDomain", "SLAMJSON"]),
-        .testTarget(name: "SLAMStoreTests", dependencies: ["SLAMStore", "SLAMTesting", "SLAMDomain", "SLAMJSON",
+        .testTarget(name: "SLAMStoreTests", dependencies: ["SLAMStore", "SLAMSchemas", "SLAMTesting", "SLAMDomain", "SLAMJSON",
                                                            .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SLAMServerTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "ZMQ",
                                                             .product(name: "GRDB", package: "GRDB.swift")]),

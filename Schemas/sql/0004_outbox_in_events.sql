@@ -5,8 +5,8 @@
 -- published message (PROTOCOL.md section 7) is built from the event row when it is read
 -- (`EventStore.readOutbox`): seq is the position, the header is made of the row's columns.
 --
--- A store whose outbox lacks a row for some event fails this migration (category is NOT NULL)
--- rather than lose the event: run `slam verify` on it.
+-- The writer always gave an event's outbox row seq = position; a store whose outbox lacks that
+-- row for some event fails this migration (category is NOT NULL) rather than lose the event.
 CREATE TABLE events_new (
     position       INTEGER PRIMARY KEY,
     stream_id      TEXT    NOT NULL,
@@ -22,7 +22,7 @@ CREATE TABLE events_new (
 );
 INSERT INTO events_new (position, stream_id, stream_version, type, body, occurred_at, causation_id, category, category_seq)
 SELECT e.position, e.stream_id, e.stream_version, e.type, e.body, e.occurred_at, e.causation_id, o.category, o.category_seq
-FROM events e LEFT JOIN outbox o ON o.position = e.position
+FROM events e LEFT JOIN outbox o ON o.seq = e.position AND o.position = e.position
 ORDER BY e.position;
 DROP TABLE outbox;
 DROP TABLE events;

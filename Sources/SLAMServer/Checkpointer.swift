@@ -1,20 +1,26 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import SLAMDomain
 
-/// The WAL checkpoint policy. The writer checkpoints PASSIVE after its commits once the WAL holds
-/// `walAutocheckpointPages` pages (SQLite's auto-checkpoint); a PASSIVE checkpoint never waits,
-/// so a reader that keeps an old snapshot can stop it from catching up and the WAL grows. This
-/// thread watches the WAL every 100 ms (and reports its size and peak in GetStats); past
-/// `walTruncateBytes` it runs a TRUNCATE checkpoint on its own connection, which waits for the
-/// readers (queries are short) and empties the file. `journal_size_limit` trims the file after
-/// each restart. So under constant load with readers always open the WAL stays bounded.
+/// The WAL checkpoint policy. Checkpoints run on this thread, off the writer's: the writer's WAL
+/// hook (`WalHook`) asks for a PASSIVE checkpoint once the WAL holds `walAutocheckpointPages`
+/// frames, and the writer checkpoints itself only past four times that, to let the WAL start
+/// over. A PASSIVE checkpoint never waits, so a reader that keeps an old snapshot can stop it
+/// from catching up and the WAL grows: this thread also watches the WAL every 100 ms (and
+/// reports its size and peak in GetStats), and past `walTruncateBytes` runs a TRUNCATE
+/// checkpoint, which waits for the readers (queries are short) and empties the file.
+/// `journal_size_limit` trims the file after each restart. So under constant load with readers
+/// always open the WAL stays bounded.
 final class Checkpointer: @unchecked Sendable {
     private let path: String
     private let config: ServerConfig
     private let stats: ServerStats
     private let stopFlag = Shared(false)
     private let done = DispatchSemaphore(value: 0)
+    private let wake = DispatchSemaphore(value: 0)
+    /// Set by `requestPassive()`, cleared when this thread takes the request.
+    let passiveRequested = Shared(false)
 
     init(path: String, config: ServerConfig, stats: ServerStats) {
         self.path = path
@@ -37,6 +43,7 @@ final class Checkpointer: @unchecked Sendable {
 
     func stop() {
         stopFlag.set(true)
+        wake.signal()
         done.wait()
     }
 
@@ -46,8 +53,30 @@ final class Checkpointer: @unchecked Sendable {
         return Int64(st.st_size)
     }
 
+    /// Asks for a PASSIVE checkpoint on this thread (from the writer's WAL hook: cheap, never
+    /// waits).
+    func requestPassive() {
+        let first = passiveRequested.update { requested -> Bool in
+            defer { requested = true }
+            return !requested
+        }
+        if first { wake.signal() }
+    }
+
     private func run(_ queue: DatabaseQueue) {
         while !stopFlag.get() {
+            _ = wake.wait(timeout: .now() + .milliseconds(100))
+            if passiveRequested.update({ requested -> Bool in
+                defer { requested = false }
+                return requested
+            }) {
+                do {
+                    try queue.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
+                    stats.passiveCheckpoints.update { $0 += 1 }
+                } catch {
+                    logError("WAL checkpoint (PASSIVE): \(error)")
+                }
+            }
             let size = walSize()
             stats.walBytes.set(size)
             stats.walPeakBytes.update { $0 = max($0, size) }
@@ -60,7 +89,39 @@ final class Checkpointer: @unchecked Sendable {
                     logError("WAL checkpoint (\(mode)): \(error)")
                 }
             }
-            usleep(100_000)
         }
+    }
+}
+
+/// The writer connection's WAL hook (`sqlite3_wal_hook`), called after each commit with the
+/// WAL's frame count; it replaces SQLite's auto-checkpoint. Past `soft` frames it asks the
+/// checkpointer thread for a PASSIVE checkpoint, so copying pages into the database file and
+/// syncing it happen on the other core while the writer goes on. A PASSIVE checkpoint that runs
+/// while the writer keeps appending never finishes the WAL, and only a finished one lets the
+/// next transaction start the WAL over; so past `hard` frames the writer checkpoints itself,
+/// after its commit, copying only what the checkpointer has not (a PASSIVE checkpoint never
+/// waits: if the checkpointer holds the checkpoint lock, it tries again after the next commit).
+final class WalHook {
+    let checkpointer: Checkpointer
+    let soft: Int32
+    let hard: Int32
+
+    init(checkpointer: Checkpointer, soft: Int32, hard: Int32) {
+        self.checkpointer = checkpointer
+        self.soft = soft
+        self.hard = hard
+    }
+
+    /// Installs the hook on `db`'s connection; the hook must outlive the connection.
+    func install(on db: Database) {
+        sqlite3_wal_hook(db.sqliteConnection, { context, connection, name, frames in
+            let hook = Unmanaged<WalHook>.fromOpaque(context!).takeUnretainedValue()
+            if frames >= hook.hard {
+                sqlite3_wal_checkpoint_v2(connection, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+            } else if frames >= hook.soft {
+                hook.checkpointer.requestPassive()
+            }
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(self).toOpaque())
     }
 }

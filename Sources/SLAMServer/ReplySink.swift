@@ -33,11 +33,15 @@ final class ServerStats: @unchecked Sendable {
     /// The WAL file's size after the last commit, and its peak since start.
     let walBytes = Shared<Int64>(0)
     let walPeakBytes = Shared<Int64>(0)
+    /// TRUNCATE checkpoints (the WAL past `walTruncateBytes`) and PASSIVE ones run by the
+    /// checkpointer thread at the writer's request.
     let checkpoints = Shared<Int64>(0)
+    let passiveCheckpoints = Shared<Int64>(0)
     let batches = Shared<Int64>(0)
 
     var fields: [(String, Int64)] {
         [("walBytes", walBytes.get()), ("walPeakBytes", walPeakBytes.get()), ("walCheckpoints", checkpoints.get()),
+         ("walPassiveCheckpoints", passiveCheckpoints.get()),
          ("batches", batches.get())]
     }
 }

@@ -25,6 +25,7 @@ public final class Server: @unchecked Sendable {
     private var workers: QueryWorkers?
     private let stats = ServerStats()
     private let checkpointer: Checkpointer
+    private let walHook: WalHook
     private let finished = DispatchGroup()
     private let stopOnce = Lock()
     private var stopped = false
@@ -42,10 +43,13 @@ public final class Server: @unchecked Sendable {
         try store.pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA cache_size = -\(config.writerCacheKiB)")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = \(config.walAutocheckpointPages)")
             try db.execute(sql: "PRAGMA journal_size_limit = \(config.walTruncateBytes)")
         }
         checkpointer = Checkpointer(path: config.dbPath, config: config, stats: stats)
+        let hook = WalHook(checkpointer: checkpointer, soft: Int32(config.walAutocheckpointPages),
+                           hard: Int32(4 * config.walAutocheckpointPages))
+        try store.pool.writeWithoutTransaction { db in hook.install(on: db) }
+        walHook = hook
         context = try ZMQContext()
         replies = try ReplySink()
         commands = BoundedQueue(capacity: config.commandQueueCapacity)

@@ -1,0 +1,98 @@
+import Foundation
+import GRDB
+import SLAMDomain
+import SLAMJSON
+import SLAMSchemas
+import SLAMStore
+import Testing
+
+/// Migration 0004 folds the outbox into the events table. A store written before it (events and
+/// outbox rows side by side, headers stored) must come out with the same messages, byte for byte.
+@Suite("Migration 0004: the outbox in the events table")
+struct MigrationTests {
+    /// The events of an old store: (stream, version, type, category, body).
+    static let old: [(String, Int64, String, String, String)] = [
+        ("user-u1", 1, "UserRegistered", "user", #"{"userId":"u1","name":"Ann"}"#),
+        ("wallet-u1", 1, "PointsCharged", "wallet", #"{"userId":"u1","amount":500,"balance":500}"#),
+        ("user-u2", 1, "UserRegistered", "user", #"{"userId":"u2","name":"Bé \"quoted\""}"#),
+        ("wallet-u1", 2, "PointsCharged", "wallet", #"{"userId":"u1","amount":5,"balance":505}"#),
+    ]
+
+    /// Writes a store as the writer did before migration 0004, and returns its outbox headers.
+    static func writeOldStore(_ path: String, skipOutboxAt: Int64? = nil) throws -> [String] {
+        let queue = try DatabaseQueue(path: path)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("0001_event_store") { db in try db.execute(sql: SLAMSchemas.sql("0001_event_store.sql")) }
+        try migrator.migrate(queue)
+        var headers: [String] = []
+        try queue.write { db in
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('storeId', 'sto_OLD'), ('commands', '4'), ('publishedSeq', '0')")
+            var categorySeqs: [String: Int64] = [:]
+            for (i, e) in old.enumerated() {
+                let position = Int64(i + 1)
+                let occurredAt = t0 + position
+                try db.execute(sql: """
+                    INSERT INTO events (position, stream_id, stream_version, type, body, occurred_at, causation_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [position, e.0, e.1, e.2, e.4, occurredAt, "key-\(position)"])
+                let categorySeq = (categorySeqs[e.3] ?? 0) + 1
+                categorySeqs[e.3] = categorySeq
+                // The header exactly as `StoreWriter` stored it before the migration.
+                var w = JSONWriter()
+                w.beginObject()
+                w.field("seq", position)
+                w.field("categorySeq", categorySeq)
+                w.field("storeId", "sto_OLD")
+                w.field("type", e.2)
+                w.field("streamId", e.0)
+                w.field("streamVersion", e.1)
+                w.field("position", position)
+                w.field("occurredAt", RFC3339.format(occurredAt))
+                w.field("causationId", "key-\(position)")
+                w.endObject()
+                headers.append(w.string)
+                if position == skipOutboxAt { continue }
+                try db.execute(sql: """
+                    INSERT INTO outbox (seq, category, category_seq, position, topic, header, body) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [position, e.3, categorySeq, position, e.3 + "." + e.2, w.string, e.4])
+            }
+        }
+        try queue.close()
+        return headers
+    }
+
+    @Test("an old store's outbox messages are the same after it, header for header")
+    func sameMessages() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path("old.sqlite")
+        let headers = try Self.writeOldStore(path)
+        let store = try EventStore.open(path: path)
+        let messages = try allOutbox(store)
+        #expect(messages.map(\.header) == headers)
+        #expect(messages.map(\.seq) == [1, 2, 3, 4])
+        #expect(messages.map(\.categorySeq) == [1, 1, 2, 2])
+        #expect(messages.map(\.topic) == Self.old.map { $0.3 + "." + $0.2 })
+        #expect(messages.map(\.body) == Self.old.map(\.4))
+        #expect(try store.pool.read { db in try EventStore.categoryHeads(db) } == ["user": 2, "wallet": 2])
+        #expect(try storeProblems(store) == [])
+        // The writer carries on from there.
+        let writer = try store.makeWriter()
+        try append(store, writer, "wallet-u1", .exact(2), [event("PointsCharged", category: "wallet", "{}")])
+        let last = try #require(try allOutbox(store).last)
+        #expect(last.seq == 5 && last.categorySeq == 3 && last.topic == "wallet.PointsCharged")
+        #expect(try storeProblems(store) == [])
+    }
+
+    @Test("an old store with an event missing from its outbox is refused, and left as it was")
+    func missingOutboxRowRefused() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path("old.sqlite")
+        _ = try Self.writeOldStore(path, skipOutboxAt: 3)
+        #expect(throws: StoreError.self) { _ = try EventStore.open(path: path) }
+        let queue = try DatabaseQueue(path: path)
+        #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") } == 4)
+        #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") } == 3)
+    }
+}
