@@ -112,9 +112,18 @@ final class WalHook {
         self.hard = hard
     }
 
-    /// Installs the hook on `db`'s connection; the hook must outlive the connection.
+    /// Removes the hook from `db`'s connection (before this object goes, while the connection
+    /// may still commit).
+    func uninstall(from db: Database) {
+        guard let connection = db.sqliteConnection else { return }
+        sqlite3_wal_hook(connection, nil, nil)
+    }
+
+    /// Installs the hook on `db`'s connection; it must stay installed no longer than this object
+    /// lives (`uninstall(from:)`).
     func install(on db: Database) {
-        sqlite3_wal_hook(db.sqliteConnection, { context, connection, name, frames in
+        guard let connection = db.sqliteConnection else { return }
+        sqlite3_wal_hook(connection, { context, connection, name, frames in
             let hook = Unmanaged<WalHook>.fromOpaque(context!).takeUnretainedValue()
             if frames >= hook.hard {
                 sqlite3_wal_checkpoint_v2(connection, name, SQLITE_CHECKPOINT_PASSIVE, nil, nil)

@@ -128,9 +128,22 @@ public final class Server: @unchecked Sendable {
             writer.close()
         }
         context.terminate()
+        uninstallWalHook()
         try? store.pool.close()
         lock.release()
     }
 
-    deinit { lock.release() }
+    private var walHookInstalled = true
+
+    /// The WAL hook points at `walHook`, which goes with this object: the store may outlive it.
+    private func uninstallWalHook() {
+        guard walHookInstalled else { return }
+        walHookInstalled = false
+        try? store.pool.writeWithoutTransaction { db in walHook.uninstall(from: db) }
+    }
+
+    deinit {
+        uninstallWalHook()
+        lock.release()
+    }
 }

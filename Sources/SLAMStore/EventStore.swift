@@ -8,9 +8,13 @@ import SLAMSchemas
 public struct Migration: Sendable {
     public var id: String
     public var sql: String
-    public init(id: String, sql: String) {
+    /// Runs first, in the migration's transaction: throws to refuse a database the SQL would
+    /// migrate wrongly.
+    public var check: (@Sendable (Database) throws -> Void)?
+    public init(id: String, sql: String, check: (@Sendable (Database) throws -> Void)? = nil) {
         self.id = id
         self.sql = sql
+        self.check = check
     }
 }
 
@@ -26,8 +30,24 @@ public final class EventStore: @unchecked Sendable {
     /// The store's own migrations; projections and others add theirs after.
     public static let migrations = [
         Migration(id: "0001_event_store", sql: SLAMSchemas.sql("0001_event_store.sql")),
-        Migration(id: "0004_outbox_in_events", sql: SLAMSchemas.sql("0004_outbox_in_events.sql")),
+        Migration(id: "0004_outbox_in_events", sql: SLAMSchemas.sql("0004_outbox_in_events.sql"), check: outboxAgreesWithEvents),
     ]
+
+    /// Before the outbox is folded into the events table (migration 0004), the two must say the
+    /// same: one outbox row per event at seq = position, with the event's topic and body (the
+    /// header is rebuilt from the event, so a disagreement would otherwise vanish unseen).
+    @Sendable static func outboxAgreesWithEvents(_ db: Database) throws {
+        let events = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0
+        let rows = try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") ?? 0
+        let agreeing = try Int64.fetchOne(db, sql: """
+            SELECT COUNT(*) FROM events e JOIN outbox o ON o.seq = e.position
+            WHERE o.position = e.position AND o.topic = o.category || '.' || e.type AND o.body = e.body
+            """) ?? 0
+        guard events == rows, rows == agreeing else {
+            throw StoreError(.badDatabase, "the outbox (\(rows) rows) and the events (\(events)) disagree: \(agreeing) rows match "
+                             + "their event; not migrating (migration 0004 folds the outbox into the events)")
+        }
+    }
 
     /// Opens (creating if needed, with its folder) the database at `path` and migrates it.
     /// `synchronous` is set on the writer connection after GRDB has configured it, since
@@ -47,7 +67,10 @@ public final class EventStore: @unchecked Sendable {
         }
         var migrator = DatabaseMigrator()
         for m in migrations + extra {
-            migrator.registerMigration(m.id) { db in try db.execute(sql: m.sql) }
+            migrator.registerMigration(m.id) { db in
+                try m.check?(db)
+                try db.execute(sql: m.sql)
+            }
         }
         do {
             try migrator.migrate(pool)

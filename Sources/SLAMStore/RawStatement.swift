@@ -75,6 +75,9 @@ public final class RawStatement {
     }
 
     @inline(__always) private func bindAll<each V: SQLBindable>(_ values: repeat each V) {
+        // A statement left mid-step (a row read without `reset()`) would refuse the bindings
+        // (SQLITE_MISUSE) and go on with the old ones: start from a reset statement.
+        sqlite3_reset(handle)
         var i: Int32 = 0
         func next<B: SQLBindable>(_ v: B) {
             i += 1

@@ -61,6 +61,7 @@ struct WalHookTests {
         let checkpointer = Checkpointer(path: path, config: ServerConfig(), stats: ServerStats())
         let hook = WalHook(checkpointer: checkpointer, soft: 16, hard: 64)
         try queue.writeWithoutTransaction { db in hook.install(on: db) }
+        defer { withExtendedLifetime(hook) {} }
 
         try commit(queue, 1)
         #expect(!checkpointer.passiveRequested.get(), "below the soft limit nothing is asked")

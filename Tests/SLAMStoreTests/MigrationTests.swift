@@ -19,7 +19,7 @@ struct MigrationTests {
     ]
 
     /// Writes a store as the writer did before migration 0004, and returns its outbox headers.
-    static func writeOldStore(_ path: String, skipOutboxAt: Int64? = nil) throws -> [String] {
+    static func writeOldStore(_ path: String, skipOutboxAt: Int64? = nil, otherBodyAt: Int64? = nil) throws -> [String] {
         let queue = try DatabaseQueue(path: path)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("0001_event_store") { db in try db.execute(sql: SLAMSchemas.sql("0001_event_store.sql")) }
@@ -54,7 +54,8 @@ struct MigrationTests {
                 if position == skipOutboxAt { continue }
                 try db.execute(sql: """
                     INSERT INTO outbox (seq, category, category_seq, position, topic, header, body) VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [position, e.3, categorySeq, position, e.3 + "." + e.2, w.string, e.4])
+                    """, arguments: [position, e.3, categorySeq, position, e.3 + "." + e.2, w.string,
+                                    position == otherBodyAt ? "{}" : e.4])
             }
         }
         try queue.close()
@@ -84,15 +85,22 @@ struct MigrationTests {
         #expect(try storeProblems(store) == [])
     }
 
-    @Test("an old store with an event missing from its outbox is refused, and left as it was")
-    func missingOutboxRowRefused() throws {
+    enum Disagreement: CaseIterable, Sendable {
+        case missingRow, otherBody
+    }
+
+    @Test("an old store whose outbox disagrees with its events is refused, and left as it was",
+          arguments: Disagreement.allCases)
+    func disagreementRefused(_ disagreement: Disagreement) throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.path("old.sqlite")
-        _ = try Self.writeOldStore(path, skipOutboxAt: 3)
+        _ = try Self.writeOldStore(path, skipOutboxAt: disagreement == .missingRow ? 3 : nil,
+                                   otherBodyAt: disagreement == .otherBody ? 2 : nil)
         #expect(throws: StoreError.self) { _ = try EventStore.open(path: path) }
         let queue = try DatabaseQueue(path: path)
         #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events") } == 4)
-        #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") } == 3)
+        #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outbox") }
+                == (disagreement == .missingRow ? 3 : 4))
     }
 }
