@@ -49,4 +49,12 @@ public final class Shared<T>: @unchecked Sendable {
     public func set(_ v: T) { lock.withLock { value = v } }
     @discardableResult
     public func update<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
+    /// Sets the value and returns the one it replaced.
+    public func exchange(_ v: T) -> T {
+        lock.withLock {
+            let old = value
+            value = v
+            return old
+        }
+    }
 }

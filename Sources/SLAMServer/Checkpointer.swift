@@ -56,20 +56,13 @@ final class Checkpointer: @unchecked Sendable {
     /// Asks for a PASSIVE checkpoint on this thread (from the writer's WAL hook: cheap, never
     /// waits).
     func requestPassive() {
-        let first = passiveRequested.update { requested -> Bool in
-            defer { requested = true }
-            return !requested
-        }
-        if first { wake.signal() }
+        if !passiveRequested.exchange(true) { wake.signal() }
     }
 
     private func run(_ queue: DatabaseQueue) {
         while !stopFlag.get() {
             _ = wake.wait(timeout: .now() + .milliseconds(100))
-            if passiveRequested.update({ requested -> Bool in
-                defer { requested = false }
-                return requested
-            }) {
+            if passiveRequested.exchange(false) {
                 do {
                     try queue.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
                     stats.passiveCheckpoints.update { $0 += 1 }

@@ -55,7 +55,7 @@ final class CommandWriter: @unchecked Sendable {
     /// Finalizes the writer's prepared statements; call once the writer is done, before the
     /// database closes.
     func close() {
-        try? store.pool.writeWithoutTransaction { _ in writer.close() }
+        store.pool.writeWithoutTransaction { _ in writer.close() }
     }
 
     /// The writer thread's loop; returns once the queue is closed and drained.

@@ -48,7 +48,7 @@ public final class Server: @unchecked Sendable {
         checkpointer = Checkpointer(path: config.dbPath, config: config, stats: stats)
         let hook = WalHook(checkpointer: checkpointer, soft: Int32(config.walAutocheckpointPages),
                            hard: Int32(4 * config.walAutocheckpointPages))
-        try store.pool.writeWithoutTransaction { db in hook.install(on: db) }
+        store.pool.writeWithoutTransaction { db in hook.install(on: db) }
         walHook = hook
         context = try ZMQContext()
         replies = try ReplySink()
@@ -139,7 +139,7 @@ public final class Server: @unchecked Sendable {
     private func uninstallWalHook() {
         guard walHookInstalled else { return }
         walHookInstalled = false
-        try? store.pool.writeWithoutTransaction { db in walHook.uninstall(from: db) }
+        store.pool.writeWithoutTransaction { db in walHook.uninstall(from: db) }
     }
 
     deinit {

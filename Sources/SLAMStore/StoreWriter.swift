@@ -3,20 +3,21 @@ import SLAMDomain
 import SLAMJSON
 
 /// The write side of the store, owned by the one writer thread. It keeps the heads (last
-/// position, last seq, each category's last seq, commands executed) in memory so an append
+/// position, which is also the last outbox seq, each category's last seq, commands executed) in memory so an append
 /// costs inserts only; `mark`/`rollback(to:)` keep them right when a savepoint rolls back, and
 /// `reload` after a failed transaction.
 public final class StoreWriter {
     public let storeId: String
     public private(set) var headPosition: Int64 = 0
-    public private(set) var headSeq: Int64 = 0
+    /// The last outbox seq: an event's seq is its position.
+    public var headSeq: Int64 { headPosition }
     public private(set) var categoryHeads: [String: Int64] = [:]
     public private(set) var commandsExecuted: Int64 = 0
     /// The writer connection's prepared statements (appends, idempotency, inline projections).
     public let statements = StatementCache()
 
     public struct Mark {
-        fileprivate let position: Int64, seq: Int64, categories: [String: Int64], commands: Int64
+        fileprivate let position: Int64, categories: [String: Int64], commands: Int64
     }
 
     init(_ db: Database, storeId: String) throws {
@@ -26,19 +27,18 @@ public final class StoreWriter {
 
     /// Re-reads the heads from the database (after a transaction failed).
     public func reload(_ db: Database) throws {
-        (headPosition, headSeq) = try EventStore.heads(db)
+        headPosition = try EventStore.heads(db).position
         categoryHeads = try EventStore.categoryHeads(db)
         commandsExecuted = Int64(try EventStore.meta(db, "commands") ?? "0") ?? 0
         flushedCommands = commandsExecuted
     }
 
     public func mark() -> Mark {
-        Mark(position: headPosition, seq: headSeq, categories: categoryHeads, commands: commandsExecuted)
+        Mark(position: headPosition, categories: categoryHeads, commands: commandsExecuted)
     }
 
     public func rollback(to mark: Mark) {
         headPosition = mark.position
-        headSeq = mark.seq
         categoryHeads = mark.categories
         commandsExecuted = mark.commands
     }
@@ -85,12 +85,10 @@ public final class StoreWriter {
             for e in events {
                 version += 1
                 let position = headPosition + 1
-                let seq = headSeq + 1
                 let categorySeq = (categoryHeads[e.category] ?? 0) + 1
                 try insertEvent.execute(position, streamId, version, e.type, TextBytes(e.body), e.occurredAt, e.causationId,
                                         e.category, categorySeq)
                 headPosition = position
-                headSeq = seq
                 categoryHeads[e.category] = categorySeq
                 positions.append(position)
             }
