@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GRDB
+import SLAMBench
 import SLAMDomain
 import SLAMProjections
 import SLAMStore
@@ -67,23 +68,11 @@ struct DebugGenerate: ParsableCommand {
     }
 }
 
-/// SplitMix64: a seeded generator so a store can be made again.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private struct Generator {
     let store: EventStore
     let writer: StoreWriter
     let seats: Int
-    var rng: SeededRandom
+    var rng: SplitMix
     var state = DomainState()
     var ids = SortableIdGenerator()
     var now: Millis
@@ -111,7 +100,7 @@ private struct Generator {
         self.store = store
         self.writer = writer
         self.seats = seats
-        rng = SeededRandom(state: seed)
+        rng = SplitMix(seed: seed)
         // End near the real now: about 1.6 commands per event... one millisecond per command.
         now = SystemClock().now() - target * 10 / 16 - 60_000
     }

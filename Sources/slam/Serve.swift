@@ -42,18 +42,9 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         // SIGINT/SIGTERM: stop reading, answer what is queued, commit, close, exit 0.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { server.stop() }
-            source.resume()
-            return source
-        }
+        let signals = onStopSignals { server.stop() }
         print("SLAM ready commands=\(endpoints.commands) events=\(endpoints.events)")
         fflush(stdout)
-        // The signal sources must outlive the wait: `_ = signals` after it is no use, and an
-        // optimized build releases (and so cancels) them at once, leaving SIGTERM ignored.
         withExtendedLifetime(signals) { server.wait() }
     }
 }

@@ -61,14 +61,7 @@ struct Subscribe: ParsableCommand {
     func run() throws {
         // SIGINT/SIGTERM: finish the event in hand (its line and checkpoint), then exit 0.
         let stopFlag = StopFlag()
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stopFlag.set() }
-            source.resume()
-            return source
-        }
+        let signals = onStopSignals { stopFlag.set() }
         defer { signals.forEach { $0.cancel() } }
 
         do {
