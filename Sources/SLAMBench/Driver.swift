@@ -70,7 +70,14 @@ final class Driver: @unchecked Sendable {
                 for _ in 0..<options.inFlight { try sendNext(sockets, preferred: i, intended: nowMicros()) }
             }
         }
+        // The open loop wakes for its next send by a timer with microsecond precision
+        // (zmq_poll's timeout counts whole milliseconds: a send due in 200 µs would go up to a
+        // millisecond late, and that lateness would count as the server's latency).
         var items = sockets.map { ZMQPollItem.socket($0) }
+        #if os(Linux)
+        let timer = closedLoop ? nil : try PollTimer()
+        if let timer { items.append(.fd(timer.fd)) }
+        #endif
         var closing = false
         while true {
             let now = nowMicros()
@@ -83,10 +90,15 @@ final class Driver: @unchecked Sendable {
                     nextSend += interval
                 }
             }
-            let timeout: Int
-            if closing || closedLoop { timeout = 50 } else { timeout = max(1, Int((nextSend - Double(nowMicros())) / 1000)) }
+            #if os(Linux)
+            if let timer, !closing { timer.arm(atMicros: UInt64(nextSend)) }
+            try zmqPoll(&items, timeoutMs: 50)
+            if let timer, items[sockets.count].isReadable { timer.drain() }
+            #else
+            let timeout = closing || closedLoop ? 50 : max(1, Int((nextSend - Double(nowMicros())) / 1000))
             try zmqPoll(&items, timeoutMs: timeout)
-            for (i, item) in items.enumerated() where item.isReadable {
+            #endif
+            for (i, item) in items.prefix(sockets.count).enumerated() where item.isReadable {
                 while let frames = try sockets[i].receive(dontWait: true) {
                     handle(frames)
                     if closedLoop, !closing { try sendNext(sockets, preferred: i, intended: nowMicros()) }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import ZMQ
 
@@ -51,3 +52,33 @@ struct ZMQPollTests {
         #expect(!items[1].isReadable)
     }
 }
+
+#if os(Linux)
+@Suite("PollTimer")
+struct PollTimerTests {
+    @Test("a PollTimer is readable once its time has come, and not before it is armed or after it is drained")
+    func timer() throws {
+        let timer = try PollTimer()
+        var items = [ZMQPollItem.fd(timer.fd)]
+        #expect(try zmqPoll(&items, timeoutMs: 0) == 0, "not armed: not readable")
+
+        // Armed an hour ahead: not readable now.
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let nowMicros = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+        timer.arm(atMicros: nowMicros + 3_600_000_000)
+        #expect(try zmqPoll(&items, timeoutMs: 0) == 0)
+
+        // Re-armed at a time already past: readable (the timeout only bounds a failure).
+        timer.arm(atMicros: nowMicros)
+        #expect(try zmqPoll(&items, timeoutMs: 10_000) == 1)
+        #expect(items[0].isReadable)
+        timer.drain()
+        #expect(try zmqPoll(&items, timeoutMs: 0) == 0, "drained: not readable until armed again")
+
+        // Time zero is long past too (an all-zero setting would disarm a timerfd instead).
+        timer.arm(atMicros: 0)
+        #expect(try zmqPoll(&items, timeoutMs: 10_000) == 1)
+    }
+}
+#endif
