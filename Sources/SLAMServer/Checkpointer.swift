@@ -32,13 +32,11 @@ final class Checkpointer: @unchecked Sendable {
         var c = Configuration()
         c.busyMode = .timeout(10)
         let queue = try DatabaseQueue(path: path, configuration: c)
-        let t = Thread { [self] in
+        ThreadRole.start("slam-checkpoint", background: true) { [self] in
             run(queue)
             try? queue.close()
             done.signal()
         }
-        t.name = "slam-checkpoint"
-        t.start()
     }
 
     func stop() {
@@ -66,6 +64,8 @@ final class Checkpointer: @unchecked Sendable {
                 do {
                     try queue.writeWithoutTransaction { db in _ = try db.checkpoint(.passive) }
                     stats.passiveCheckpoints.update { $0 += 1 }
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+                    // The writer is checkpointing (its WAL hook, past `hard` frames): nothing to do.
                 } catch {
                     logError("WAL checkpoint (PASSIVE): \(error)")
                 }

@@ -12,7 +12,6 @@ final class QueryWorkers: @unchecked Sendable {
     private let clock: Clock
     private let queue: BoundedQueue<QueryJob>
     private let replies: ReplySink
-    private var threads: [Thread] = []
     private let finished = DispatchGroup()
     private let stats: ServerStats
 
@@ -27,15 +26,12 @@ final class QueryWorkers: @unchecked Sendable {
     func start(count: Int) {
         for i in 0..<count {
             finished.enter()
-            let t = Thread { [self] in
+            ThreadRole.start("slam-query-\(i)") { [self] in
                 while let jobs = queue.take(max: 32) {
                     replies.push(jobs.map(answer))
                 }
                 finished.leave()
             }
-            t.name = "slam-query-\(i)"
-            t.start()
-            threads.append(t)
         }
     }
 

@@ -44,12 +44,10 @@ final class Relay: @unchecked Sendable {
     }
 
     func start() {
-        let t = Thread { [self] in
+        ThreadRole.start("slam-relay", background: true) { [self] in
             run()
             done.signal()
         }
-        t.name = "slam-relay"
-        t.start()
     }
 
     /// Publishes what is committed, then stops.

@@ -91,7 +91,7 @@ public final class Server: @unchecked Sendable {
         relay.start()
         workers.start(count: config.queryWorkers)
         finished.enter()
-        let writerThread = Thread { [self] in
+        ThreadRole.start("slam-writer") { [self] in
             writer.run()
             // Everything queued is answered; let the readers finish, then the router.
             workers.wait()
@@ -99,15 +99,11 @@ public final class Server: @unchecked Sendable {
             replies.wakeup.signal()
             finished.leave()
         }
-        writerThread.name = "slam-writer"
-        writerThread.start()
         finished.enter()
-        let routerThread = Thread { [self] in
+        ThreadRole.start("slam-router") { [self] in
             router.run()
             finished.leave()
         }
-        routerThread.name = "slam-router"
-        routerThread.start()
         return endpoints
     }
 
