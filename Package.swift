@@ -6,6 +6,7 @@ import PackageDescription
 //   SLAMJSON                         (a strict JSON reader/writer for the wire and event bodies)
 //   SLAMDomain                       (pure deciders; imports neither GRDB nor ZeroMQ)
 //   SLAMSchemas (Schemas/)           (the SQL of the store and the JSON Schemas, as resources)
+//   CWalBuffer                       (a SQLite VFS shim: a transaction's WAL frames in one write)
 //   SLAMStore                        (the SQLite event store, outbox, idempotency records)
 //   SLAMProjections (Projections/)   (read-model tables and the code folding events into them)
 //   SLAMServer                       (writer, ROUTER I/O, queries, relay)
@@ -30,6 +31,7 @@ let package = Package(
         ),
         .target(name: "ZMQ", dependencies: ["CZMQ"]),
         .target(name: "SLAMJSON"),
+        .target(name: "CWalBuffer", linkerSettings: [.linkedLibrary("sqlite3")]),
         .target(name: "SLAMDomain", dependencies: ["SLAMJSON"]),
         .target(
             name: "SLAMSchemas",
@@ -40,7 +42,7 @@ let package = Package(
         ),
         .target(
             name: "SLAMStore",
-            dependencies: ["SLAMJSON", "SLAMDomain", "SLAMSchemas", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["CWalBuffer", "SLAMJSON", "SLAMDomain", "SLAMSchemas", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(
             name: "SLAMProjections",

@@ -1,3 +1,4 @@
+import CWalBuffer
 import Foundation
 import GRDB
 import SLAMDomain
@@ -56,6 +57,12 @@ public final class EventStore: @unchecked Sendable {
                             readers: Int = 4) throws -> EventStore {
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        // Every connection of the process goes through the WAL-buffering VFS (one write per
+        // transaction instead of two per page; see Sources/CWalBuffer).
+        let vfs = slam_walbuffer_register()
+        guard vfs == 0 else {
+            throw DatabaseError(resultCode: ResultCode(rawValue: vfs), message: "cannot register the WAL-buffering SQLite VFS")
+        }
         var config = Configuration()
         config.maximumReaderCount = readers
         config.busyMode = .timeout(5)
