@@ -157,17 +157,26 @@ public struct JSONParser {
     private mutating func parseString() throws -> String {
         i += 1
         let start = i
-        // Fast path: no escapes.
+        // Fast path: no escapes. ASCII (ids, keys, codes: most strings) is valid UTF-8 and skips
+        // the standard library's validation, whose generic code cost a metadata lookup a string.
+        var ascii = true
         while i < buf.count {
             let c = buf[i]
             if c == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: buf[start..<i])
-                guard let s = String(validating: slice, as: UTF8.self) else { throw error("invalid UTF-8 in string") }
+                let s: String
+                if ascii {
+                    s = String(decoding: slice, as: UTF8.self)
+                } else {
+                    guard let valid = String(validating: slice, as: UTF8.self) else { throw error("invalid UTF-8 in string") }
+                    s = valid
+                }
                 i += 1
                 return s
             }
             if c == UInt8(ascii: "\\") { break }
             if c < 0x20 { throw error("control character in string") }
+            if c >= 0x80 { ascii = false }
             i += 1
         }
         var bytes = Array(UnsafeBufferPointer(rebasing: buf[start..<i]))
