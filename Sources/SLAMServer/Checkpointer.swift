@@ -32,7 +32,7 @@ final class Checkpointer: @unchecked Sendable {
         var c = Configuration()
         c.busyMode = .timeout(10)
         let queue = try DatabaseQueue(path: path, configuration: c)
-        ThreadRole.start("slam-checkpoint", background: true) { [self] in
+        ThreadRole.start("slam-checkpoint", priority: .background) { [self] in
             run(queue)
             try? queue.close()
             done.signal()

@@ -44,7 +44,7 @@ final class Relay: @unchecked Sendable {
     }
 
     func start() {
-        ThreadRole.start("slam-relay", background: true) { [self] in
+        ThreadRole.start("slam-relay", priority: .background) { [self] in
             run()
             done.signal()
         }

@@ -91,7 +91,7 @@ public final class Server: @unchecked Sendable {
         relay.start()
         workers.start(count: config.queryWorkers)
         finished.enter()
-        ThreadRole.start("slam-writer") { [self] in
+        ThreadRole.start("slam-writer", priority: .foreground) { [self] in
             writer.run()
             // Everything queued is answered; let the readers finish, then the router.
             workers.wait()
