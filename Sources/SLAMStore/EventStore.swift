@@ -32,6 +32,7 @@ public final class EventStore: @unchecked Sendable {
     public static let migrations = [
         Migration(id: "0001_event_store", sql: SLAMSchemas.sql("0001_event_store.sql")),
         Migration(id: "0004_outbox_in_events", sql: SLAMSchemas.sql("0004_outbox_in_events.sql"), check: outboxAgreesWithEvents),
+        Migration(id: "0005_idempotency_in_order", sql: SLAMSchemas.sql("0005_idempotency_in_order.sql")),
     ]
 
     /// Before the outbox is folded into the events table (migration 0004), the two must say the

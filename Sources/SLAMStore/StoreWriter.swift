@@ -117,14 +117,21 @@ public final class StoreWriter {
             """).execute(r.key, r.fingerprint, r.ok, r.reply, r.position, r.createdAt)
     }
 
-    /// Deletes idempotency records created before `cutoff`, at most `limit` at a time so a
-    /// large backlog never stalls the writer; returns how many went.
+    /// Deletes idempotency records created before `cutoff`, in the order they were recorded, up
+    /// to the first one that is not (a record is never deleted before the retention has passed;
+    /// one recorded after a clock step back may stay a little longer), at most `limit` at a time
+    /// so a large backlog never stalls the writer; returns how many went.
     @discardableResult
     public func pruneIdempotency(_ db: Database, before cutoff: Millis, limit: Int = 5000) throws -> Int {
-        try db.cachedStatement(sql: """
-            DELETE FROM idempotency WHERE key IN
-              (SELECT key FROM idempotency WHERE created_at < ? ORDER BY created_at LIMIT ?)
-            """).execute(arguments: [cutoff, limit])
+        let oldest = try Row.fetchCursor(db.cachedStatement(sql: "SELECT seq, created_at FROM idempotency ORDER BY seq LIMIT ?"),
+                                         arguments: [limit])
+        var last: Int64?
+        while let row = try oldest.next() {
+            guard (row[1] as Millis) < cutoff else { break }
+            last = row[0]
+        }
+        guard let last else { return 0 }
+        try db.cachedStatement(sql: "DELETE FROM idempotency WHERE seq <= ?").execute(arguments: [last])
         return db.changesCount
     }
 

@@ -44,7 +44,7 @@ struct IdempotencyTests {
         }
     }
 
-    @Test("recording a key twice is a primary key violation, and the first record stays")
+    @Test("recording a key twice is a uniqueness violation, and the first record stays")
     func duplicateKey() throws {
         try withStore { store, _ in
             let writer = try store.makeWriter()
@@ -53,7 +53,7 @@ struct IdempotencyTests {
             #expect {
                 try store.pool.write { db in try writer.record(db, record("k", createdAt: t0 + 1, ok: false, position: 2)) }
             } throws: { error in
-                (error as? DatabaseError)?.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY
+                (error as? DatabaseError)?.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE
             }
             #expect(try store.pool.read { db in try writer.idempotencyRecord(db, key: "k") } == first)
             #expect(try count(store) == 1)
@@ -76,17 +76,17 @@ struct IdempotencyTests {
         }
     }
 
-    @Test("pruning deletes only records older than the cutoff, oldest first, at most limit at a time")
+    @Test("pruning deletes only records older than the cutoff, in the order recorded, at most limit at a time")
     func prune() throws {
         try withStore { store, _ in
             let writer = try store.makeWriter()
-            // Inserted out of age order, so "oldest first" is not just insertion order.
-            let ages: [Millis] = [109, 100, 105, 102, 108, 101, 104, 107, 103, 106]
+            // Keys out of order, so the order recorded is not the keys' order.
+            let ages: [Millis] = [100, 101, 102, 103, 104, 105, 106, 107, 108, 109]
             try store.pool.write { db in
-                for age in ages { try writer.record(db, record("k-\(age)", createdAt: age)) }
+                for age in ages { try writer.record(db, record("k-\(209 - age)", createdAt: age)) }
             }
             func remaining() throws -> [Millis] {
-                try store.pool.read { db in try Millis.fetchAll(db, sql: "SELECT created_at FROM idempotency ORDER BY created_at") }
+                try store.pool.read { db in try Millis.fetchAll(db, sql: "SELECT created_at FROM idempotency ORDER BY seq") }
             }
             #expect(try store.pool.write { db in try writer.pruneIdempotency(db, before: 105, limit: 3) } == 3)
             #expect(try remaining() == [103, 104, 105, 106, 107, 108, 109])
@@ -98,6 +98,30 @@ struct IdempotencyTests {
             #expect(try store.pool.write { db in try writer.pruneIdempotency(db, before: 1_000) } == 5)
             #expect(try remaining() == [])
             #expect(try store.pool.write { db in try writer.pruneIdempotency(db, before: 1_000) } == 0)
+        }
+    }
+
+    @Test("after a clock step back, pruning stops at the first record not older than the cutoff: none is deleted early")
+    func pruneAfterClockStep() throws {
+        try withStore { store, _ in
+            let writer = try store.makeWriter()
+            // Recorded in this order: the clock stepped back after 108.
+            let ages: [Millis] = [100, 101, 108, 102, 103]
+            try store.pool.write { db in
+                for (i, age) in ages.enumerated() { try writer.record(db, record("k-\(i)", createdAt: age)) }
+            }
+            func remaining() throws -> [Millis] {
+                try store.pool.read { db in try Millis.fetchAll(db, sql: "SELECT created_at FROM idempotency ORDER BY seq") }
+            }
+            #expect(try store.pool.write { db in try writer.pruneIdempotency(db, before: 105) } == 2)
+            #expect(try remaining() == [108, 102, 103], "102 and 103 wait behind 108, which is not yet old enough")
+            #expect(try store.pool.write { db in try writer.pruneIdempotency(db, before: 108) } == 0)
+            #expect(try store.pool.write { db in try writer.pruneIdempotency(db, before: 109) } == 3)
+            #expect(try remaining() == [])
+            // Lookups still find records by key after pruning, and new ones append.
+            try store.pool.write { db in try writer.record(db, record("k-new", createdAt: 200)) }
+            #expect(try store.pool.write { db in try writer.idempotencyRecord(db, key: "k-new") }?.createdAt == 200)
+            #expect(try store.pool.write { db in try writer.idempotencyRecord(db, key: "k-0") } == nil)
         }
     }
 

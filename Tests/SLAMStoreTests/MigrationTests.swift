@@ -104,3 +104,54 @@ struct MigrationTests {
                 == (disagreement == .missingRow ? 3 : 4))
     }
 }
+
+/// Migration 0005 puts idempotency records in the order recorded. Every record of a store written
+/// before it must replay the same after it, found by its key, and the keys stay unique.
+@Suite("Migration 0005: idempotency records in the order recorded")
+struct IdempotencyMigrationTests {
+    @Test("every record survives the migration, found by key, oldest first in the new order")
+    func recordsSurvive() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path("old.sqlite")
+        // The store as it was before 0005: records keyed by key, created out of key order.
+        let old: [(key: String, createdAt: Millis, ok: Bool, reply: String)] = [
+            ("zeta", 300, true, #"{"reservationId":"res_3"}"#),
+            ("alpha", 100, false, #"{"code":"SEAT_UNAVAILABLE","message":"seat 1 is \"taken\""}"#),
+            ("mid", 200, true, #"{"userId":"usr_é"}"#),
+        ]
+        do {
+            let queue = try DatabaseQueue(path: path)
+            var migrator = DatabaseMigrator()
+            migrator.registerMigration("0001_event_store") { db in try db.execute(sql: SLAMSchemas.sql("0001_event_store.sql")) }
+            migrator.registerMigration("0004_outbox_in_events") { db in try db.execute(sql: SLAMSchemas.sql("0004_outbox_in_events.sql")) }
+            try migrator.migrate(queue)
+            try queue.write { db in
+                try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('storeId', 'sto_OLD'), ('commands', '3'), ('publishedSeq', '0')")
+                for r in old {
+                    try db.execute(sql: """
+                        INSERT INTO idempotency (key, fingerprint, ok, reply, position, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                        """, arguments: [r.key, "Cmd:" + r.key, r.ok, r.reply, r.createdAt / 100, r.createdAt])
+                }
+            }
+            try queue.close()
+        }
+        let store = try EventStore.open(path: path)
+        let writer = try store.makeWriter()
+        try store.pool.write { db in
+            for r in old {
+                let found = try writer.idempotencyRecord(db, key: r.key)
+                #expect(found == IdempotencyRecord(key: r.key, fingerprint: "Cmd:" + r.key, ok: r.ok, reply: r.reply,
+                                                   position: r.createdAt / 100, createdAt: r.createdAt))
+            }
+            #expect(try Millis.fetchAll(db, sql: "SELECT created_at FROM idempotency ORDER BY seq") == [100, 200, 300])
+            #expect(try Bool.fetchOne(db, sql: "SELECT COUNT(*) = 0 FROM sqlite_master WHERE name = 'idempotency_by_age'") == true)
+        }
+        #expect(throws: DatabaseError.self) {
+            try store.pool.write { db in
+                try writer.record(db, IdempotencyRecord(key: "mid", fingerprint: "x", ok: true, reply: "{}", position: 9, createdAt: 400))
+            }
+        }
+        #expect(try store.pool.write { db in try writer.pruneIdempotency(db, before: 250) } == 2)
+    }
+}
