@@ -73,9 +73,12 @@ final class Relay: @unchecked Sendable {
             let heads = (headSeq, categories)
             condition.unlock()
             do {
-                while true {
+                // Reads until a page comes back short: that page held everything committed when
+                // it was read (one read transaction a wake-up in the usual case, not two).
+                var full = true
+                while full {
                     let batch = try store.pool.read { db in try EventStore.readOutbox(db, afterSeq: last, limit: 1000, category: nil) }
-                    if batch.isEmpty { break }
+                    full = batch.count == 1000
                     for m in batch {
                         // PUB never blocks: past a subscriber's high-water mark libzmq drops, and
                         // the subscriber recovers through ReadEvents.
