@@ -19,6 +19,11 @@ typedef struct WbFile {
     sqlite3_int64 start; /* file offset of buf[0] */
     int len;
     int flushAfterNextWrite; /* a commit frame's header is buffered: its page comes next */
+    /* Set once a commit frame is in the file: every write goes straight to the file (SQLite
+       may still rewrite frame headers, walRewriteChecksums, or append padding frames before it
+       publishes the commit) until the next transaction appends its first frame. */
+    int afterCommit;
+    sqlite3_int64 lastEnd; /* where the last write ended */
 } WbFile;
 
 static sqlite3_vfs *root;
@@ -63,13 +68,34 @@ static int wbRead(sqlite3_file *file, void *z, int amt, sqlite3_int64 off) {
     return f->real->pMethods->xRead(f->real, z, amt, off);
 }
 
+static int wbDirect(WbFile *f, const void *z, int amt, sqlite3_int64 off) {
+    atomic_fetch_add_explicit(&fileWrites, 1, memory_order_relaxed);
+    return f->real->pMethods->xWrite(f->real, z, amt, off);
+}
+
+/* The invariant: when SQLite publishes a commit to other connections (the wal-index header,
+   which involves no call on the WAL file), nothing is left in the buffer. Only the frames a
+   transaction appends before its commit frame are buffered; the commit frame's page flushes
+   them, and from there every write goes to the file directly until the next transaction
+   appends a frame that does not commit. */
 static int wbWrite(sqlite3_file *file, const void *z, int amt, sqlite3_int64 off) {
     WbFile *f = (WbFile *)file;
     atomic_fetch_add_explicit(&requestedWrites, 1, memory_order_relaxed);
-    int commitHeader = amt == WB_FRAME_HEADER &&
-        (((const unsigned char *)z)[4] | ((const unsigned char *)z)[5] |
-         ((const unsigned char *)z)[6] | ((const unsigned char *)z)[7]) != 0;
+    const unsigned char *bytes = (const unsigned char *)z;
+    int header = amt == WB_FRAME_HEADER;
+    int commitHeader = header && (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0;
     int rc = SQLITE_OK;
+    if (f->afterCommit) {
+        /* A new transaction's first frame is appended where the last write ended; header
+           rewrites and padding never start a non-commit frame there. */
+        if (!(header && !commitHeader && off == f->lastEnd)) {
+            rc = wbFlush(f);
+            if (rc == SQLITE_OK) rc = wbDirect(f, z, amt, off);
+            f->lastEnd = off + amt;
+            return rc;
+        }
+        f->afterCommit = 0;
+    }
     if (f->len > 0 && off >= f->start && off + amt <= f->start + f->len) {
         /* A frame of this transaction written again (SQLite rewrites a page's frame in place). */
         memcpy(f->buf + (off - f->start), z, (size_t)amt);
@@ -79,9 +105,8 @@ static int wbWrite(sqlite3_file *file, const void *z, int amt, sqlite3_int64 off
     } else {
         rc = wbFlush(f);
         if (rc != SQLITE_OK) return rc;
-        if (amt > WB_CHUNK) {
-            atomic_fetch_add_explicit(&fileWrites, 1, memory_order_relaxed);
-            rc = f->real->pMethods->xWrite(f->real, z, amt, off);
+        if (!header) {
+            rc = wbDirect(f, z, amt, off);
         } else {
             if (f->buf == 0) {
                 f->buf = sqlite3_malloc(WB_CAPACITY);
@@ -92,9 +117,11 @@ static int wbWrite(sqlite3_file *file, const void *z, int amt, sqlite3_int64 off
             f->len = amt;
         }
     }
+    f->lastEnd = off + amt;
     if (rc == SQLITE_OK && f->flushAfterNextWrite) {
         f->flushAfterNextWrite = 0;
         rc = wbFlush(f);
+        f->afterCommit = 1;
     }
     if (rc == SQLITE_OK && commitHeader) f->flushAfterNextWrite = 1;
     return rc;
@@ -197,6 +224,8 @@ static int wbOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int fl
     WbFile *f = (WbFile *)file;
     memset(f, 0, sizeof(*f));
     f->real = (sqlite3_file *)(f + 1);
+    f->afterCommit = 1;
+    f->lastEnd = -1;
     int rc = root->xOpen(root, name, f->real, flags, outFlags);
     if (rc != SQLITE_OK) {
         if (f->real->pMethods) f->real->pMethods->xClose(f->real);

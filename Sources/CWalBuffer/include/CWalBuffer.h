@@ -7,13 +7,16 @@
  * SQLite writes each WAL frame as two pwrite calls (a 24-byte header, then the page), each
  * touching the file's pages in the kernel: a transaction of 30 pages costs 60 system calls and
  * about 90 page-cache operations before its one fsync. This VFS wraps the default one ("unix")
- * and, for WAL files only, appends contiguous writes to a buffer that goes to the file in one
- * pwrite
- *   - when the frame that commits a transaction has been written (its header carries the
- *     database size), so the frames are in the file before SQLite publishes them to other
- *     connections in the wal-index, whatever `synchronous` is;
- *   - before every sync, truncate, size query or close, and before a read or a write that the
- *     buffer does not continue (a read of a frame still in the buffer sees it).
+ * and, for WAL files only, gathers the frames a transaction appends into a buffer that goes to the
+ * file in one pwrite (in pieces of at most 124 KiB)
+ *   - when the frame that commits the transaction has been written (its header carries the
+ *     database size); from then on every write goes to the file directly (SQLite may still
+ *     rewrite frame headers, or append padding frames, before it publishes the commit) until
+ *     the next transaction appends a frame that does not commit. So nothing is left in the
+ *     buffer when SQLite publishes a commit to other connections in the wal-index (which it does
+ *     without a call on the WAL file), whatever `synchronous` is;
+ *   - before every sync, truncate, size query, file control or close, and before a read that
+ *     overlaps it (a read of a frame still in the buffer sees it).
  * Every other file (the database, its shared memory, temporary files) is the default VFS's own.
  *
  * The buffer lives in the process: a crash loses only frames of a transaction that never
