@@ -24,6 +24,8 @@ typedef struct WbFile {
        publishes the commit) until the next transaction appends its first frame. */
     int afterCommit;
     sqlite3_int64 lastEnd; /* where the last write ended */
+    int isWal;             /* a WAL file (buffered); otherwise a main database file (not) */
+    struct WbFile *peer;   /* a WAL file's database file, and the other way round */
 } WbFile;
 
 static sqlite3_vfs *root;
@@ -52,6 +54,7 @@ static int wbOverlaps(WbFile *f, sqlite3_int64 off, int amt) {
 
 static int wbClose(sqlite3_file *file) {
     WbFile *f = (WbFile *)file;
+    if (f->peer) f->peer->peer = 0;
     int rc = wbFlush(f);
     int rc2 = f->real->pMethods->xClose(f->real);
     sqlite3_free(f->buf);
@@ -80,6 +83,7 @@ static int wbDirect(WbFile *f, const void *z, int amt, sqlite3_int64 off) {
    appends a frame that does not commit. */
 static int wbWrite(sqlite3_file *file, const void *z, int amt, sqlite3_int64 off) {
     WbFile *f = (WbFile *)file;
+    if (!f->isWal) return f->real->pMethods->xWrite(f->real, z, amt, off);
     atomic_fetch_add_explicit(&requestedWrites, 1, memory_order_relaxed);
     const unsigned char *bytes = (const unsigned char *)z;
     int header = amt == WB_FRAME_HEADER;
@@ -185,8 +189,20 @@ static int wbShmMap(sqlite3_file *file, int region, int size, int extend, void v
     return f->real->pMethods->xShmMap(f->real, region, size, extend, out);
 }
 
+/* The WAL's write lock (wal.c's WAL_WRITE_LOCK), a slot of the database file's shared memory. */
+#define WB_WAL_WRITE_LOCK 0
+
 static int wbShmLock(sqlite3_file *file, int offset, int n, int flags) {
     WbFile *f = (WbFile *)file;
+    /* A transaction that spilled frames to the WAL and then rolled back (or failed before its
+       commit frame) leaves them in its WAL file's buffer, and SQLite makes no call on the WAL
+       file to say so. Before the write lock goes, they go to the file, as they would have
+       without the buffer: never later, over frames another writer has committed since. (A
+       failed write here loses only frames no commit refers to; the unlock must happen.) */
+    if (!f->isWal && f->peer && (flags & SQLITE_SHM_UNLOCK) && (flags & SQLITE_SHM_EXCLUSIVE)
+        && offset <= WB_WAL_WRITE_LOCK && WB_WAL_WRITE_LOCK < offset + n) {
+        (void)wbFlush(f->peer);
+    }
     return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
 
@@ -220,10 +236,14 @@ static const sqlite3_io_methods wbMethods = {
 
 static int wbOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags, int *outFlags) {
     (void)vfs;
-    if (!(flags & SQLITE_OPEN_WAL)) return root->xOpen(root, name, file, flags, outFlags);
+    /* WAL files are buffered; main database files are wrapped only to see the WAL's write lock
+       released (wbShmLock); every other file is the default VFS's own. */
+    int isWal = (flags & SQLITE_OPEN_WAL) != 0;
+    if (!isWal && !(flags & SQLITE_OPEN_MAIN_DB)) return root->xOpen(root, name, file, flags, outFlags);
     WbFile *f = (WbFile *)file;
     memset(f, 0, sizeof(*f));
     f->real = (sqlite3_file *)(f + 1);
+    f->isWal = isWal;
     f->afterCommit = 1;
     f->lastEnd = -1;
     int rc = root->xOpen(root, name, f->real, flags, outFlags);
@@ -238,6 +258,16 @@ static int wbOpen(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int fl
         return root->xOpen(root, name, file, flags, outFlags);
     }
     f->base.pMethods = &wbMethods;
+    if (isWal) {
+        /* The WAL's name is the database's, so SQLite finds the database file it belongs to. */
+        sqlite3_file *db = sqlite3_database_file_object(name);
+        if (db && db->pMethods == &wbMethods) {
+            WbFile *d = (WbFile *)db;
+            if (d->peer) d->peer->peer = 0;
+            d->peer = f;
+            f->peer = d;
+        }
+    }
     return SQLITE_OK;
 }
 
