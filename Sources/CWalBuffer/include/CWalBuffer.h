@@ -16,8 +16,13 @@
  *     buffer when SQLite publishes a commit to other connections in the wal-index (which it does
  *     without a call on the WAL file), whatever `synchronous` is;
  *   - before every sync, truncate, size query, file control or close, and before a read that
- *     overlaps it (a read of a frame still in the buffer sees it).
- * Every other file (the database, its shared memory, temporary files) is the default VFS's own.
+ *     overlaps it (a read of a frame still in the buffer sees it);
+ *   - before the WAL's write lock is released (an unlock on the database file's shared memory,
+ *     which is why main database files are wrapped too): a transaction that spilled frames and
+ *     rolled back says nothing to the WAL file, and its frames must reach the file while its
+ *     writer still holds the lock, never later over frames another writer has committed.
+ * Main database files are otherwise passed through untouched; every other file (journals,
+ * temporary files) is the default VFS's own.
  *
  * The buffer lives in the process: a crash loses only frames of a transaction that never
  * committed, as SQLite crashing mid-transaction would.
