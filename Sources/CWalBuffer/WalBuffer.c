@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdatomic.h>
 #include <string.h>
 
 /* Large enough for the biggest group-commit batch seen under the rush (about 1,000 frames of
@@ -25,13 +24,12 @@ typedef struct WbFile {
     int afterCommit;
     sqlite3_int64 lastEnd; /* where the last write ended */
     int isWal;             /* a WAL file (buffered); otherwise a main database file (not) */
+    long long asked, written; /* this WAL file's writes asked by SQLite, and made to the file */
     struct WbFile *peer;   /* a WAL file's database file, and the other way round */
 } WbFile;
 
 static sqlite3_vfs *root;
 static sqlite3_vfs wbVfs;
-static atomic_llong requestedWrites;
-static atomic_llong fileWrites;
 
 /* The unix VFS writes at most 128 KiB - 1 bytes a call (it masks the length with 0x1ffff). */
 #define WB_CHUNK (31 * 4096)
@@ -41,11 +39,18 @@ static int wbFlush(WbFile *f) {
     f->len = 0;
     for (int done = 0; done < len; done += WB_CHUNK) {
         int amt = len - done < WB_CHUNK ? len - done : WB_CHUNK;
-        atomic_fetch_add_explicit(&fileWrites, 1, memory_order_relaxed);
+        f->written++;
         int rc = f->real->pMethods->xWrite(f->real, f->buf + done, amt, f->start + done);
         if (rc != SQLITE_OK) return rc;
     }
     return SQLITE_OK;
+}
+
+/* Drops what is buffered. Only frames no commit refers to can be there when this is called (a
+   commit frame empties the buffer, and SQLite publishes a commit only after that). */
+static void wbDiscard(WbFile *f) {
+    f->len = 0;
+    f->flushAfterNextWrite = 0;
 }
 
 static int wbOverlaps(WbFile *f, sqlite3_int64 off, int amt) {
@@ -55,11 +60,13 @@ static int wbOverlaps(WbFile *f, sqlite3_int64 off, int amt) {
 static int wbClose(sqlite3_file *file) {
     WbFile *f = (WbFile *)file;
     if (f->peer) f->peer->peer = 0;
-    int rc = wbFlush(f);
-    int rc2 = f->real->pMethods->xClose(f->real);
+    /* Closing may come after the shared-memory locks are gone (the WAL closes its wal-index
+       first): whatever is left is of no commit, and is not written. */
+    wbDiscard(f);
+    int rc = f->real->pMethods->xClose(f->real);
     sqlite3_free(f->buf);
     f->buf = 0;
-    return rc != SQLITE_OK ? rc : rc2;
+    return rc;
 }
 
 static int wbRead(sqlite3_file *file, void *z, int amt, sqlite3_int64 off) {
@@ -72,7 +79,7 @@ static int wbRead(sqlite3_file *file, void *z, int amt, sqlite3_int64 off) {
 }
 
 static int wbDirect(WbFile *f, const void *z, int amt, sqlite3_int64 off) {
-    atomic_fetch_add_explicit(&fileWrites, 1, memory_order_relaxed);
+    f->written++;
     return f->real->pMethods->xWrite(f->real, z, amt, off);
 }
 
@@ -84,7 +91,7 @@ static int wbDirect(WbFile *f, const void *z, int amt, sqlite3_int64 off) {
 static int wbWrite(sqlite3_file *file, const void *z, int amt, sqlite3_int64 off) {
     WbFile *f = (WbFile *)file;
     if (!f->isWal) return f->real->pMethods->xWrite(f->real, z, amt, off);
-    atomic_fetch_add_explicit(&requestedWrites, 1, memory_order_relaxed);
+    f->asked++;
     const unsigned char *bytes = (const unsigned char *)z;
     int header = amt == WB_FRAME_HEADER;
     int commitHeader = header && (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0;
@@ -159,6 +166,10 @@ static int wbLock(sqlite3_file *file, int lock) {
 
 static int wbUnlock(sqlite3_file *file, int lock) {
     WbFile *f = (WbFile *)file;
+    /* In locking_mode EXCLUSIVE the WAL's write lock is never taken in shared memory, so
+       wbShmLock does not see a rolled-back transaction end; leaving EXCLUSIVE unlocks the
+       database file, and anything its WAL file still buffers is of no commit. */
+    if (!f->isWal && f->peer) wbDiscard(f->peer);
     return f->real->pMethods->xUnlock(f->real, lock);
 }
 
@@ -323,5 +334,14 @@ int slam_walbuffer_register(void) {
     return registerResult;
 }
 
-long long slam_walbuffer_requested_writes(void) { return atomic_load(&requestedWrites); }
-long long slam_walbuffer_file_writes(void) { return atomic_load(&fileWrites); }
+
+int slam_walbuffer_connection_writes(sqlite3 *db, long long *asked, long long *written) {
+    sqlite3_file *file = 0;
+    int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+    if (rc != SQLITE_OK) return rc;
+    if (file == 0 || file->pMethods != &wbMethods || ((WbFile *)file)->peer == 0) return SQLITE_NOTFOUND;
+    WbFile *wal = ((WbFile *)file)->peer;
+    *asked = wal->asked;
+    *written = wal->written;
+    return SQLITE_OK;
+}

@@ -32,9 +32,10 @@
    result code. Connections opened before keep the VFS they were opened with. */
 int slam_walbuffer_register(void);
 
-/* Since the process started: writes SQLite asked of WAL files through this VFS, and the writes
-   that reached the files. */
-long long slam_walbuffer_requested_writes(void);
-long long slam_walbuffer_file_writes(void);
+/* The writes SQLite asked of the WAL file of connection `db` (its main database) through this
+   VFS, and the writes that reached the file, since the WAL file was opened. SQLITE_NOTFOUND when
+   the connection has no WAL file through this VFS. Call on the connection's own thread. */
+typedef struct sqlite3 sqlite3;
+int slam_walbuffer_connection_writes(sqlite3 *db, long long *asked, long long *written);
 
 #endif
