@@ -75,10 +75,11 @@ final class Relay: @unchecked Sendable {
             do {
                 // Reads until a page comes back short: that page held everything committed when
                 // it was read (one read transaction a wake-up in the usual case, not two).
+                let page = 1000
                 var full = true
                 while full {
-                    let batch = try store.pool.read { db in try EventStore.readOutbox(db, afterSeq: last, limit: 1000, category: nil) }
-                    full = batch.count == 1000
+                    let batch = try store.pool.read { db in try EventStore.readOutbox(db, afterSeq: last, limit: page, category: nil) }
+                    full = batch.count == page
                     for m in batch {
                         // PUB never blocks: past a subscriber's high-water mark libzmq drops, and
                         // the subscriber recovers through ReadEvents.

@@ -5,6 +5,15 @@ import GRDB
 import SLAMStore
 import Testing
 
+/// A fresh directory, with the buffering VFS registered as the process's default by opening a
+/// store in it, as the server does.
+func directoryWithBufferRegistered() throws -> TemporaryDirectory {
+    let dir = try TemporaryDirectory()
+    _ = try EventStore.open(path: dir.path("store.sqlite"))
+    #expect(slam_walbuffer_register() == 0)
+    return dir
+}
+
 /// The WAL-buffering VFS (Sources/CWalBuffer), registered as the process's default by
 /// `EventStore.open`: a transaction's frames reach the WAL file in a few writes, and every
 /// committed frame is in the file before another connection can see it, in FULL and NORMAL.
@@ -23,17 +32,9 @@ struct WalBufferTests {
         return queue
     }
 
-    func setUp() throws -> TemporaryDirectory {
-        let dir = try TemporaryDirectory()
-        // Registers the VFS, as the server does.
-        _ = try EventStore.open(path: dir.path("store.sqlite"))
-        #expect(slam_walbuffer_register() == 0)
-        return dir
-    }
-
     @Test("a transaction of many pages reaches the WAL in a few writes, and reads back whole")
     func gathersWrites() throws {
-        let dir = try setUp()
+        let dir = try directoryWithBufferRegistered()
         defer { dir.remove() }
         let path = dir.path("gather.sqlite")
         let writer = try open(path, synchronous: "FULL")
@@ -64,7 +65,7 @@ struct WalBufferTests {
 
     @Test("with synchronous NORMAL (no sync at commit) another connection sees each commit at once")
     func visibleWithoutSync() throws {
-        let dir = try setUp()
+        let dir = try directoryWithBufferRegistered()
         defer { dir.remove() }
         let path = dir.path("normal.sqlite")
         let writer = try open(path, synchronous: "NORMAL")
@@ -86,7 +87,7 @@ struct WalBufferTests {
 
     @Test("a transaction larger than the page cache (pages spilled to the WAL and read back) commits whole, and survives reopening")
     func spillAndReopen() throws {
-        let dir = try setUp()
+        let dir = try directoryWithBufferRegistered()
         defer { dir.remove() }
         let path = dir.path("spill.sqlite")
         // A 10-page cache: the transaction below spills pages to the WAL mid-way and reads
@@ -142,18 +143,31 @@ struct WalBufferCommitTests {
             guard rc == SQLITE_ROW else { throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: String(cString: sqlite3_errmsg(handle))) }
             return sqlite3_column_int64(statement, 0)
         }
+        /// `PRAGMA integrity_check` says ok.
+        var isIntact: Bool {
+            get throws { try int("SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'") == 1 }
+        }
+        /// Opens a copy of `path` and its WAL as they are now, which is what a crash of this
+        /// process would leave (no -shm: the copy recovers from the WAL).
+        static func crashCopy(of path: String, in dir: TemporaryDirectory) throws -> Connection {
+            let copy = dir.path("copy.sqlite")
+            try FileManager.default.copyItem(atPath: path, toPath: copy)
+            try FileManager.default.copyItem(atPath: path + "-wal", toPath: copy + "-wal")
+            return try Connection(copy)
+        }
     }
 
-    func setUp() throws -> TemporaryDirectory {
-        let dir = try TemporaryDirectory()
-        _ = try EventStore.open(path: dir.path("store.sqlite"))
-        #expect(slam_walbuffer_register() == 0)
-        return dir
+    /// An INSERT of rows 1...count into t, each value `width` digits long.
+    func insertRows(_ count: Int, width: Int) -> String {
+        """
+        WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < \(count))
+        INSERT INTO t SELECT i, printf('%0\(width)d', i) FROM c;
+        """
     }
 
     @Test("a transaction that rewrites its spilled frames (SQLite recomputes their checksums after the commit frame) is whole in the files once COMMIT returns, with synchronous NORMAL")
     func checksumsRewritten() throws {
-        let dir = try setUp()
+        let dir = try directoryWithBufferRegistered()
         defer { dir.remove() }
         let path = dir.path("rewrite.sqlite")
         let writer = try Connection(path)
@@ -162,27 +176,17 @@ struct WalBufferCommitTests {
         // With a 10-page cache the inserts spill to the WAL; the update then changes pages whose
         // frames this transaction already wrote, so SQLite rewrites them in place and, at the
         // commit, rewrites the frame headers' checksums from the first one changed.
-        try writer.exec("""
-            BEGIN;
-            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300)
-            INSERT INTO t SELECT i, printf('%0200d', i) FROM c;
-            UPDATE t SET v = v || '!' WHERE k % 2 = 0;
-            COMMIT;
-            """)
-        // A copy of the files as they are now is what a crash of this process would leave: it
-        // must recover the whole transaction from the WAL (no -shm copied: recovery reads it).
-        let copy = dir.path("copy.sqlite")
-        try FileManager.default.copyItem(atPath: path, toPath: copy)
-        try FileManager.default.copyItem(atPath: path + "-wal", toPath: copy + "-wal")
-        let recovered = try Connection(copy)
+        try writer.exec("BEGIN; " + insertRows(300, width: 200) + " UPDATE t SET v = v || '!' WHERE k % 2 = 0; COMMIT;")
+        // The copy must recover the whole transaction from the WAL.
+        let recovered = try Connection.crashCopy(of: path, in: dir)
         #expect(try recovered.int("SELECT COUNT(*) FROM t") == 300)
         #expect(try recovered.int("SELECT COUNT(*) FROM t WHERE v LIKE '%!'") == 150)
-        #expect(try recovered.int("SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'") == 1)
+        #expect(try recovered.isIntact)
     }
 
     @Test("with powersafe overwrite off (padding frames written after the commit frame's sync) another connection reads each commit, with synchronous FULL")
     func paddingFrames() throws {
-        let dir = try setUp()
+        let dir = try directoryWithBufferRegistered()
         defer { dir.remove() }
         let path = dir.path("padding.sqlite")
         let writer = try Connection("file:" + path + "?psow=0")
@@ -194,15 +198,12 @@ struct WalBufferCommitTests {
             #expect(try reader.int("SELECT COUNT(*) FROM t") == Int64(i))
             #expect(try reader.int("SELECT SUM(length(v)) FROM t") == Int64((1...i).reduce(0) { $0 + 100 * $1 }))
         }
-        let copy = dir.path("copy.sqlite")
-        try FileManager.default.copyItem(atPath: path, toPath: copy)
-        try FileManager.default.copyItem(atPath: path + "-wal", toPath: copy + "-wal")
-        #expect(try Connection(copy).int("SELECT COUNT(*) FROM t") == 20)
+        #expect(try Connection.crashCopy(of: path, in: dir).int("SELECT COUNT(*) FROM t") == 20)
     }
 
     @Test("frames of a transaction that spilled and rolled back reach the file before the write lock goes, never later over another writer's commits")
     func rollbackThenAnotherWriter() throws {
-        let dir = try setUp()
+        let dir = try directoryWithBufferRegistered()
         defer { dir.remove() }
         let path = dir.path("rollback.sqlite")
         let a = try Connection(path)
@@ -210,51 +211,35 @@ struct WalBufferCommitTests {
         try a.exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
         // A spills frames to the WAL mid-transaction, then rolls back: SQLite says nothing to
         // the WAL file, and the frames' offsets are free for the next writer.
-        try a.exec("""
-            BEGIN;
-            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)
-            INSERT INTO t SELECT i, printf('%0200d', i) FROM c;
-            ROLLBACK;
-            """)
+        try a.exec("BEGIN; " + insertRows(2000, width: 200) + " ROLLBACK;")
         let b = try Connection(path)
-        try b.exec("""
-            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300)
-            INSERT INTO t SELECT i, printf('%0100d', i) FROM c;
-            """)
+        try b.exec(insertRows(300, width: 100))
         // A reads (a read of its WAL file would flush whatever it still held over B's frames).
         #expect(try a.int("SELECT COUNT(*) FROM t") == 300)
-        #expect(try a.int("SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'") == 1)
+        #expect(try a.isIntact)
         try a.exec("PRAGMA wal_checkpoint(PASSIVE)")
         let fresh = try Connection(path)
         #expect(try fresh.int("SELECT COUNT(*) FROM t WHERE length(v) = 100") == 300)
-        #expect(try fresh.int("SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'") == 1)
+        #expect(try fresh.isIntact)
     }
 
     @Test("the same after locking_mode EXCLUSIVE, where the WAL's write lock never goes through shared memory")
     func rollbackInExclusiveMode() throws {
-        let dir = try setUp()
+        let dir = try directoryWithBufferRegistered()
         defer { dir.remove() }
         let path = dir.path("exclusive.sqlite")
         var a: Connection? = try Connection(path)
         try a!.exec("PRAGMA journal_mode = WAL; PRAGMA cache_size = 10;")
         try a!.exec("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
         try a!.exec("PRAGMA locking_mode = EXCLUSIVE")
-        try a!.exec("""
-            BEGIN;
-            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)
-            INSERT INTO t SELECT i, printf('%0200d', i) FROM c;
-            ROLLBACK;
-            """)
+        try a!.exec("BEGIN; " + insertRows(2000, width: 200) + " ROLLBACK;")
         try a!.exec("PRAGMA locking_mode = NORMAL")
         #expect(try a!.int("SELECT COUNT(*) FROM t") == 0)   // leaves EXCLUSIVE: unlocks the file
         let b = try Connection(path)
-        try b.exec("""
-            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 500)
-            INSERT INTO t SELECT i, printf('%0100d', i) FROM c;
-            """)
+        try b.exec(insertRows(500, width: 100))
         a = nil   // closing A must not write its rolled-back frames over B's
         let fresh = try Connection(path)
         #expect(try fresh.int("SELECT COUNT(*) FROM t WHERE length(v) = 100") == 500)
-        #expect(try fresh.int("SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'") == 1)
+        #expect(try fresh.isIntact)
     }
 }
