@@ -20,6 +20,8 @@ final class CommandWriter: @unchecked Sendable {
     private let replies: ReplySink
     /// Called after every commit that appended events (wakes the relay).
     private let committed: (_ headSeq: Int64, _ categories: [String: Int64]) -> Void
+    /// The WAL hook installed on the writer's connection: its checkpoints run after the replies.
+    private let walHook: WalHook?
     /// How far the relay has published; written to `meta` with the next transaction.
     let publishedSeq = Shared<Int64>(0)
     private var recordedPublishedSeq: Int64 = -1
@@ -36,7 +38,8 @@ final class CommandWriter: @unchecked Sendable {
     private var nextPrune: Millis = 0
 
     init(store: EventStore, clock: Clock, config: ServerConfig, queue: BoundedQueue<CommandJob>, replies: ReplySink,
-         stats: ServerStats, committed: @escaping (Int64, [String: Int64]) -> Void) throws {
+         stats: ServerStats, walHook: WalHook? = nil, committed: @escaping (Int64, [String: Int64]) -> Void) throws {
+        self.walHook = walHook
         self.stats = stats
         self.store = store
         self.writer = try store.makeWriter()
@@ -114,6 +117,9 @@ final class CommandWriter: @unchecked Sendable {
         replies.push(outgoing)
         if writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
         stats.batches.update { $0 += 1 }
+        if let hook = walHook, hook.restartDue {
+            store.pool.writeWithoutTransaction { db in _ = hook.checkpointIfDue(db) }
+        }
     }
 
     // MARK: One command

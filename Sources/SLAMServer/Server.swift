@@ -74,7 +74,7 @@ public final class Server: @unchecked Sendable {
 
         var relayRef: Relay?
         let writer = try CommandWriter(store: store, clock: clock, config: config, queue: commands, replies: replies,
-                                       stats: stats) { seq, cats in
+                                       stats: stats, walHook: walHook) { seq, cats in
             relayRef?.notify(headSeq: seq, categories: cats)
         }
         let relay = Relay(store: store, socket: pub, clock: clock, published: writer.publishedSeq, heads: writer.heads)

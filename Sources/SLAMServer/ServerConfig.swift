@@ -25,10 +25,11 @@ public struct ServerConfig: Sendable {
     public var idempotencyRetention: Millis = 24 * 3600 * 1000
     /// How often the writer looks for due holds and queue work (at most one second late).
     public var sweepInterval: Millis = 200
-    /// The WAL checkpoint policy (see `Checkpointer` and `WalHook`): once the WAL holds this many
-    /// frames the checkpointer thread runs a PASSIVE checkpoint, past four times this many the
-    /// writer checkpoints itself after a commit (so the WAL starts over), and past
-    /// `walTruncateBytes` the checkpointer runs a TRUNCATE checkpoint.
+    /// The WAL checkpoint policy (see `Checkpointer` and `WalHook`): each time the WAL grows by
+    /// this many frames the checkpointer thread runs a PASSIVE checkpoint; past four times this
+    /// many, once the checkpointer's next one is done, the writer checkpoints what is left
+    /// between two batches (so the WAL starts over); and past `walTruncateBytes` the
+    /// checkpointer runs a TRUNCATE checkpoint.
     public var walAutocheckpointPages = 1000
     public var walTruncateBytes: Int64 = 64 * 1024 * 1024
     /// The writer's page cache (SQLite `cache_size`), in KiB. Bigger is not better: every

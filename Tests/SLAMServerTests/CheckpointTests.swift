@@ -32,46 +32,104 @@ struct CheckpointTests {
 
 @Suite("The writer's WAL hook")
 struct WalHookTests {
-    /// Commits `count` transactions of a few pages each on `db`'s connection.
-    func commit(_ queue: DatabaseQueue, _ count: Int, from start: Int = 0) throws {
-        for i in start..<start + count {
-            try queue.write { db in
-                try db.execute(sql: "INSERT INTO t (k, v) VALUES (?, ?)", arguments: [i, String(repeating: "x", count: 3000)])
-            }
-        }
-    }
-
-    func walBytes(_ path: String) -> Int {
-        (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? -1
-    }
-
-    @Test("past the soft limit it asks the checkpointer; past the hard one it checkpoints, and the WAL starts over")
-    func softAndHard() throws {
+    /// A database in WAL mode with one table, the hook on its connection, and a checkpointer
+    /// that is never started: its PASSIVE checkpoints run only when a test calls
+    /// `passiveIfRequested`, on a connection of its own.
+    final class Fixture {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slam-walhook-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("hook.sqlite").path
-        let queue = try DatabaseQueue(path: path)
-        try queue.writeWithoutTransaction { db in
-            _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
-        }
-        // The checkpointer is never started: requests are only recorded, so every checkpoint
-        // below is the hook's own.
-        let checkpointer = Checkpointer(path: path, config: ServerConfig(), stats: ServerStats())
-        let hook = WalHook(checkpointer: checkpointer, soft: 16, hard: 64)
-        try queue.writeWithoutTransaction { db in hook.install(on: db) }
-        defer { withExtendedLifetime(hook) {} }
+        let path: String
+        let queue: DatabaseQueue
+        let checkpointQueue: DatabaseQueue
+        let stats = ServerStats()
+        let checkpointer: Checkpointer
+        let hook: WalHook
+        private var next = 0
 
-        try commit(queue, 1)
-        #expect(!checkpointer.passiveRequested.get(), "below the soft limit nothing is asked")
-        try commit(queue, 20, from: 1)
-        #expect(checkpointer.passiveRequested.get(), "past the soft limit a PASSIVE checkpoint is asked for")
-        // 400 commits of a page or two each: without the hook's own checkpoints the WAL would
-        // pass 1.6 MB; with them it starts over past 64 frames.
-        try commit(queue, 400, from: 21)
-        let bytes = walBytes(path)
-        #expect(bytes > 0 && bytes < 100 * (4096 + 24), "WAL file of \(bytes) bytes")
-        try queue.close()
+        init(soft: Int32, hard: Int32) throws {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            path = dir.appendingPathComponent("hook.sqlite").path
+            queue = try DatabaseQueue(path: path)
+            try queue.writeWithoutTransaction { db in
+                _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+                try db.execute(sql: "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+            }
+            checkpointQueue = try DatabaseQueue(path: path)
+            checkpointer = Checkpointer(path: path, config: ServerConfig(), stats: stats)
+            hook = WalHook(checkpointer: checkpointer, soft: soft, hard: hard)
+            try queue.writeWithoutTransaction { db in hook.install(on: db) }
+        }
+
+        deinit {
+            queue.inDatabase { db in hook.uninstall(from: db) }
+            try? queue.close()
+            try? checkpointQueue.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+
+        /// Commits one transaction of a page or two, then does what the writer does after a
+        /// batch; returns whether the writer checkpointed.
+        @discardableResult
+        func commit() throws -> Bool {
+            next += 1
+            try queue.write { db in
+                try db.execute(sql: "INSERT INTO t (k, v) VALUES (?, ?)", arguments: [next, String(repeating: "x", count: 3000)])
+            }
+            return queue.inDatabase { db in hook.checkpointIfDue(db) }
+        }
+
+        var walBytes: Int { (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? -1 }
+    }
+
+    @Test("it asks for a PASSIVE checkpoint each time the WAL has grown by the soft limit, not after every commit")
+    func passiveEverySoftFrames() throws {
+        let f = try Fixture(soft: 16, hard: 10_000)
+        var askedAt: [Int32] = []
+        for _ in 0..<60 {
+            try f.commit()
+            if f.checkpointer.passiveRequested.exchange(false) { askedAt.append(f.hook.lastFrames) }
+        }
+        #expect(askedAt.count >= 3, "asked at \(askedAt)")
+        #expect((askedAt.first ?? 0) >= 16, "asked at \(askedAt)")
+        for (a, b) in zip(askedAt, askedAt.dropFirst()) {
+            #expect(b - a >= 16 && b - a < 16 + 4, "asked at \(askedAt)")
+        }
+    }
+
+    @Test("past the hard limit the writer waits for the checkpointer's next PASSIVE checkpoint, then checkpoints the rest, and the WAL starts over")
+    func restartAfterThePassive() throws {
+        let f = try Fixture(soft: 16, hard: 64)
+        while !f.hook.restartDue {
+            #expect(try !f.commit(), "the writer checkpoints only once a restart is due")
+            #expect(f.hook.lastFrames < 64 + 4)
+            if !f.hook.restartDue { _ = f.checkpointer.passiveRequested.exchange(false) }
+        }
+        #expect(f.checkpointer.passiveRequested.get(), "the hook asks for the PASSIVE checkpoint the restart waits for")
+        #expect(try !f.commit(), "the checkpointer has not run it yet")
+        f.checkpointer.passiveIfRequested(f.checkpointQueue)
+        #expect(f.stats.passiveCheckpoints.get() == 1)
+        let before = f.hook.lastFrames
+        #expect(try f.commit(), "the writer checkpoints once the PASSIVE checkpoint is done")
+        #expect(!f.hook.restartDue)
+        try f.commit()
+        #expect(f.hook.lastFrames < 8, "the WAL started over: \(f.hook.lastFrames) frames after \(before)")
+    }
+
+    @Test("if the checkpointer does not answer, the writer checkpoints past twice the hard limit")
+    func restartWithoutTheCheckpointer() throws {
+        let f = try Fixture(soft: 16, hard: 64)
+        var restarts = 0
+        var peak: Int32 = 0
+        // 400 commits of a page or two each: without the writer's checkpoints the WAL would pass
+        // 1.6 MB.
+        for _ in 0..<400 {
+            if try f.commit() {
+                #expect(f.hook.lastFrames >= 128, "the writer waited for twice the hard limit")
+                restarts += 1
+            }
+            peak = max(peak, f.hook.lastFrames)
+        }
+        #expect(restarts >= 2)
+        #expect(peak < 128 + 4)
+        #expect(f.walBytes > 0 && f.walBytes < 140 * (4096 + 24), "WAL file of \(f.walBytes) bytes")
     }
 }
