@@ -5,7 +5,7 @@ import SLAMDomain
 
 /// The WAL checkpoint policy. Checkpoints run on this thread, off the writer's: the writer's WAL
 /// hook (`WalHook`) asks for a PASSIVE checkpoint each time the WAL has grown by
-/// `walAutocheckpointPages` frames, and past four times that asks for one more and, once it is
+/// `walAutocheckpointPages` frames, and past eight times that asks for one more and, once it is
 /// done, checkpoints the little left itself, to let the WAL start over. A PASSIVE checkpoint
 /// never waits, so a reader that keeps an old snapshot can stop it from catching up and the WAL
 /// grows: this thread also watches the WAL every 100 ms (and reports its size and peak in

@@ -47,7 +47,7 @@ public final class Server: @unchecked Sendable {
         }
         checkpointer = Checkpointer(path: config.dbPath, config: config, stats: stats)
         let hook = WalHook(checkpointer: checkpointer, soft: Int32(config.walAutocheckpointPages),
-                           hard: Int32(4 * config.walAutocheckpointPages))
+                           hard: Int32(8 * config.walAutocheckpointPages))
         store.pool.writeWithoutTransaction { db in hook.install(on: db) }
         walHook = hook
         context = try ZMQContext()

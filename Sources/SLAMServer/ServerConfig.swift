@@ -26,7 +26,7 @@ public struct ServerConfig: Sendable {
     /// How often the writer looks for due holds and queue work (at most one second late).
     public var sweepInterval: Millis = 200
     /// The WAL checkpoint policy (see `Checkpointer` and `WalHook`): each time the WAL grows by
-    /// this many frames the checkpointer thread runs a PASSIVE checkpoint; past four times this
+    /// this many frames the checkpointer thread runs a PASSIVE checkpoint; past eight times this
     /// many, once the checkpointer's next one is done, the writer checkpoints what is left
     /// between two batches (so the WAL starts over); and past `walTruncateBytes` the
     /// checkpointer runs a TRUNCATE checkpoint.

@@ -9,8 +9,8 @@ import Testing
 struct CheckpointTests {
     @Test("under a stream of commits the checkpointer thread checkpoints and the WAL starts over, staying small")
     func walStaysBounded() throws {
-        // A tiny threshold: the writer's hook asks for a PASSIVE checkpoint past 8 frames and
-        // checkpoints itself past 32; the TRUNCATE backstop is out of reach.
+        // A tiny threshold: the writer's hook asks for a PASSIVE checkpoint every 8 frames and
+        // lets the WAL start over past 64; the TRUNCATE backstop is out of reach.
         let server = try TestServer { config in
             config.walAutocheckpointPages = 8
             config.walTruncateBytes = 1 << 40
