@@ -37,11 +37,13 @@ final class ServerStats: @unchecked Sendable {
     /// checkpointer thread at the writer's request.
     let checkpoints = Shared<Int64>(0)
     let passiveCheckpoints = Shared<Int64>(0)
+    /// Times the WAL started over from its beginning.
+    let walRestarts = Shared<Int64>(0)
     let batches = Shared<Int64>(0)
 
     var fields: [(String, Int64)] {
         [("walBytes", walBytes.get()), ("walPeakBytes", walPeakBytes.get()), ("walCheckpoints", checkpoints.get()),
-         ("walPassiveCheckpoints", passiveCheckpoints.get()),
+         ("walPassiveCheckpoints", passiveCheckpoints.get()), ("walRestarts", walRestarts.get()),
          ("batches", batches.get())]
     }
 }

@@ -22,11 +22,14 @@ struct CheckpointTests {
         for i in 0..<300 { _ = try s.must("RegisterUser", ["name": .string("fan \(i)")]) }
         let stats = try s.must("GetStats")
         #expect((stats["walPassiveCheckpoints"]?.int64Value ?? 0) > 0, "\(stats)")
+        #expect((stats["walRestarts"]?.int64Value ?? 0) >= 2, "\(stats)")
         #expect(stats["walCheckpoints"]?.int64Value == 0, "\(stats)")
-        // 300 commits of several pages each would make a WAL of megabytes had it never started
-        // over; the file keeps the largest extent it reached.
+        // 300 commits of several pages each would make a WAL of about 10 MB had it never
+        // started over; the file keeps the largest extent it reached. (Its peak depends on how
+        // often a reader, the relay, is on the WAL when a restart is due: up to 128 frames
+        // here, more if the relay is descheduled mid-read on a loaded machine.)
         let wal = try FileManager.default.attributesOfItem(atPath: server.server.config.dbPath + "-wal")[.size] as? Int ?? -1
-        #expect(wal > 0 && wal < 1 << 20, "WAL file of \(wal) bytes")
+        #expect(wal > 0 && wal < 2 << 20, "WAL file of \(wal) bytes")
     }
 }
 
@@ -70,12 +73,18 @@ struct WalHookTests {
         /// batch; returns whether the writer checkpointed.
         @discardableResult
         func commit() throws -> Bool {
+            try write()
+            return afterBatch()
+        }
+
+        func write() throws {
             next += 1
             try queue.write { db in
                 try db.execute(sql: "INSERT INTO t (k, v) VALUES (?, ?)", arguments: [next, String(repeating: "x", count: 3000)])
             }
-            return queue.inDatabase { db in hook.checkpointIfDue(db) }
         }
+
+        func afterBatch() -> Bool { queue.inDatabase { db in hook.checkpointIfDue(db) } }
 
         var walBytes: Int { (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? -1 }
     }
@@ -95,23 +104,108 @@ struct WalHookTests {
         }
     }
 
-    @Test("past the hard limit the writer waits for the checkpointer's next PASSIVE checkpoint, then checkpoints the rest, and the WAL starts over")
-    func restartAfterThePassive() throws {
-        let f = try Fixture(soft: 16, hard: 64)
+    /// Commits until the hook marks a restart due, clearing the PASSIVE checkpoints it asks for
+    /// on the way (all but the last, which the restart waits for).
+    func commitUntilRestartDue(_ f: Fixture) throws {
         while !f.hook.restartDue {
             #expect(try !f.commit(), "the writer checkpoints only once a restart is due")
             #expect(f.hook.lastFrames < 64 + 4)
             if !f.hook.restartDue { _ = f.checkpointer.passiveRequested.exchange(false) }
         }
         #expect(f.checkpointer.passiveRequested.get(), "the hook asks for the PASSIVE checkpoint the restart waits for")
-        #expect(try !f.commit(), "the checkpointer has not run it yet")
-        f.checkpointer.passiveIfRequested(f.checkpointQueue)
+    }
+
+    /// Opens a read transaction on a connection of its own: a snapshot that stops checkpoints.
+    func snapshot(_ path: String) throws -> DatabaseQueue {
+        var config = Configuration()
+        config.allowsUnsafeTransactions = true
+        let reader = try DatabaseQueue(path: path, configuration: config)
+        try reader.inDatabase { db in
+            try db.beginTransaction(.deferred)
+            _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM t")
+        }
+        return reader
+    }
+
+    @Test("past the hard limit the writer waits for the checkpointer's next PASSIVE checkpoint, then checkpoints the rest itself, and the WAL starts over")
+    func restartAfterThePassive() throws {
+        let f = try Fixture(soft: 16, hard: 64)
+        try commitUntilRestartDue(f)
+        // A reader's snapshot, then more commits: the checkpointer's PASSIVE checkpoint stops at
+        // the snapshot, as it stops at the last commit it saw when the writer keeps appending.
+        let reader = try snapshot(f.path)
+        #expect(try !f.commit(), "the checkpointer has not run its PASSIVE checkpoint yet")
+        #expect(f.checkpointer.passiveIfRequested(f.checkpointQueue))
         #expect(f.stats.passiveCheckpoints.get() == 1)
+        #expect(f.checkpointer.lastCheckpointed > 0 && f.checkpointer.lastCheckpointed < f.checkpointer.lastWalFrames,
+                "stopped short: \(f.checkpointer.lastCheckpointed) of \(f.checkpointer.lastWalFrames) frames")
+        try reader.inDatabase { db in try db.commit() }
+        try reader.close()
         let before = f.hook.lastFrames
         #expect(try f.commit(), "the writer checkpoints once the PASSIVE checkpoint is done")
         #expect(!f.hook.restartDue)
         try f.commit()
         #expect(f.hook.lastFrames < 8, "the WAL started over: \(f.hook.lastFrames) frames after \(before)")
+    }
+
+    @Test("when the checkpointer's PASSIVE checkpoint reaches the WAL's end, the WAL starts over without the writer's")
+    func restartByThePassiveAlone() throws {
+        let f = try Fixture(soft: 16, hard: 64)
+        try commitUntilRestartDue(f)
+        #expect(f.checkpointer.passiveIfRequested(f.checkpointQueue))
+        #expect(f.checkpointer.lastCheckpointed == f.checkpointer.lastWalFrames)
+        #expect(try !f.commit(), "the WAL started over at this commit: nothing is left for the writer")
+        #expect(f.hook.lastFrames < 8 && !f.hook.restartDue, "\(f.hook.lastFrames) frames")
+    }
+
+    @Test("a reader on the WAL when the restart was due makes the writer checkpoint again after the next commits, without the checkpointer, a few times")
+    func retryAfterAReader() throws {
+        let f = try Fixture(soft: 16, hard: 64)
+        try commitUntilRestartDue(f)
+        // A reader on the WAL's last commit, as the relay reads right after each commit: the
+        // checkpoints finish, but it keeps the next commit from starting the WAL over.
+        var reader = try snapshot(f.path)
+        #expect(f.checkpointer.passiveIfRequested(f.checkpointQueue))
+        #expect(f.checkpointer.lastCheckpointed == f.checkpointer.lastWalFrames)
+        for round in 0..<3 {
+            let frames = f.hook.lastFrames
+            try f.write()
+            #expect(f.hook.lastFrames > frames, "round \(round): the reader kept the WAL from starting over")
+            try reader.inDatabase { db in try db.commit() }
+            try reader.close()
+            reader = try snapshot(f.path)
+            _ = f.checkpointer.passiveRequested.exchange(false)
+            #expect(f.afterBatch(), "round \(round): the writer checkpoints after the commit")
+            #expect(!f.checkpointer.passiveRequested.get(), "round \(round): without asking the checkpointer")
+        }
+        try reader.inDatabase { db in try db.commit() }
+        try reader.close()
+        #expect(try !f.commit())
+        #expect(f.hook.lastFrames < 8, "the WAL started over: \(f.hook.lastFrames) frames")
+    }
+
+    @Test("while a reader keeps an old snapshot, the writer checkpoints a few times per soft limit of new frames, not after every batch")
+    func noRestartLoop() throws {
+        let f = try Fixture(soft: 64, hard: 128)
+        try f.commit()
+        let reader = try snapshot(f.path)
+        var writerCheckpoints = 0
+        var commitsPastHard = 0
+        for _ in 0..<200 {
+            if try f.commit() { writerCheckpoints += 1 }
+            if f.hook.lastFrames >= 128 { commitsPastHard += 1 }
+            // A checkpointer that answers at once.
+            f.checkpointer.passiveIfRequested(f.checkpointQueue)
+        }
+        let frames = f.hook.lastFrames
+        try reader.inDatabase { db in try db.commit() }
+        try reader.close()
+        #expect(frames > 128 + 3 * 64, "the WAL could not start over: \(frames) frames")
+        // At most `directRetries` + 1 checkpoints each time the WAL grows by the soft limit.
+        let bound = (f.hook.directRetries + 1) * (Int(frames - 128) / 64 + 1)
+        #expect(writerCheckpoints >= 2 && writerCheckpoints <= bound,
+                "\(writerCheckpoints) writer checkpoints over \(commitsPastHard) commits past the hard limit, \(frames) frames")
+        #expect(bound < commitsPastHard / 2, "the bound \(bound) tells backing off from a checkpoint after every commit")
     }
 
     @Test("if the checkpointer does not answer, the writer checkpoints past twice the hard limit")
