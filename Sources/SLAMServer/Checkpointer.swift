@@ -27,11 +27,25 @@ final class Checkpointer: @unchecked Sendable {
     /// the checkpoint lock taken).
     let passivesStarted = Shared(0)
     let passivesDone = Shared(0)
-    /// A descriptor of the database file of this thread's own, for `syncDatabaseFile`, and the
-    /// WAL and checkpointed frame counts the last PASSIVE checkpoint reported.
-    private var syncFd: Int32 = -1
+    /// A descriptor of the database file of this thread's own, for `syncDatabaseFile` (settable
+    /// by tests), and the WAL and checkpointed frame counts and the WAL restarts the last
+    /// PASSIVE checkpoint saw.
+    var syncFd: Int32 = -1
     private(set) var lastWalFrames = 0
     private(set) var lastCheckpointed = 0
+    private var lastRestarts: Int64 = 0
+    /// What an I/O error in a checkpoint or in syncing the database file does: by default it
+    /// stops the process at once (`abort`), as PostgreSQL does on a failed fsync. Linux reports a
+    /// failed write-back once to each open file, so SQLite's next checkpoint could sync with
+    /// success, declare the WAL copied and let it start over above pages the disk lost; stopped
+    /// here, without a clean close (which would checkpoint and delete the WAL), the server comes
+    /// back from the WAL, which holds every acknowledged commit, copying it all again. Tests
+    /// replace it.
+    var ioFailure: (String) -> Void = { message in
+        logError("\(message): stopping at once, so that the WAL is not started over above pages the disk may have lost; "
+                 + "every acknowledged command is in the WAL, and restarting the server recovers from it")
+        abort()
+    }
 
     init(path: String, config: ServerConfig, stats: ServerStats) {
         self.path = path
@@ -78,10 +92,9 @@ final class Checkpointer: @unchecked Sendable {
     /// left alone, everything the PASSIVE checkpoints copied would be synced then, on the
     /// writer's thread (measured: 4.6 ms at the median at 10,000 commands/s); synced here, on
     /// this thread, the writer's sync finds only what its own checkpoint copied. The sync goes
-    /// through a descriptor of this thread's own, not SQLite's: Linux reports a failed
-    /// write-back once to each open file, so a failure seen here is still reported to SQLite's
-    /// next sync, whose checkpoint then fails instead of letting the WAL start over. Nothing
-    /// depends on this sync succeeding: a failure is logged and SQLite's own sync decides.
+    /// through a descriptor of this thread's own, not SQLite's, so that SQLite's own syncs still
+    /// see a write-back error; a failure here goes to `ioFailure`. (If the file cannot be
+    /// opened, nothing is lost: SQLite's own sync comes before the WAL starts over.)
     func syncDatabaseFile() {
         if syncFd < 0 {
             syncFd = open(path, O_RDONLY | O_CLOEXEC)
@@ -91,9 +104,12 @@ final class Checkpointer: @unchecked Sendable {
             }
         }
         if fdatasync(syncFd) != 0 {
-            logError("syncing \(path) after a checkpoint: \(String(cString: strerror(errno)))")
+            ioFailure("syncing \(path) after a checkpoint: \(String(cString: strerror(errno)))")
         }
     }
+
+    /// Whether `code` (an SQLite result code, extended or not) is an I/O error.
+    static func isIOError(_ code: Int32) -> Bool { code & 0xff == SQLITE_IOERR }
 
     /// Runs the PASSIVE checkpoint asked for, if one is, on `queue` (this thread's connection),
     /// then syncs the database file if the checkpoint copied frames. Returns whether one ran.
@@ -108,12 +124,16 @@ final class Checkpointer: @unchecked Sendable {
             // (Whether SQLite synced the file cannot be told from here: it syncs when no commit
             // came during the checkpoint, and the counts reported are those of the WAL as the
             // checkpoint began; a second sync of a synced file writes nothing.)
-            let copied = frames < lastWalFrames ? checkpointed > 0 : checkpointed > lastCheckpointed
+            let restarts = stats.walRestarts.get()
+            let restarted = restarts != lastRestarts || frames < lastWalFrames
+            let copied = restarted ? checkpointed > 0 : checkpointed > lastCheckpointed
             if copied { syncDatabaseFile() }
-            (lastWalFrames, lastCheckpointed) = (frames, checkpointed)
+            (lastWalFrames, lastCheckpointed, lastRestarts) = (frames, checkpointed, restarts)
             stats.passiveCheckpoints.update { $0 += 1 }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
             // The writer is checkpointing (`WalHook.checkpointIfDue`): nothing to do.
+        } catch let error as DatabaseError where Self.isIOError(error.extendedResultCode.rawValue) {
+            ioFailure("WAL checkpoint (PASSIVE): \(error)")
         } catch {
             logError("WAL checkpoint (PASSIVE): \(error)")
         }
@@ -132,6 +152,8 @@ final class Checkpointer: @unchecked Sendable {
                 do {
                     try queue.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") }
                     stats.checkpoints.update { $0 += 1 }
+                } catch let error as DatabaseError where Self.isIOError(error.extendedResultCode.rawValue) {
+                    ioFailure("WAL checkpoint (\(mode)): \(error)")
                 } catch {
                     logError("WAL checkpoint (\(mode)): \(error)")
                 }
@@ -174,8 +196,9 @@ final class WalHook {
     /// The checkpointer's PASSIVE checkpoint the restart waits for: done once
     /// `checkpointer.passivesDone` reaches this (0: none).
     private var restartAfter = 0
-    /// Writer checkpoints since the WAL last started over, in a row (each after the next
-    /// commit), and how many are made so before backing off by `soft` frames.
+    /// Writer checkpoints since the WAL last started over or the last back-off, in a row (each
+    /// after the next commit), and how many are made so before backing off by `soft` frames
+    /// (after which the restart waits for a checkpointer's PASSIVE checkpoint again).
     private var retries = 0
     let directRetries = 4
     /// The frame count at which the hook next asks for a PASSIVE checkpoint, and the count it
@@ -244,8 +267,11 @@ final class WalHook {
         guard restartDue, let connection = db.sqliteConnection else { return false }
         guard checkpointer.passivesDone.get() >= restartAfter || lastFrames >= 2 * hard else { return false }
         restartDue = false
+        checkpointer.stats.writerCheckpoints.update { $0 += 1 }
         let rc = sqlite3_wal_checkpoint_v2(connection, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
-        if rc != SQLITE_OK, rc != SQLITE_BUSY {
+        if Checkpointer.isIOError(rc) {
+            checkpointer.ioFailure("WAL checkpoint (PASSIVE, writer): \(String(cString: sqlite3_errstr(rc)))")
+        } else if rc != SQLITE_OK, rc != SQLITE_BUSY {
             logError("WAL checkpoint (PASSIVE, writer): \(String(cString: sqlite3_errstr(rc)))")
         }
         // Due again at the next commit if that one does not start the WAL over, until the

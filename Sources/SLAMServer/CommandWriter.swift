@@ -115,11 +115,14 @@ final class CommandWriter: @unchecked Sendable {
         }
         if sweep { nextSweep = wall.now() + config.sweepInterval }
         replies.push(outgoing)
-        if writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
         stats.batches.update { $0 += 1 }
+        // The writer's own checkpoint, if one is due, after the replies and before the relay
+        // wakes: a relay that starts reading before the checkpoint has finished takes a read
+        // mark on the WAL and keeps the next commit from starting it over.
         if let hook = walHook, hook.restartDue {
             store.pool.writeWithoutTransaction { db in _ = hook.checkpointIfDue(db) }
         }
+        if writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
     }
 
     // MARK: One command

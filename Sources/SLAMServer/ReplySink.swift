@@ -37,13 +37,16 @@ final class ServerStats: @unchecked Sendable {
     /// checkpointer thread at the writer's request.
     let checkpoints = Shared<Int64>(0)
     let passiveCheckpoints = Shared<Int64>(0)
-    /// Times the WAL started over from its beginning.
+    /// Times the WAL started over from its beginning, and checkpoints the writer ran itself
+    /// (`WalHook.checkpointIfDue`) to let it.
     let walRestarts = Shared<Int64>(0)
+    let writerCheckpoints = Shared<Int64>(0)
     let batches = Shared<Int64>(0)
 
     var fields: [(String, Int64)] {
         [("walBytes", walBytes.get()), ("walPeakBytes", walPeakBytes.get()), ("walCheckpoints", checkpoints.get()),
          ("walPassiveCheckpoints", passiveCheckpoints.get()), ("walRestarts", walRestarts.get()),
+         ("walWriterCheckpoints", writerCheckpoints.get()),
          ("batches", batches.get())]
     }
 }

@@ -69,7 +69,7 @@ struct WalHookTests {
             try? FileManager.default.removeItem(at: dir)
         }
 
-        /// Commits one transaction of a page or two, then does what the writer does after a
+        /// Commits one transaction of three pages (a leaf, the root, page 1), then does what the writer does after a
         /// batch; returns whether the writer checkpointed.
         @discardableResult
         func commit() throws -> Bool {
@@ -208,13 +208,34 @@ struct WalHookTests {
         #expect(bound < commitsPastHard / 2, "the bound \(bound) tells backing off from a checkpoint after every commit")
     }
 
+    @Test("a failed sync of the database file, or an I/O error in a checkpoint, goes to ioFailure (by default: stop at once)")
+    func ioFailureIsFatal() throws {
+        let f = try Fixture(soft: 16, hard: 64)
+        var failures: [String] = []
+        f.checkpointer.ioFailure = { failures.append($0) }
+        f.checkpointer.syncDatabaseFile()
+        #expect(failures.isEmpty, "a sync that succeeds: \(failures)")
+        // fdatasync on a pipe fails (EINVAL), as a failed write-back would (EIO).
+        var fds: [Int32] = [-1, -1]
+        #expect(pipe(&fds) == 0)
+        let own = f.checkpointer.syncFd
+        f.checkpointer.syncFd = fds[0]
+        f.checkpointer.syncDatabaseFile()
+        f.checkpointer.syncFd = own
+        close(fds[0])
+        close(fds[1])
+        #expect(failures.count == 1 && failures.first?.contains("syncing") == true, "\(failures)")
+        #expect(Checkpointer.isIOError(ResultCode.SQLITE_IOERR.rawValue) && Checkpointer.isIOError(ResultCode.SQLITE_IOERR_FSYNC.rawValue))
+        #expect(!Checkpointer.isIOError(ResultCode.SQLITE_BUSY.rawValue) && !Checkpointer.isIOError(ResultCode.SQLITE_OK.rawValue))
+    }
+
     @Test("if the checkpointer does not answer, the writer checkpoints past twice the hard limit")
     func restartWithoutTheCheckpointer() throws {
         let f = try Fixture(soft: 16, hard: 64)
         var restarts = 0
         var peak: Int32 = 0
-        // 400 commits of a page or two each: without the writer's checkpoints the WAL would pass
-        // 1.6 MB.
+        // 400 commits of three pages each: without the writer's checkpoints the WAL would pass
+        // 4.9 MB.
         for _ in 0..<400 {
             if try f.commit() {
                 #expect(f.hook.lastFrames >= 128, "the writer waited for twice the hard limit")
