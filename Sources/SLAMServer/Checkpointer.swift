@@ -111,6 +111,13 @@ final class Checkpointer: @unchecked Sendable {
     /// Whether `code` (an SQLite result code, extended or not) is an I/O error.
     static func isIOError(_ code: Int32) -> Bool { code & 0xff == SQLITE_IOERR }
 
+    /// A checkpoint (`kind`) that failed with `code`: an I/O error goes to `ioFailure`, any
+    /// other is logged.
+    func checkpointFailed(_ kind: String, code: Int32, _ detail: String) {
+        let message = "WAL checkpoint (\(kind)): \(detail)"
+        if Self.isIOError(code) { ioFailure(message) } else { logError(message) }
+    }
+
     /// Runs the PASSIVE checkpoint asked for, if one is, on `queue` (this thread's connection),
     /// then syncs the database file if the checkpoint copied frames. Returns whether one ran.
     @discardableResult
@@ -132,8 +139,8 @@ final class Checkpointer: @unchecked Sendable {
             stats.passiveCheckpoints.update { $0 += 1 }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
             // The writer is checkpointing (`WalHook.checkpointIfDue`): nothing to do.
-        } catch let error as DatabaseError where Self.isIOError(error.extendedResultCode.rawValue) {
-            ioFailure("WAL checkpoint (PASSIVE): \(error)")
+        } catch let error as DatabaseError {
+            checkpointFailed("PASSIVE", code: error.extendedResultCode.rawValue, "\(error)")
         } catch {
             logError("WAL checkpoint (PASSIVE): \(error)")
         }
@@ -152,8 +159,8 @@ final class Checkpointer: @unchecked Sendable {
                 do {
                     try queue.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") }
                     stats.checkpoints.update { $0 += 1 }
-                } catch let error as DatabaseError where Self.isIOError(error.extendedResultCode.rawValue) {
-                    ioFailure("WAL checkpoint (\(mode)): \(error)")
+                } catch let error as DatabaseError {
+                    checkpointFailed(mode, code: error.extendedResultCode.rawValue, "\(error)")
                 } catch {
                     logError("WAL checkpoint (\(mode)): \(error)")
                 }
@@ -269,10 +276,8 @@ final class WalHook {
         restartDue = false
         checkpointer.stats.writerCheckpoints.update { $0 += 1 }
         let rc = sqlite3_wal_checkpoint_v2(connection, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
-        if Checkpointer.isIOError(rc) {
-            checkpointer.ioFailure("WAL checkpoint (PASSIVE, writer): \(String(cString: sqlite3_errstr(rc)))")
-        } else if rc != SQLITE_OK, rc != SQLITE_BUSY {
-            logError("WAL checkpoint (PASSIVE, writer): \(String(cString: sqlite3_errstr(rc)))")
+        if rc != SQLITE_OK, rc != SQLITE_BUSY {
+            checkpointer.checkpointFailed("PASSIVE, writer", code: rc, String(cString: sqlite3_errstr(rc)))
         }
         // Due again at the next commit if that one does not start the WAL over, until the
         // retries run out.

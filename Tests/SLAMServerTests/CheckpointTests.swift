@@ -225,6 +225,10 @@ struct WalHookTests {
         close(fds[0])
         close(fds[1])
         #expect(failures.count == 1 && failures.first?.contains("syncing") == true, "\(failures)")
+        // A checkpoint's I/O error goes there too; any other error is only logged.
+        f.checkpointer.checkpointFailed("PASSIVE", code: ResultCode.SQLITE_IOERR_FSYNC.rawValue, "disk I/O error")
+        f.checkpointer.checkpointFailed("PASSIVE", code: ResultCode.SQLITE_FULL.rawValue, "database or disk is full")
+        #expect(failures.count == 2 && failures.last == "WAL checkpoint (PASSIVE): disk I/O error", "\(failures)")
         #expect(Checkpointer.isIOError(ResultCode.SQLITE_IOERR.rawValue) && Checkpointer.isIOError(ResultCode.SQLITE_IOERR_FSYNC.rawValue))
         #expect(!Checkpointer.isIOError(ResultCode.SQLITE_BUSY.rawValue) && !Checkpointer.isIOError(ResultCode.SQLITE_OK.rawValue))
     }
