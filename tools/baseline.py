@@ -41,16 +41,22 @@ def main():
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--in-flight", type=int, default=32)
     p.add_argument("--sync", default="full", choices=["full", "normal"])
+    p.add_argument("--writer-cpu", type=int, help="slam serve --writer-cpu, in both runs")
+    p.add_argument("--io-cpu", type=int, help="slam serve --io-cpu, in both runs")
     p.add_argument("--json", help="write both results and the ratio here")
     a = p.parse_args()
     bench = ["--max", "--seats", str(a.seats), "--users", str(a.users), "--duration", str(a.duration),
              "--connections", str(a.connections), "--in-flight", str(a.in_flight)]
     serve = ["--sync", a.sync]
+    for option, cpu in (("--writer-cpu", a.writer_cpu), ("--io-cpu", a.io_cpu)):
+        if cpu is not None:
+            serve += [option, str(cpu)]
     base = run("baseline (no group commit)", serve + ["--no-group-commit"], bench)
     shipped = run("as shipped (group commit)", serve, bench)
     ratio = shipped["commandsPerSecond"] / max(base["commandsPerSecond"], 1)
     print()
-    print(f"machine: {os.cpu_count()} cores, {platform.platform()}, synchronous={a.sync.upper()}")
+    print(f"machine: {os.cpu_count()} cores, {platform.platform()}, synchronous={a.sync.upper()}"
+          f"{', slam serve ' + ' '.join(serve[2:]) if len(serve) > 2 else ''}")
     for label, r in (("no group commit", base), ("group commit", shipped)):
         lat = r["latency"]
         print(f"{label:16} {r['commandsPerSecond']:>9.0f} commands/s   p50 {lat['p50Ms']:.2f} ms  p99 {lat['p99Ms']:.2f} ms"

@@ -32,7 +32,14 @@ public final class Server: @unchecked Sendable {
 
     /// Opens (creating if needed) the store at `config.dbPath`, after taking its lock: throws
     /// `StoreError(.locked)` when another server or an offline tool holds the database.
+    /// Throws `ServerConfigError` when `writerCPU` or `ioCPU` names a CPU the process may not run on.
     public init(config: ServerConfig, clock: Clock = SystemClock()) throws {
+        for (option, cpu) in [("writer-cpu", config.writerCPU), ("io-cpu", config.ioCPU)] {
+            if let cpu, !CPUPinning.allowed(cpu) {
+                let allowed = CPUPinning.allowedCPUs.map(String.init).joined(separator: ",")
+                throw ServerConfigError("--\(option) \(cpu): this process may not run on CPU \(cpu) (it may on \(allowed))")
+            }
+        }
         self.config = config
         self.clock = clock
         lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
@@ -50,7 +57,7 @@ public final class Server: @unchecked Sendable {
                            hard: Int32(8 * config.walAutocheckpointPages))
         store.pool.writeWithoutTransaction { db in hook.install(on: db) }
         walHook = hook
-        context = try ZMQContext()
+        context = try ZMQContext(ioThreadCPUs: config.ioCPU.map { [$0] } ?? [])
         replies = try ReplySink()
         commands = BoundedQueue(capacity: config.commandQueueCapacity)
         queries = BoundedQueue(capacity: config.queryQueueCapacity)
@@ -91,7 +98,7 @@ public final class Server: @unchecked Sendable {
         relay.start()
         workers.start(count: config.queryWorkers)
         finished.enter()
-        ThreadRole.start("slam-writer", priority: .foreground) { [self] in
+        ThreadRole.start("slam-writer", priority: .foreground, cpu: config.writerCPU) { [self] in
             writer.run()
             // Everything queued is answered; let the readers finish, then the router.
             workers.wait()
@@ -100,7 +107,7 @@ public final class Server: @unchecked Sendable {
             finished.leave()
         }
         finished.enter()
-        ThreadRole.start("slam-router") { [self] in
+        ThreadRole.start("slam-router", cpu: config.ioCPU) { [self] in
             router.run()
             finished.leave()
         }
@@ -142,4 +149,10 @@ public final class Server: @unchecked Sendable {
         uninstallWalHook()
         lock.release()
     }
+}
+
+/// A configuration the server cannot start with.
+public struct ServerConfigError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -10,12 +10,19 @@ public final class ZMQContext: @unchecked Sendable {
     /// `nil` once `terminate()` has started; guarded by `lock`.
     private var handle: UnsafeMutableRawPointer?
 
-    /// Creates a context with `ioThreads` I/O threads (`ZMQ_IO_THREADS`, at least 1).
-    public init(ioThreads: Int = 1) throws {
+    /// Creates a context with `ioThreads` I/O threads (`ZMQ_IO_THREADS`, at least 1), pinned to
+    /// `ioThreadCPUs` when it is not empty (`ZMQ_THREAD_AFFINITY_CPU_ADD`; the I/O threads start
+    /// with the first socket, after this).
+    public init(ioThreads: Int = 1, ioThreadCPUs: [Int] = []) throws {
         let context = try zmqCall("zmq_ctx_new") { zmq_ctx_new() }
         do {
             _ = try zmqCall("zmq_ctx_set(ZMQ_IO_THREADS, \(ioThreads))") {
                 zmq_ctx_set(context, ZMQ_IO_THREADS, Int32(clamping: max(1, ioThreads)))
+            }
+            for cpu in ioThreadCPUs {
+                _ = try zmqCall("zmq_ctx_set(ZMQ_THREAD_AFFINITY_CPU_ADD, \(cpu))") {
+                    zmq_ctx_set(context, ZMQ_THREAD_AFFINITY_CPU_ADD, Int32(clamping: cpu))
+                }
             }
         } catch {
             _ = try? zmqCall("zmq_ctx_term") { zmq_ctx_term(context) }

@@ -18,6 +18,10 @@ struct Serve: ParsableCommand {
     var sync: String = "full"
     @Flag(name: .customLong("no-group-commit"), help: "One command per transaction (the baseline benchmark only).")
     var noGroupCommit = false
+    @Option(name: .customLong("writer-cpu"), help: "Pin the writer thread to this CPU (default: not pinned).")
+    var writerCPU: Int?
+    @Option(name: .customLong("io-cpu"), help: "Pin the ROUTER's thread and ZeroMQ's I/O thread to this CPU (default: not pinned).")
+    var ioCPU: Int?
 
     func validate() throws {
         guard holdTtl >= 1 else { throw ValidationError("--hold-ttl must be at least 1 second") }
@@ -32,6 +36,8 @@ struct Serve: ParsableCommand {
         config.holdTtl = holdTtl * 1000
         config.sync = SyncMode(rawValue: sync)!
         config.groupCommit = !noGroupCommit
+        config.writerCPU = writerCPU
+        config.ioCPU = ioCPU
         let server: Server
         let endpoints: (commands: String, events: String)
         do {

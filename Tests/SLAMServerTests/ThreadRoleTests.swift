@@ -1,5 +1,6 @@
 #if os(Linux)
 import Foundation
+import SLAMServer
 import SLAMTesting
 import Testing
 
@@ -35,6 +36,52 @@ struct ThreadRoleTests {
         #expect(try #require(found["slam-relay"]?.min()) > writer)
         // The writer's raise is granted to root (CAP_SYS_NICE), as on the CI machine.
         if geteuid() == 0 { #expect(try #require(found["slam-router"]?.min()) > writer) }
+    }
+
+    /// Each thread's kernel name with the CPUs it may run on (`Cpus_allowed_list` of `status`,
+    /// e.g. "0-1" or "1").
+    func affinities() throws -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for task in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") {
+            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
+                  let status = try? String(contentsOfFile: "/proc/self/task/\(task)/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { continue }
+            let list = line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
+            out[comm.trimmingCharacters(in: .newlines), default: []].append(list)
+        }
+        return out
+    }
+
+    @Test("--writer-cpu and --io-cpu pin the writer, and the ROUTER with ZeroMQ's I/O thread, each to its CPU alone",
+          .enabled(if: CPUPinning.allowedCPUs.count >= 2))
+    func pinned() throws {
+        let cpus = CPUPinning.allowedCPUs
+        let writerCPU = try #require(cpus.last), ioCPU = try #require(cpus.first)
+        let server = try TestServer { $0.writerCPU = writerCPU; $0.ioCPU = ioCPU }
+        defer { server.shutdown() }
+        let (_, s) = try server.scenario()
+        _ = try s.registerUser()
+        let found = try affinities()
+        // Other tests' servers (not pinned) may run in this process too: one thread of each name
+        // must be on its CPU alone, which an unpinned thread never is here (two CPUs or more).
+        #expect(found["slam-writer"]?.contains("\(writerCPU)") == true, "\(found["slam-writer"] ?? [])")
+        #expect(found["slam-router"]?.contains("\(ioCPU)") == true, "\(found["slam-router"] ?? [])")
+        #expect(found["ZMQbg/IO/0"]?.contains("\(ioCPU)") == true, "\(found["ZMQbg/IO/0"] ?? [])")
+        #expect(found["slam-relay"]?.contains(where: { $0 == "\(writerCPU)" || $0 == "\(ioCPU)" }) == false)
+    }
+
+    @Test("a CPU the process may not run on is refused before the store is opened")
+    func refusedCPU() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("slam-test-" + UUID().uuidString)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for pin in [{ (c: inout ServerConfig) in c.writerCPU = 4096 }, { (c: inout ServerConfig) in c.ioCPU = -1 }] {
+            var config = ServerConfig.forTests(in: directory)
+            pin(&config)
+            let error = try #require(throws: ServerConfigError.self) { _ = try Server(config: config) }
+            #expect(error.description.contains("may not run on CPU"), "\(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: ServerConfig.forTests(in: directory).dbPath))
     }
 }
 #endif
