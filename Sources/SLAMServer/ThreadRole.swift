@@ -22,7 +22,7 @@ import Glibc
 /// generator's threads come and go, and every move lands a thread on a core whose caches hold
 /// another's data. With the writer on one core and the ROUTER with the I/O thread on the other,
 /// measured under the rush (README, Performance), the median latency at 10,000 commands/s
-/// offered fell by about a third and the closed-loop ceiling rose. It is not the default: on a
+/// offered fell by about half and the closed-loop ceiling rose. It is not the default: on a
 /// machine shared with other work a pinned thread cannot leave a busy core.
 enum ThreadRole {
     enum Priority {
