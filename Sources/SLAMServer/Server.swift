@@ -35,7 +35,9 @@ public final class Server: @unchecked Sendable {
     /// Throws `ServerConfigError` when `writerCPU` or `ioCPU` names a CPU the process may not run on.
     public init(config: ServerConfig, clock: Clock = SystemClock()) throws {
         for (option, cpu) in [("writer-cpu", config.writerCPU), ("io-cpu", config.ioCPU)] {
-            if let cpu, !CPUPinning.allowed(cpu) {
+            guard let cpu else { continue }
+            guard CPUPinning.supported else { throw ServerConfigError("--\(option): pinning threads needs Linux") }
+            if !CPUPinning.allowed(cpu) {
                 let allowed = CPUPinning.allowedCPUs.map(String.init).joined(separator: ",")
                 throw ServerConfigError("--\(option) \(cpu): this process may not run on CPU \(cpu) (it may on \(allowed))")
             }

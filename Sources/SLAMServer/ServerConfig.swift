@@ -43,8 +43,9 @@ public struct ServerConfig: Sendable {
     public var publishHighWaterMark: Int32 = 100_000
     /// CPUs to pin threads to (`slam serve --writer-cpu`, `--io-cpu`); nil leaves a thread to
     /// the scheduler. `writerCPU` takes the writer; `ioCPU` the ROUTER's thread and ZeroMQ's I/O
-    /// thread (which also carries the PUB). Each must be one the process may run on, or the
-    /// server refuses to start. See `ThreadRole` for what it changed under the rush.
+    /// thread (which also carries the PUB; and its reaper, mostly idle). Each must be one the
+    /// process may run on, on Linux, or the server refuses to start. See `ThreadRole` for what it
+    /// changed under the rush.
     public var writerCPU: Int?
     public var ioCPU: Int?
     /// One command per transaction: for the baseline benchmark only.

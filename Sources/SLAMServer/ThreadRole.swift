@@ -73,9 +73,18 @@ enum ThreadRole {
     }
 }
 
-/// Which CPUs the process may run on, and pinning a thread to one (Linux; elsewhere a no-op that
-/// allows any CPU).
+/// Which CPUs the process may run on, and pinning a thread to one. Linux only: elsewhere no CPU
+/// is allowed, so a server asked to pin refuses to start.
 public enum CPUPinning {
+    /// Whether threads can be pinned here.
+    public static var supported: Bool {
+        #if os(Linux)
+        return true
+        #else
+        return false
+        #endif
+    }
+
     /// The CPUs the calling thread may run on (its affinity mask), in order.
     public static var allowedCPUs: [Int] {
         #if os(Linux)
@@ -92,16 +101,19 @@ public enum CPUPinning {
         #if os(Linux)
         return cpu >= 0 && cpu <= Int(Int32.max) && slam_cpu_allowed(Int32(cpu)) == 1
         #else
-        return true
+        return false
         #endif
     }
 
-    /// Pins the calling thread to `cpu`; a refusal is logged, and the thread runs wherever the
-    /// scheduler puts it.
+    /// Pins the calling thread to `cpu`. `Server.init` has checked the CPU, so a refusal here
+    /// means the process's CPUs changed since; it is logged and the thread runs wherever the
+    /// scheduler puts it. (ZeroMQ's threads, pinned by libzmq, stop the process instead: an
+    /// assertion of libzmq's.)
     static func pinCallingThread(to cpu: Int, name: String) {
         #if os(Linux)
         if slam_pin_calling_thread(Int32(clamping: cpu)) != 0 {
-            logError("\(name) could not be pinned to CPU \(cpu): \(String(cString: strerror(errno)))")
+            let error = errno
+            logError("\(name) could not be pinned to CPU \(cpu): \(String(cString: strerror(error)))")
         }
         #endif
     }

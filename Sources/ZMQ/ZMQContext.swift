@@ -11,9 +11,20 @@ public final class ZMQContext: @unchecked Sendable {
     private var handle: UnsafeMutableRawPointer?
 
     /// Creates a context with `ioThreads` I/O threads (`ZMQ_IO_THREADS`, at least 1), pinned to
-    /// `ioThreadCPUs` when it is not empty (`ZMQ_THREAD_AFFINITY_CPU_ADD`; the I/O threads start
-    /// with the first socket, after this).
+    /// `ioThreadCPUs` when it is not empty (`ZMQ_THREAD_AFFINITY_CPU_ADD`; libzmq pins every
+    /// thread it starts for the context, the I/O threads and the mostly idle reaper, when the
+    /// first socket is made). Linux only. Throws `EINVAL` for a CPU the calling thread may not
+    /// run on: libzmq would stop the process (an assertion) when its thread failed to pin.
     public init(ioThreads: Int = 1, ioThreadCPUs: [Int] = []) throws {
+        #if os(Linux)
+        for cpu in ioThreadCPUs where cpu < 0 || cpu > Int(Int32.max) || slam_cpu_allowed(Int32(cpu)) != 1 {
+            throw ZMQError(operation: "zmq_ctx_set(ZMQ_THREAD_AFFINITY_CPU_ADD, \(cpu))", errno: EINVAL)
+        }
+        #else
+        if let cpu = ioThreadCPUs.first {
+            throw ZMQError(operation: "zmq_ctx_set(ZMQ_THREAD_AFFINITY_CPU_ADD, \(cpu))", errno: ENOTSUP)
+        }
+        #endif
         let context = try zmqCall("zmq_ctx_new") { zmq_ctx_new() }
         do {
             _ = try zmqCall("zmq_ctx_set(ZMQ_IO_THREADS, \(ioThreads))") {

@@ -20,7 +20,7 @@ struct Serve: ParsableCommand {
     var noGroupCommit = false
     @Option(name: .customLong("writer-cpu"), help: "Pin the writer thread to this CPU (default: not pinned).")
     var writerCPU: Int?
-    @Option(name: .customLong("io-cpu"), help: "Pin the ROUTER's thread and ZeroMQ's I/O thread to this CPU (default: not pinned).")
+    @Option(name: .customLong("io-cpu"), help: "Pin the ROUTER's thread and ZeroMQ's threads (I/O, reaper) to this CPU (default: not pinned).")
     var ioCPU: Int?
 
     func validate() throws {
