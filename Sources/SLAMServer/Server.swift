@@ -27,8 +27,9 @@ public final class Server: @unchecked Sendable {
     private let checkpointer: Checkpointer
     private let walHook: WalHook
     private let finished = DispatchGroup()
-    private let stopOnce = Lock()
-    private var stopped = false
+    /// `wait()` closes once; later calls find `closed`.
+    private let waitLock = Lock()
+    private var closed = false
 
     /// Opens (creating if needed) the store at `config.dbPath`, after taking its lock: throws
     /// `StoreError(.locked)` when another server or an offline tool holds the database.
@@ -122,8 +123,13 @@ public final class Server: @unchecked Sendable {
         replies.wakeup.signal()
     }
 
-    /// Blocks until the server has stopped, then publishes what is left and closes.
+    /// Blocks until the server has stopped, then publishes what is left and closes. A later call
+    /// (or one from another thread meanwhile) returns once that is done.
     public func wait() {
+        waitLock.lock()
+        defer { waitLock.unlock() }
+        guard !closed else { return }
+        defer { closed = true }
         finished.wait()
         relay?.stop()
         // The relay's last position is recorded for the next start.

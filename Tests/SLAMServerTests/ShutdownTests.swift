@@ -68,4 +68,13 @@ struct ShutdownTests {
         // Nothing beyond that: the socket has nothing more (a short look, not a wait for anything).
         #expect(try c.receive(timeoutMs: 0) == nil)
     }
+
+    @Test("wait() a second time returns (it closed everything the first time)")
+    func waitTwice() throws {
+        let ts = try TestServer()
+        ts.shutdown()
+        let returned = DispatchSemaphore(value: 0)
+        Thread { ts.server.wait(); returned.signal() }.start()
+        #expect(returned.wait(timeout: .now() + .seconds(10)) == .success)
+    }
 }
