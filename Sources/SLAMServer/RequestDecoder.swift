@@ -14,6 +14,15 @@ struct RequestDecoder {
         case refused(Rejection, requestId: String?, isCommand: Bool)
     }
 
+    /// The requestId of a request refused for its frames or protocol, read where the header
+    /// belongs (the third frame after the routing id) when that frame is a JSON object with a
+    /// string `requestId`: "absent only when the request had none readable" (PROTOCOL.md section
+    /// 2), so a pipelining client can still match the error to its request.
+    static func readableRequestId(_ frames: [[UInt8]]) -> String? {
+        guard frames.count >= 4, let header = (try? JSONParser.parse(frames[3]))?.objectValue else { return nil }
+        return header["requestId"]?.stringValue
+    }
+
     /// `frames` as the ROUTER received them: routing id first.
     func decode(_ frames: [[UInt8]]) -> Decoded {
         let peer = frames[0]
@@ -27,15 +36,16 @@ struct RequestDecoder {
         guard frames.count == 5 else {
             return .refused(Rejection(.badRequest, "a request is 4 frames (\"\", \"SLAM/1\", header, body); got \(frames.count - 1)",
                                       details: ["frames": .int(Int64(frames.count - 1))]),
-                            requestId: nil, isCommand: false)
+                            requestId: Self.readableRequestId(frames), isCommand: false)
         }
         guard frames[1].isEmpty else {
-            return .refused(Rejection(.badRequest, "frame 0 must be the empty delimiter"), requestId: nil, isCommand: false)
+            return .refused(Rejection(.badRequest, "frame 0 must be the empty delimiter"), requestId: Self.readableRequestId(frames),
+                            isCommand: false)
         }
         guard frames[2] == Wire.protocolFrame else {
             return .refused(Rejection(.unsupportedProtocol, "this server speaks SLAM/1",
                                       details: ["supported": .array([.string("SLAM/1")])]),
-                            requestId: nil, isCommand: false)
+                            requestId: Self.readableRequestId(frames), isCommand: false)
         }
         let header: JSONObject
         do {

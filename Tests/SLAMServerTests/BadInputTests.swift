@@ -53,17 +53,24 @@ struct BadInputTests {
         let validBody = "{}"
         var cases: [BadRequest] = [
             // Frames and protocol.
-            BadRequest("3 frames after the delimiter", frames: [[], Array("SLAM/1".utf8), Array(stats.utf8)]),
+            // A header where it belongs has its requestId echoed, even in a request refused for its
+            // frames or protocol.
+            BadRequest("3 frames after the delimiter", frames: [[], Array("SLAM/1".utf8), Array(stats.utf8)], requestId: "frames"),
             BadRequest("5 frames after the delimiter",
-                       frames: requestFrames(header: stats, body: validBody) + [Array("extra".utf8)]),
+                       frames: requestFrames(header: stats, body: validBody) + [Array("extra".utf8)], requestId: "frames"),
             BadRequest("missing delimiter", frames: Array(requestFrames(header: stats, body: validBody).dropFirst())),
             BadRequest("missing delimiter, 4 frames",
                        frames: Array(requestFrames(header: stats, body: validBody).dropFirst()) + [Array("{}".utf8)]),
             BadRequest("a single frame", frames: [Array("SLAM/1".utf8)]),
             BadRequest("only the delimiter", frames: [[]]),
             BadRequest("protocol SLAM/2", frames: [[], Array("SLAM/2".utf8), Array(stats.utf8), Array(validBody.utf8)],
+                       requestId: "frames", code: "UNSUPPORTED_PROTOCOL"),
+            BadRequest("empty protocol frame", frames: [[], [], Array(stats.utf8), Array(validBody.utf8)], requestId: "frames",
                        code: "UNSUPPORTED_PROTOCOL"),
-            BadRequest("empty protocol frame", frames: [[], [], Array(stats.utf8), Array(validBody.utf8)], code: "UNSUPPORTED_PROTOCOL"),
+            BadRequest("protocol SLAM/2, header not JSON", frames: [[], Array("SLAM/2".utf8), Array("{x".utf8), Array(validBody.utf8)],
+                       code: "UNSUPPORTED_PROTOCOL"),
+            BadRequest("delimiter not empty", frames: [Array("x".utf8), Array("SLAM/1".utf8), Array(stats.utf8), Array(validBody.utf8)],
+                       requestId: "frames"),
             // Header.
             BadRequest("bad UTF-8 in the header",
                        frames: [[], Array("SLAM/1".utf8), Array(#"{"type":"GetStats","requestId":""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8),
