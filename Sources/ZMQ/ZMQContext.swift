@@ -16,15 +16,10 @@ public final class ZMQContext: @unchecked Sendable {
     /// first socket is made). Linux only. Throws `EINVAL` for a CPU the calling thread may not
     /// run on: libzmq would stop the process (an assertion) when its thread failed to pin.
     public init(ioThreads: Int = 1, ioThreadCPUs: [Int] = []) throws {
-        #if os(Linux)
-        for cpu in ioThreadCPUs where cpu < 0 || cpu > Int(Int32.max) || slam_cpu_allowed(Int32(cpu)) != 1 {
-            throw ZMQError(operation: "zmq_ctx_set(ZMQ_THREAD_AFFINITY_CPU_ADD, \(cpu))", errno: EINVAL)
+        for cpu in ioThreadCPUs where !CPUPinning.allowed(cpu) {
+            throw ZMQError(operation: "zmq_ctx_set(ZMQ_THREAD_AFFINITY_CPU_ADD, \(cpu))",
+                           errno: CPUPinning.supported ? EINVAL : ENOTSUP)
         }
-        #else
-        if let cpu = ioThreadCPUs.first {
-            throw ZMQError(operation: "zmq_ctx_set(ZMQ_THREAD_AFFINITY_CPU_ADD, \(cpu))", errno: ENOTSUP)
-        }
-        #endif
         let context = try zmqCall("zmq_ctx_new") { zmq_ctx_new() }
         do {
             _ = try zmqCall("zmq_ctx_set(ZMQ_IO_THREADS, \(ioThreads))") {

@@ -59,7 +59,7 @@ struct WalHookTests {
             checkpointQueue = try DatabaseQueue(path: path)
             checkpointer = Checkpointer(path: path, config: ServerConfig(), stats: stats)
             hook = WalHook(checkpointer: checkpointer, soft: soft, hard: hard)
-            try queue.writeWithoutTransaction { db in hook.install(on: db) }
+            queue.writeWithoutTransaction { db in hook.install(on: db) }
         }
 
         deinit {

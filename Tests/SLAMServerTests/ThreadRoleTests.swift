@@ -7,20 +7,27 @@ import ZMQ
 
 @Suite("Thread roles")
 struct ThreadRoleTests {
-    /// The server's threads by kernel name (`/proc/self/task/*/comm`), with their nice values
-    /// (field 19 of `stat`).
-    func threads() throws -> [String: [Int]] {
-        var out: [String: [Int]] = [:]
+    /// This process's threads by kernel name (`/proc/self/task/*/comm`), each with what `read`
+    /// finds in the thread's file `file` (threads it finds nothing in are left out).
+    func perThread<T>(_ file: String, _ read: (String) -> T?) throws -> [String: [T]] {
+        var out: [String: [T]] = [:]
         for task in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") {
             guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
-                  let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            // Fields after the ")" that ends the name: state is field 3, nice field 19.
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 16, let nice = Int(fields[16]) else { continue }
-            out[comm.trimmingCharacters(in: .newlines), default: []].append(nice)
+                  let text = try? String(contentsOfFile: "/proc/self/task/\(task)/\(file)", encoding: .utf8),
+                  let value = read(text) else { continue }
+            out[comm.trimmingCharacters(in: .newlines), default: []].append(value)
         }
         return out
+    }
+
+    /// The threads' nice values (field 19 of `stat`).
+    func threads() throws -> [String: [Int]] {
+        try perThread("stat") { stat in
+            guard let close = stat.lastIndex(of: ")") else { return nil }
+            // Fields after the ")" that ends the name: state is field 3, nice field 19.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 16 ? Int(fields[16]) : nil
+        }
     }
 
     @Test("the server's threads carry their names, and the checkpointer and relay run at a lower priority than the writer")
@@ -39,18 +46,12 @@ struct ThreadRoleTests {
         if geteuid() == 0 { #expect(try #require(found["slam-router"]?.min()) > writer) }
     }
 
-    /// Each thread's kernel name with the CPUs it may run on (`Cpus_allowed_list` of `status`,
-    /// e.g. "0-1" or "1").
+    /// The CPUs each thread may run on (`Cpus_allowed_list` of `status`, e.g. "0-1" or "1").
     func affinities() throws -> [String: [String]] {
-        var out: [String: [String]] = [:]
-        for task in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") {
-            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
-                  let status = try? String(contentsOfFile: "/proc/self/task/\(task)/status", encoding: .utf8),
-                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { continue }
-            let list = line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces)
-            out[comm.trimmingCharacters(in: .newlines), default: []].append(list)
+        try perThread("status") { status in
+            status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+                .map { $0.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces) }
         }
-        return out
     }
 
     @Test("--writer-cpu and --io-cpu pin the writer, and the ROUTER with ZeroMQ's I/O thread, each to its CPU alone",
