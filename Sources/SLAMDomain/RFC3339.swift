@@ -1,27 +1,43 @@
 /// RFC 3339 timestamps: parsed with any offset and optional fraction, written in UTC with
 /// milliseconds (`2026-12-24T19:00:00.000Z`), as PROTOCOL.md section 2 says.
 public enum RFC3339 {
+    /// The instants a timestamp may name: 0000-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z,
+    /// what the four-digit year of the written form can hold. `parse` refuses a timestamp outside
+    /// it (whatever its offset), so everything stored and sent back is written in that form.
+    public static let range: ClosedRange<Millis> = -62_167_219_200_000 ... 253_402_300_799_999
+
+    /// Writes `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`. Defined for every `Int64`: an instant outside
+    /// `range` (only a client's `deadline` can be one, in the message refusing it) gets ISO 8601's
+    /// expanded year, a sign and at least six digits (`-000001-12-31T23:59:00.000Z`).
     public static func format(_ ms: Millis) -> String {
         let (days, msOfDay) = floorDivMod(ms, 86_400_000)
         let (y, m, d) = civil(fromDays: days)
         let h = msOfDay / 3_600_000, mi = (msOfDay / 60_000) % 60, s = (msOfDay / 1000) % 60, f = msOfDay % 1000
         var out = [UInt8]()
         out.reserveCapacity(24)
+        // `v` is never negative: the year's sign is written apart.
         func pad(_ v: Int64, _ width: Int) {
-            var digits = [UInt8](repeating: 0x30, count: width)
+            var digits = [UInt8]()
             var x = v
-            var k = width - 1
-            while k >= 0 { digits[k] = UInt8(x % 10) + 0x30; x /= 10; k -= 1 }
-            out.append(contentsOf: digits)
+            repeat { digits.append(UInt8(x % 10) + 0x30); x /= 10 } while x > 0
+            out.append(contentsOf: [UInt8](repeating: 0x30, count: max(0, width - digits.count)))
+            out.append(contentsOf: digits.reversed())
         }
-        pad(y, 4); out.append(0x2D); pad(m, 2); out.append(0x2D); pad(d, 2); out.append(0x54)
+        if (0...9999).contains(y) {
+            pad(y, 4)
+        } else {
+            out.append(y < 0 ? 0x2D : 0x2B)
+            pad(Int64(y.magnitude), 6)  // at most nine digits: a year of Int64 milliseconds
+        }
+        out.append(0x2D); pad(m, 2); out.append(0x2D); pad(d, 2); out.append(0x54)
         pad(h, 2); out.append(0x3A); pad(mi, 2); out.append(0x3A); pad(s, 2); out.append(0x2E); pad(f, 3)
         out.append(0x5A)
         return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`; `t`/`z` and a space separator are
-    /// accepted as RFC 3339 allows. Fractions beyond milliseconds are truncated.
+    /// accepted as RFC 3339 allows. Fractions beyond milliseconds are truncated. Nil for anything
+    /// else, and for an instant outside `range` (`0000-01-01T00:00:00+00:01` is in year -1 UTC).
     public static func parse(_ text: String) -> Millis? {
         let b = Array(text.utf8)
         var i = 0
@@ -73,7 +89,8 @@ public enum RFC3339 {
         guard i == b.count else { return nil }
         let days = daysFromCivil(y, mo, d)
         let secs = days * 86_400 + h * 3600 + mi * 60 + min(s, 59) - offsetMinutes * 60
-        return secs * 1000 + frac
+        let ms = secs * 1000 + frac
+        return range.contains(ms) ? ms : nil
     }
 
     private static func floorDivMod(_ a: Int64, _ b: Int64) -> (Int64, Int64) {

@@ -73,6 +73,35 @@ struct RFC3339Tests {
     func roundTrip(ms: Millis) {
         #expect(RFC3339.parse(RFC3339.format(ms)) == ms)
     }
+
+    @Test("reads only years 0000 to 9999 in UTC, whatever the offset", arguments: [
+        Parsed(text: "0000-01-01T00:00:00Z", ms: RFC3339.range.lowerBound),
+        Parsed(text: "0000-01-01T00:01:00+00:01", ms: RFC3339.range.lowerBound),
+        Parsed(text: "9999-12-31T23:59:59.999Z", ms: RFC3339.range.upperBound),
+        Parsed(text: "9999-12-31T22:59:59.999-01:00", ms: RFC3339.range.upperBound),
+    ])
+    func bounds(_ p: Parsed) {
+        #expect(RFC3339.parse(p.text) == p.ms)
+        #expect(RFC3339.format(p.ms).count == 24)
+    }
+
+    @Test("refuses an instant before year 0 or after 9999 in UTC", arguments: [
+        "0000-01-01T00:00:00+00:01", "0000-01-01T00:00:00.999+00:01", "9999-12-31T23:59:59-01:00", "9999-12-31T23:30:00-00:30",
+    ])
+    func outOfRange(_ text: String) {
+        #expect(RFC3339.parse(text) == nil)
+    }
+
+    @Test("writes any Int64 without trapping: outside the range, a signed expanded year", arguments: [
+        Instant(ms: RFC3339.range.lowerBound - 60_000, text: "-000001-12-31T23:59:00.000Z"),
+        Instant(ms: RFC3339.range.upperBound + 1, text: "+010000-01-01T00:00:00.000Z"),
+        Instant(ms: Int64.min, text: "-292275055-05-16T16:47:04.192Z"),
+        Instant(ms: Int64.max, text: "+292278994-08-17T07:12:55.807Z"),
+    ])
+    func expanded(_ i: Instant) {
+        #expect(RFC3339.format(i.ms) == i.text)
+        #expect(RFC3339.parse(i.text) == nil)
+    }
 }
 
 @Suite("Ids")

@@ -169,6 +169,18 @@ struct BadInputTests {
                 "reservationOpensAt": "2029-01-01T00:00:00Z", "reservationClosesAt": "2029-12-01T00:00:00Z",
                 "sections": [["name": "A", "seatCount": 2, "price": 10]],
             ]).serialized, field: "startsAt"),
+            // All three equal and before year 0 in UTC: every rule between them holds, and
+            // writing the event would need a year the four-digit form cannot hold.
+            .command("timestamps before year 0 in UTC", "ScheduleConcert", body: JSON.object([
+                "concertId": .string(concertId), "startsAt": "0000-01-01T00:00:00+00:01",
+                "reservationOpensAt": "0000-01-01T00:00:00+00:01", "reservationClosesAt": "0000-01-01T00:00:00+00:01",
+                "sections": [["name": "A", "seatCount": 2, "price": 10]],
+            ]).serialized, field: "startsAt"),
+            .command("a timestamp after 9999 in UTC", "ScheduleConcert", body: JSON.object([
+                "concertId": .string(concertId), "startsAt": "9999-12-31T23:59:59-01:00",
+                "reservationOpensAt": "2029-01-01T00:00:00Z", "reservationClosesAt": "2029-12-01T00:00:00Z",
+                "sections": [["name": "A", "seatCount": 2, "price": 10]],
+            ]).serialized, field: "startsAt"),
             .command("negative seat number", "HoldSeats",
                      body: #"{"userId":"\#(userId)","scheduleId":"\#(scheduleId)","seatNumbers":[1,-2]}"#, field: "seatNumbers.1"),
             .command("seat number 0", "HoldSeats",
@@ -360,6 +372,25 @@ struct BadInputTests {
             let replay = try c.call("ChargePoints", body, key: key, deadline: clock.now() - 1)
             #expect(replay.replayed == true && replay.rawBody == retry.rawBody)
             #expect(try s.must("GetUser", ["userId": .string(userId)])["balance"] == 700)
+        }
+    }
+
+    /// A deadline long before year 0 (as far as Int64.min) is refused like any passed deadline, on
+    /// a command and on a query: the message names it, and the server stays up to answer.
+    @Test func deadlineBeforeYearZero() throws {
+        try withServer { ts in
+            let (c, s) = try ts.scenario()
+            defer { c.close() }
+            let userId = try s.registerUser("ancient")
+            for deadline in [Int64.min, RFC3339.range.lowerBound - 1] {
+                let command = try c.call("ChargePoints", ["userId": .string(userId), "amount": 5],
+                                         key: "ancient-\(deadline)", deadline: deadline)
+                #expect(command.code == "DEADLINE_EXCEEDED", "\(command.bodyText)")
+                #expect(command.body["message"]?.stringValue?.contains(RFC3339.format(deadline)) == true, "\(command.bodyText)")
+                let query = try c.call("GetUser", ["userId": .string(userId)], deadline: deadline)
+                #expect(query.code == "DEADLINE_EXCEEDED", "\(query.bodyText)")
+            }
+            #expect(try s.must("GetUser", ["userId": .string(userId)])["balance"] == 0)
         }
     }
 

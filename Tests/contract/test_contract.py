@@ -1089,6 +1089,29 @@ def test_deadline(sock):
     err(sock, "GetUser", {"userId": uid}, "DEADLINE_EXCEEDED", header=past_deadline())
 
 
+def test_deadline_long_past(sock):
+    # As far back as a signed 64-bit integer goes, and before year 0: refused like any passed
+    # deadline, on a command and on a query, and the server goes on answering.
+    uid = new_user(sock, "ancient")
+    for deadline in (-2**63, -62167219200001):
+        h, e = call(sock, "ChargePoints", {"userId": uid, "amount": 5}, new_key(), header={"deadline": deadline})
+        assert e["code"] == "DEADLINE_EXCEEDED" and h["replayed"] is False, e
+        err(sock, "GetUser", {"userId": uid}, "DEADLINE_EXCEEDED", header={"deadline": deadline})
+    assert ok(sock, "GetUser", {"userId": uid})["balance"] == 0
+    still_serving(sock)
+
+
+@pytest.mark.parametrize("stamp", ["0000-01-01T00:00:00+00:01", "9999-12-31T23:59:59-01:00"])
+def test_timestamps_outside_years_0_to_9999(sock, stamp):
+    # Valid RFC 3339 text, but in UTC year -1 or 10000: the timestamp's field is BAD_REQUEST
+    # (Schemas/json/defs.json, timestampIn), with every rule between the three times holding.
+    b = schedule_body("c")
+    b["startsAt"] = b["reservationOpensAt"] = b["reservationClosesAt"] = stamp
+    e = err(sock, "ScheduleConcert", b, "BAD_REQUEST")
+    assert e["details"]["field"] == "startsAt", e
+    still_serving(sock)
+
+
 def test_order_of_checks(sock):
     uid = new_user(sock, "order", points=100000)
     # type before body JSON
