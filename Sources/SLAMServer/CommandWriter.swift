@@ -155,20 +155,27 @@ final class CommandWriter: @unchecked Sendable {
 
         let outcome = try execute(command, causation: job.key, db: db, now: now)
         let body: [UInt8]
+        // PROTOCOL.md section 2: the position of the command's last event, or the head when it
+        // appended none. Not the head after an accepted command: events the server appends in
+        // the same transaction for its own reasons may follow the command's (a `LeaveQueue` that
+        // frees a slot admits the next waiting token, `system:queue`).
+        var position = writer.headPosition
         switch outcome {
-        case .accepted(let result): body = Wire.resultBody(result)
+        case .accepted(let result, let lastOwn):
+            body = Wire.resultBody(result)
+            if let lastOwn { position = lastOwn }
         case .rejected(let r): body = Wire.errorBody(r)
         }
         let ok: Bool
         if case .accepted = outcome { ok = true } else { ok = false }
-        let position = writer.headPosition
         try writer.record(db, IdempotencyRecord(key: job.key, fingerprint: job.fingerprint, ok: ok,
                                                 reply: String(decoding: body, as: UTF8.self), position: position, createdAt: now))
         return reply(ok: ok, position: position, replayed: false, body: body)
     }
 
     enum Outcome {
-        case accepted(JSONObject)
+        /// The result, and the position of the last event the command itself caused (nil: none).
+        case accepted(JSONObject, lastOwn: Int64?)
         case rejected(Rejection)
     }
 
@@ -190,11 +197,12 @@ final class CommandWriter: @unchecked Sendable {
         try statements.statement(db, "SAVEPOINT command").run()
         let mark = writer.mark()
         do {
-            try DecisionRecorder.record(decision, causationId: causation, now: now, state: &state, writer: writer, db: db)
+            let lastOwn = try DecisionRecorder.record(decision, causationId: causation, now: now, state: &state,
+                                                      writer: writer, db: db)
             for (event, _) in decision.events { forgetIfEnded(event) }
             if counted { writer.countCommand() }
             try statements.statement(db, "RELEASE command").run()
-            return .accepted(decision.result)
+            return .accepted(decision.result, lastOwn: lastOwn)
         } catch {
             try statements.statement(db, "ROLLBACK TO command").run()
             try statements.statement(db, "RELEASE command").run()

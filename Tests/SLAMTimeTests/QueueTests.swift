@@ -92,9 +92,17 @@ struct QueueTests {
             let againActive = try join(s, userOfToken[order[0]]!, scheduleId)
             #expect(againActive["tokenId"]?.string == order[0] && againActive["status"] == "ACTIVE")
 
-            // An active token leaves: the next in line (order[3]) is ACTIVE with the reply.
-            let left = try s.must("LeaveQueue", ["userId": .string(userOfToken[order[1]]!), "tokenId": .string(order[1])])
-            #expect(left["status"] == "EXPIRED")
+            // An active token leaves: the next in line (order[3]) is ACTIVE with the reply. The
+            // admission is the server's (`system:queue`), appended after the command's QueueLeft;
+            // the reply's position is the QueueLeft's, the command's last event (section 2).
+            let leaveKey = "leave-" + order[1]
+            let leave = try s.call("LeaveQueue", ["userId": .string(userOfToken[order[1]]!), "tokenId": .string(order[1])],
+                                   key: leaveKey)
+            #expect(leave.ok && leave.body["status"] == "EXPIRED", "\(leave.body)")
+            let caused = try readEvents(s, category: "queue").filter { $0.position >= (leave.position ?? 0) }
+            #expect(caused.map(\.type) == ["QueueLeft", "QueueTokenActivated"])
+            #expect(caused.map(\.causationId) == [leaveKey, "system:queue"])
+            #expect(caused.first?.position == leave.position)
             views = try checkSettled(s, joinOrder: order, maxActive: maxActive)
             #expect(views[1].status == "EXPIRED" && views[3].status == "ACTIVE")
             #expect(views[4] == TokenView(status: "WAITING", ahead: 0, activeUntil: nil))
