@@ -168,14 +168,18 @@ public enum Queries {
     }
 
     /// `extra`: the server's own counters (WAL size, queue depths), appended as integer fields.
-    public static func getStats(_ db: Database, storeId: String, extra: [(String, Int64)] = []) throws -> [UInt8] {
+    /// `publishedSeq`: the relay's progress as the server knows it live (read before this read
+    /// transaction began, so it is never above `headSeq`); the stored value, which the writer
+    /// updates with its next transaction, when it is nil (no server) or behind.
+    public static func getStats(_ db: Database, storeId: String, publishedSeq: Int64? = nil,
+                                extra: [(String, Int64)] = []) throws -> [UInt8] {
         let heads = try EventStore.heads(db)
         var w = JSONWriter()
         w.beginObject()
         w.field("storeId", storeId)
         w.field("position", heads.position)
         w.field("headSeq", heads.seq)
-        w.field("publishedSeq", Int64(try EventStore.meta(db, "publishedSeq") ?? "0") ?? 0)
+        w.field("publishedSeq", max(publishedSeq ?? 0, Int64(try EventStore.meta(db, "publishedSeq") ?? "0") ?? 0))
         w.field("commands", Int64(try EventStore.meta(db, "commands") ?? "0") ?? 0)
         w.field("users", try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM users") ?? 0)
         w.field("reservations", try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM reservations") ?? 0)

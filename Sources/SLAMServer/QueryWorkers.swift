@@ -14,9 +14,13 @@ final class QueryWorkers: @unchecked Sendable {
     private let replies: ReplySink
     private let finished = DispatchGroup()
     private let stats: ServerStats
+    /// The relay's progress (`CommandWriter.publishedSeq`), for GetStats.
+    private let publishedSeq: Shared<Int64>
 
-    init(store: EventStore, clock: Clock, queue: BoundedQueue<QueryJob>, replies: ReplySink, stats: ServerStats) {
+    init(store: EventStore, clock: Clock, queue: BoundedQueue<QueryJob>, replies: ReplySink, stats: ServerStats,
+         publishedSeq: Shared<Int64>) {
         self.stats = stats
+        self.publishedSeq = publishedSeq
         self.store = store
         self.clock = clock
         self.queue = queue
@@ -100,7 +104,10 @@ final class QueryWorkers: @unchecked Sendable {
             return try store.pool.read { db in try Queries.readEvents(db, afterSeq: afterSeq, limit: limit, category: category) }
         case "GetStats":
             let extra = stats.fields
-            return try store.pool.read { db in try Queries.getStats(db, storeId: store.storeId, extra: extra) }
+            let published = publishedSeq.get()  // before the read: what it counts is committed
+            return try store.pool.read { db in
+                try Queries.getStats(db, storeId: store.storeId, publishedSeq: published, extra: extra)
+            }
         default:
             throw Rejection(.unknownType, "no query is named \(job.type)")
         }

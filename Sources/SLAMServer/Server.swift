@@ -89,7 +89,8 @@ public final class Server: @unchecked Sendable {
         }
         let relay = Relay(store: store, socket: pub, clock: clock, published: writer.publishedSeq, heads: writer.heads)
         relayRef = relay
-        let workers = QueryWorkers(store: store, clock: clock, queue: queries, replies: replies, stats: stats)
+        let workers = QueryWorkers(store: store, clock: clock, queue: queries, replies: replies, stats: stats,
+                                   publishedSeq: writer.publishedSeq)
         let router = RouterLoop(socket: routerSocket, decoder: RequestDecoder(maxRequestBytes: config.maxRequestBytes),
                                 commands: commands, queries: queries, replies: replies)
         self.writer = writer

@@ -139,6 +139,25 @@ struct SubscriberTests {
         }
     }
 
+    @Test("GetStats.publishedSeq is the relay's progress as it is, not as the writer last stored it")
+    func publishedSeqIsLive() throws {
+        // With sweeps an hour apart the writer runs a transaction only for commands, so the
+        // stored value stays where the last command's transaction left it (before its own events
+        // were published): only the relay's live progress can reach the head.
+        try withServer(configure: { $0.sweepInterval = 3_600_000 }) { server in
+            let c = try server.client()
+            defer { c.close() }
+            for round in 0..<3 {
+                try registerMany(c, 1, prefix: "live\(round)-")
+                let head = try heads(c).headSeq
+                let deadline = Date().addingTimeInterval(Double(waitTimeoutMs) / 1000)
+                var now = try heads(c)
+                while now.publishedSeq < head, Date() < deadline { now = try heads(c) }  // round trips; a safety-net timeout
+                #expect(now.publishedSeq == head && now.publishedSeq <= now.headSeq, "round \(round): \(now), head \(head)")
+            }
+        }
+    }
+
     @Test("a tiny receive high-water mark and a slow reader: messages are dropped, yet every event arrives once, in order")
     func slowReaderDropsAndRecovers() throws {
         // The relay's per-subscriber queue is small too: libzmq applies back-pressure from the SUB
