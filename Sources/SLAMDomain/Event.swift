@@ -62,6 +62,9 @@ public enum DomainEvent: Equatable, Sendable {
         "HoldReleased": "reservation", "ReservationCancelled": "reservation",
     ]
 
+    /// The five categories of PROTOCOL.md section 7.
+    public static let categories: Set<String> = Set(categoryOfType.values)
+
     /// The stream (consistency boundary) the event belongs to: a user, a wallet, a concert, a
     /// schedule (its definition and sold-out state), a schedule's queue, or a reservation.
     public var streamId: String {

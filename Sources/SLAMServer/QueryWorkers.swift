@@ -61,7 +61,7 @@ final class QueryWorkers: @unchecked Sendable {
         return Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: ok), body: body)
     }
 
-    static let categories: Set<String> = ["user", "wallet", "concert", "queue", "reservation"]
+    static let categories = DomainEvent.categories
 
     private func run(_ job: QueryJob) throws -> [UInt8] {
         let f = BodyFields(job.body)

@@ -102,7 +102,11 @@ final class Relay: @unchecked Sendable {
         socket.close()
     }
 
-    private func heartbeat(headSeq: Int64, categories: [String: Int64]) -> [UInt8] {
+    /// Every category's highest `categorySeq`, 0 for one with no event yet (section 7: the
+    /// heartbeat names them all, so a category subscriber always finds its own).
+    private func heartbeat(headSeq: Int64, categories known: [String: Int64]) -> [UInt8] {
+        var categories = Dictionary(uniqueKeysWithValues: DomainEvent.categories.map { ($0, Int64(0)) })
+        categories.merge(known) { _, seq in seq }
         var w = JSONWriter()
         w.beginObject()
         w.field("storeId", store.storeId)

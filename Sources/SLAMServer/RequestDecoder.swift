@@ -14,13 +14,25 @@ struct RequestDecoder {
         case refused(Rejection, requestId: String?, isCommand: Bool)
     }
 
-    /// The requestId of a request refused for its frames or protocol, read where the header
-    /// belongs (the third frame after the routing id) when that frame is a JSON object with a
-    /// string `requestId`: "absent only when the request had none readable" (PROTOCOL.md section
-    /// 2), so a pipelining client can still match the error to its request.
-    static func readableRequestId(_ frames: [[UInt8]]) -> String? {
-        guard frames.count >= 4, let header = (try? JSONParser.parse(frames[3]))?.objectValue else { return nil }
-        return header["requestId"]?.stringValue
+    /// A request refused for its frames or protocol, read where the header belongs (the third
+    /// frame after the routing id) when that frame is a JSON object: its string `requestId` is
+    /// echoed ("absent only when the request had none readable", PROTOCOL.md section 2, so a
+    /// pipelining client can still match the error to its request), and a `type` naming a
+    /// command adds `replayed: false` (section 3: on every reply to a command).
+    static func readable(_ frames: [[UInt8]]) -> (requestId: String?, isCommand: Bool) {
+        guard frames.count >= 4, let header = (try? JSONParser.parse(frames[3]))?.objectValue else { return (nil, false) }
+        return (header["requestId"]?.stringValue, namesCommand(header))
+    }
+
+    /// Whether the header's `type` is a command's name, known before the header's other fields
+    /// are checked.
+    static func namesCommand(_ header: JSONObject) -> Bool {
+        header["type"]?.stringValue.map(Wire.commandTypes.contains) ?? false
+    }
+
+    private func refusedUnparsed(_ r: Rejection, _ frames: [[UInt8]]) -> Decoded {
+        let (requestId, isCommand) = Self.readable(frames)
+        return .refused(r, requestId: requestId, isCommand: isCommand)
     }
 
     /// `frames` as the ROUTER received them: routing id first.
@@ -34,18 +46,15 @@ struct RequestDecoder {
                             requestId: nil, isCommand: false)
         }
         guard frames.count == 5 else {
-            return .refused(Rejection(.badRequest, "a request is 4 frames (\"\", \"SLAM/1\", header, body); got \(frames.count - 1)",
-                                      details: ["frames": .int(Int64(frames.count - 1))]),
-                            requestId: Self.readableRequestId(frames), isCommand: false)
+            return refusedUnparsed(Rejection(.badRequest, "a request is 4 frames (\"\", \"SLAM/1\", header, body); got \(frames.count - 1)",
+                                             details: ["frames": .int(Int64(frames.count - 1))]), frames)
         }
         guard frames[1].isEmpty else {
-            return .refused(Rejection(.badRequest, "frame 0 must be the empty delimiter"), requestId: Self.readableRequestId(frames),
-                            isCommand: false)
+            return refusedUnparsed(Rejection(.badRequest, "frame 0 must be the empty delimiter"), frames)
         }
         guard frames[2] == Wire.protocolFrame else {
-            return .refused(Rejection(.unsupportedProtocol, "this server speaks SLAM/1",
-                                      details: ["supported": .array([.string("SLAM/1")])]),
-                            requestId: Self.readableRequestId(frames), isCommand: false)
+            return refusedUnparsed(Rejection(.unsupportedProtocol, "this server speaks SLAM/1",
+                                             details: ["supported": .array([.string("SLAM/1")])]), frames)
         }
         let header: JSONObject
         do {
@@ -61,10 +70,11 @@ struct RequestDecoder {
         func refuse(_ r: Rejection, command: Bool = false) -> Decoded { .refused(r, requestId: echoId, isCommand: command) }
         guard let requestId = echoId else {
             return refuse(.badField("header.requestId", header["requestId"] == nil ? "header.requestId is required"
-                                                                                  : "header.requestId must be a string"))
+                                                                                  : "header.requestId must be a string"),
+                          command: Self.namesCommand(header))
         }
         guard (1...64).contains(requestId.unicodeScalars.count) else {
-            return refuse(.badField("header.requestId", "header.requestId must be 1 to 64 characters"))
+            return refuse(.badField("header.requestId", "header.requestId must be 1 to 64 characters"), command: Self.namesCommand(header))
         }
         guard let type = header["type"]?.stringValue else {
             return refuse(.badField("header.type", header["type"] == nil ? "header.type is required" : "header.type must be a string"))

@@ -139,6 +139,31 @@ struct SubscriberTests {
         }
     }
 
+    @Test("a heartbeat names all five categories, 0 for one without events, even on an empty store")
+    func heartbeatNamesEveryCategory() throws {
+        try withServer { server in
+            let sub = try server.context.socket(.sub)
+            defer { sub.close() }
+            try sub.setReceiveTimeout(ms: Int32(waitTimeoutMs))
+            try sub.subscribe("$heartbeat")
+            try sub.connect(server.eventsEndpoint)
+            func nextHeartbeat() throws -> JSON {
+                let frames = try #require(try sub.receive(), "no heartbeat")
+                #expect(frames.count == 2 && frames[0] == Array("$heartbeat".utf8))
+                return try JSONParser.parse(frames[1])
+            }
+            let empty = try nextHeartbeat()
+            #expect(empty["headSeq"] == 0)
+            #expect(empty["categories"] == ["concert": 0, "queue": 0, "reservation": 0, "user": 0, "wallet": 0])
+            let c = try server.client()
+            defer { c.close() }
+            try registerMany(c, 2)
+            var hb = try nextHeartbeat()
+            while hb["headSeq"] != 2 { hb = try nextHeartbeat() }  // the heartbeat may predate the commands
+            #expect(hb["categories"] == ["concert": 0, "queue": 0, "reservation": 0, "user": 2, "wallet": 0])
+        }
+    }
+
     @Test("GetStats.publishedSeq is the relay's progress as it is, not as the writer last stored it")
     func publishedSeqIsLive() throws {
         // With sweeps an hour apart the writer runs a transaction only for commands, so the

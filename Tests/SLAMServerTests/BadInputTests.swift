@@ -71,6 +71,15 @@ struct BadInputTests {
                        code: "UNSUPPORTED_PROTOCOL"),
             BadRequest("delimiter not empty", frames: [Array("x".utf8), Array("SLAM/1".utf8), Array(stats.utf8), Array(validBody.utf8)],
                        requestId: "frames"),
+            // A readable header naming a command: `replayed: false` too (section 3: on every reply
+            // to a command).
+            BadRequest("protocol SLAM/2, a command", frames: [[], Array("SLAM/2".utf8),
+                                                              Array(header(type: "RegisterUser", requestId: "fc", key: "kfc").utf8),
+                                                              Array(#"{"name":"x"}"#.utf8)],
+                       requestId: "fc", code: "UNSUPPORTED_PROTOCOL", replayed: false),
+            BadRequest("3 frames, a command", frames: [[], Array("SLAM/1".utf8),
+                                                       Array(header(type: "RegisterUser", requestId: "fd", key: "kfd").utf8)],
+                       requestId: "fd", replayed: false),
             // Header.
             BadRequest("bad UTF-8 in the header",
                        frames: [[], Array("SLAM/1".utf8), Array(#"{"type":"GetStats","requestId":""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8),
@@ -87,6 +96,10 @@ struct BadInputTests {
                        field: "header.requestId"),
             BadRequest("requestId empty", header: #"{"type":"GetStats","requestId":""}"#, body: validBody, requestId: "",
                        field: "header.requestId"),
+            BadRequest("requestId missing, a command", header: #"{"type":"RegisterUser","idempotencyKey":"krm"}"#,
+                       body: #"{"name":"x"}"#, requestId: nil, field: "header.requestId", replayed: false),
+            BadRequest("requestId a number, a command", header: #"{"type":"RegisterUser","requestId":7,"idempotencyKey":"krn"}"#,
+                       body: #"{"name":"x"}"#, requestId: nil, field: "header.requestId", replayed: false),
             BadRequest("requestId 65 characters", header: header(type: "GetStats", requestId: String(repeating: "r", count: 65)),
                        body: validBody, requestId: String(repeating: "r", count: 65), field: "header.requestId"),
             BadRequest("type missing", header: #"{"requestId":"t1"}"#, body: validBody, requestId: "t1", field: "header.type"),

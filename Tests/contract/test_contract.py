@@ -1248,6 +1248,10 @@ RAW_CASES = [
      "PAYLOAD_TOO_LARGE", False),
     ("payload-too-large-before-protocol", lambda: [b"", b"SLAM/2", _hdr(), b" " * (70 * 1024)],
      "PAYLOAD_TOO_LARGE", False),
+    # A readable header naming a command: `replayed: false` as well (section 3).
+    ("SLAM/2-command", lambda: [b"", b"SLAM/2", _hdr("RegisterUser", idempotencyKey="k-proto"), b'{"name": "x"}'],
+     "UNSUPPORTED_PROTOCOL", True),
+    ("three-frames-command", lambda: [b"", PROTO, _hdr("RegisterUser", idempotencyKey="k-frames")], "BAD_REQUEST", True),
 ]
 
 
@@ -1259,6 +1263,8 @@ def test_bad_frames(sock, frames, code, echoed):
         assert r.header.get("requestId") == json.loads(sent[2])["requestId"], r.header
     else:
         assert "requestId" not in r.header, r.header
+    names_command = echoed and json.loads(sent[2]).get("type") == "RegisterUser"
+    assert r.header.get("replayed") == (False if names_command else None), r.header
 
 
 @pytest.mark.parametrize("header, field", [
@@ -1266,6 +1272,7 @@ def test_bad_frames(sock, frames, code, echoed):
     pytest.param({"type": "GetStats", "requestId": 5}, "header.requestId", id="requestId-number"),
     pytest.param({"type": "GetStats", "requestId": ""}, "header.requestId", id="requestId-empty"),
     pytest.param({"type": "GetStats", "requestId": "r" * 65}, "header.requestId", id="requestId-65"),
+    pytest.param({"type": "RegisterUser", "idempotencyKey": "k-no-id"}, "header.requestId", id="requestId-missing-command"),
     pytest.param({"requestId": "r-no-type"}, "header.type", id="type-missing"),
     pytest.param({"type": 7, "requestId": "r-type-number"}, "header.type", id="type-number"),
     pytest.param({"type": "RegisterUser", "requestId": "r-long-key", "idempotencyKey": "k" * 129},
@@ -1282,6 +1289,8 @@ def test_bad_header_fields(sock, header, field):
     body = b'{"name": "x"}' if header.get("type") == "RegisterUser" else b"{}"
     r = raw_exchange(sock, [b"", PROTO, json.dumps(header).encode(), body], "BAD_REQUEST")
     assert r.body.get("details", {}).get("field") == field, r.body
+    # section 3: `replayed` on every reply to a command, whatever the header got wrong
+    assert r.header.get("replayed") == (False if header.get("type") == "RegisterUser" else None), r.header
     if field != "header.requestId":
         assert r.header.get("requestId") == header["requestId"], "a readable requestId is echoed"
 
@@ -1403,7 +1412,10 @@ def test_published_events_and_heartbeat(server, ctx, sock):
         later = wait_heartbeat(sub, seen)
         assert later["storeId"] == stats["storeId"]
         assert later["headSeq"] >= header["seq"]
-        assert later["categories"].get("user", 0) >= header["categorySeq"]
+        assert later["categories"]["user"] >= header["categorySeq"]
+        # every category is named, with 0 until it has an event
+        assert set(later["categories"]) == {"user", "wallet", "concert", "queue", "reservation"}, later
+        assert set(hb["categories"]) == set(later["categories"]), hb
     finally:
         sub.close(linger=0)
 
