@@ -66,9 +66,9 @@ public struct JSONParser {
     private mutating func parseObject(depth: Int) throws -> JSON {
         if depth > maxDepth { throw error("nesting too deep") }
         i += 1
-        var obj = JSONObject()
+        var members: [(String, JSON)] = []
         skipWhitespace()
-        if i < buf.count, buf[i] == UInt8(ascii: "}") { i += 1; return .object(obj) }
+        if i < buf.count, buf[i] == UInt8(ascii: "}") { i += 1; return .object(JSONObject()) }
         while true {
             skipWhitespace()
             guard i < buf.count, buf[i] == UInt8(ascii: "\"") else { throw error("expected a member name") }
@@ -77,11 +77,11 @@ public struct JSONParser {
             guard i < buf.count, buf[i] == UInt8(ascii: ":") else { throw error("expected ':'") }
             i += 1
             skipWhitespace()
-            obj[key] = try parseValue(depth: depth)
+            members.append((key, try parseValue(depth: depth)))
             skipWhitespace()
             guard i < buf.count else { throw error("unexpected end of input") }
             if buf[i] == UInt8(ascii: ",") { i += 1; continue }
-            if buf[i] == UInt8(ascii: "}") { i += 1; return .object(obj) }
+            if buf[i] == UInt8(ascii: "}") { i += 1; return .object(JSONObject(members)) }
             throw error("expected ',' or '}'")
         }
     }

@@ -188,6 +188,21 @@ struct JSONParserTests {
         #expect(o.count == 2)
     }
 
+    @Test("a large object keeps the same rules: order of first appearance, last value of a repeated name")
+    func largeObjectMembers() throws {
+        // Past 16 members repeated names are found by hashing; the result must not differ.
+        let names = (0..<5000).map { "k\($0)" }
+        var text = "{" + names.map { "\"\($0)\":0" }.joined(separator: ",")
+        text += ",\"k17\":1,\"k4999\":2,\"k0\":3,\"new\":4}"
+        let o = try #require(try JSONParser.parse(text).objectValue)
+        #expect(o.keys == names + ["new"])
+        #expect(o["k17"] == .int(1) && o["k4999"] == .int(2) && o["k0"] == .int(3) && o["new"] == .int(4) && o["k18"] == .int(0))
+        let pairs: [(String, JSON)] = (0..<40).map { ("k\($0 % 20)", .int(Int64($0))) }
+        let built = JSONObject(pairs)
+        #expect(built.keys == (0..<20).map { "k\($0)" })
+        #expect(built["k3"] == .int(23))
+    }
+
     @Test("objects are equal whatever their members' order")
     func objectEquality() throws {
         #expect(try JSONParser.parse(#"{"a":1,"b":[2]}"#) == JSONParser.parse(#"{"b":[2],"a":1}"#))
