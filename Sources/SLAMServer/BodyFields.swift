@@ -41,11 +41,16 @@ struct BodyFields {
         return try id(key)
     }
 
-    /// A name: 1 to 100 characters after trimming; returned trimmed.
+    /// A name: 1 to 100 characters after trimming, none of them U+0000 (SQLite stores it, but
+    /// GRDB reads text up to the first NUL, so the read models would answer a name cut short);
+    /// returned trimmed.
     func name(_ key: String) throws(Rejection) -> String {
         let trimmed = try string(key).trimmingWhitespace()
         guard (1...100).contains(trimmed.unicodeScalars.count) else {
             throw .badField(path(key), "\(path(key)) must be 1 to 100 characters after trimming")
+        }
+        guard !trimmed.unicodeScalars.contains("\0") else {
+            throw .badField(path(key), "\(path(key)) must not contain U+0000")
         }
         return trimmed
     }

@@ -206,6 +206,8 @@ struct BadInputTests {
                      body: #"{"userId":"\#(userId)","scheduleId":"\#(scheduleId)","seatNumbers":["1"]}"#, field: "seatNumbers.0"),
             .command("empty name", "RegisterUser", body: #"{"name":""}"#, field: "name"),
             .command("white space name", "RegisterUser", body: #"{"name":"  \t\n "}"#, field: "name"),
+            .command("name with U+0000", "RegisterUser", body: #"{"name":"Zo\u0000e"}"#, field: "name"),
+            .command("artist with U+0000", "CreateConcert", body: #"{"name":"Tour","artist":"\u0000"}"#, field: "artist"),
             .command("name of 101 characters", "RegisterUser", body: #"{"name":"\#(String(repeating: "é", count: 101))"}"#,
                      field: "name"),
             .command("empty artist", "CreateConcert", body: #"{"name":"A","artist":" "}"#, field: "artist"),
