@@ -756,6 +756,28 @@ def test_free_reservation(sock):
 # Queue
 # =============================================================================================
 
+def test_leaving_active_token_admits_next_and_answers_own_position(sock):
+    # An active token leaves while another waits: the command's QueueLeft, then the server's
+    # admission of the next token (system:queue). The reply's position is the command's last
+    # event (section 2), the QueueLeft, not the admission after it.
+    cid = new_concert(sock, "Leave Night", "Leave Band")
+    q = ok(sock, "ScheduleConcert", schedule_body(cid, queue={"maxActive": 1}))["scheduleId"]
+    u1, u2 = new_user(sock, "leaver"), new_user(sock, "next")
+    t1 = ok(sock, "JoinQueue", {"userId": u1, "scheduleId": q})["tokenId"]
+    t2 = ok(sock, "JoinQueue", {"userId": u2, "scheduleId": q})["tokenId"]
+    start = head_seq(sock)
+    key = new_key()
+    h, b = call(sock, "LeaveQueue", {"userId": u1, "tokenId": t1}, key)
+    assert h["ok"] and b == {"tokenId": t1, "status": "EXPIRED"}, b
+    events = events_since(sock, start)
+    (left,) = by_cause(events, key)
+    assert left["header"]["type"] == "QueueLeft" and h["position"] == left["header"]["position"], (h, left)
+    admitted = [e for e in events if e["header"]["type"] == "QueueTokenActivated" and e["body"]["tokenId"] == t2]
+    assert len(admitted) == 1 and admitted[0]["header"]["causationId"] == "system:queue", admitted
+    assert admitted[0]["header"]["position"] > h["position"]
+    assert ok(sock, "GetQueueStatus", {"tokenId": t2})["status"] == "ACTIVE"
+
+
 def test_queue_flow(sock):
     cid = new_concert(sock, "Queue Night", "Queue Band")
     start = head_seq(sock)
