@@ -157,8 +157,11 @@ extension JSON {
 
     private var canonicalized: JSON {
         switch self {
-        case .double(let d):
-            if let i = self.int64Value, abs(d) < 9.007199254740992e15 { return .int(i) }
+        case .double:
+            // Integral and inside Int64: the integer the body fields read from it (`int64Value`),
+            // whatever its spelling (`1e16`, `10000000000000000.0`); past 2^53 one double stands
+            // for several integer spellings, and the server reads it as that one integer too.
+            if let i = self.int64Value { return .int(i) }
             return self
         case .array(let a): return .array(a.map(\.canonicalized))
         case .object(let o): return .object(JSONObject(o.members.map { ($0.key, $0.value.canonicalized) }))

@@ -25,6 +25,10 @@ struct JSONCanonicalTests {
         Same(a: #"{"s":"A/é"}"#, b: #"{"s":"\u0041\/\u00e9"}"#),
         Same(a: #"{"s":"😀"}"#, b: #"{"s":"\ud83d\ude00"}"#),
         Same(a: #"{"a":1,"a":2}"#, b: #"{"a":2}"#),
+        // Integral values past 2^53 that a double holds exactly: one value, as the body fields
+        // read them (PROTOCOL.md section 3: number spelling does not matter).
+        Same(a: #"{"n":10000000000000000}"#, b: #"{"n":1e16}"#),
+        Same(a: #"{"n":4611686018427387904}"#, b: #"{"n":4611686018427387904.0}"#),
     ])
     func same(_ c: Same) throws {
         #expect(try Array(JSONParser.parse(c.a).canonical.utf8) == Array(JSONParser.parse(c.b).canonical.utf8))
