@@ -35,7 +35,13 @@ final class CommandWriter: @unchecked Sendable {
     /// the injected clock.
     private var nextSweep: Millis = 0
     private let wall = SystemClock()
+    /// When the next prune of idempotency records is due, in wall-clock time like the sweep;
+    /// what it deletes is decided with the injected clock.
     private var nextPrune: Millis = 0
+    /// The heads in memory may be out of step with the database: a batch failed and re-reading
+    /// them failed too. The next batch re-reads them first, inside its transaction, and fails
+    /// (committing nothing) if it cannot: no append ever starts from a stale head.
+    private var headsStale = false
 
     init(store: EventStore, clock: Clock, config: ServerConfig, queue: BoundedQueue<CommandJob>, replies: ReplySink,
          stats: ServerStats, walHook: WalHook? = nil, committed: @escaping (Int64, [String: Int64]) -> Void) throws {
@@ -85,18 +91,25 @@ final class CommandWriter: @unchecked Sendable {
         // What this transaction records as published: the relay may move on meanwhile, and the
         // newer value must not be taken as recorded (it would stay unrecorded until the next move).
         let published = publishedSeq.get()
+        var sweepBacklog = false
+        var failed = false
         do {
             try store.pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
-                    if sweep { try self.sweep(db, now: now) }
+                    if self.headsStale {
+                        try self.writer.reload(db)
+                        self.headsStale = false
+                    }
+                    if sweep { sweepBacklog = try self.sweep(db, now: now) }
                     for job in jobs { outgoing.append(try self.process(job, db)) }
                     try self.writer.flushMeta(db)
                     if published != self.recordedPublishedSeq {
                         try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'publishedSeq'", arguments: [String(published)])
                     }
-                    if now >= self.nextPrune {
-                        try self.writer.pruneIdempotency(db, before: now - self.config.idempotencyRetention)
-                        self.nextPrune = now + 10_000
+                    if self.wall.now() >= self.nextPrune {
+                        let limit = self.config.pruneLimit
+                        let pruned = try self.writer.pruneIdempotency(db, before: now - self.config.idempotencyRetention, limit: limit)
+                        self.nextPrune = pruned == limit ? 0 : self.wall.now() + self.config.pruneInterval
                     }
                     return .commit
                 }
@@ -106,14 +119,22 @@ final class CommandWriter: @unchecked Sendable {
             // Nothing of the batch is committed: every client gets INTERNAL and may retry with
             // its key; the decision state is reloaded from the database on demand.
             logError("batch of \(jobs.count) failed: \(error)")
+            failed = true
             state = DomainState()
-            try? store.pool.read { db in try writer.reload(db) }
+            do {
+                try store.pool.read { db in try writer.reload(db) }
+            } catch {
+                logError("re-reading the heads after a failed batch: \(error); the next batch re-reads them first")
+                headsStale = true
+            }
             outgoing = jobs.map { job in
                 Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: false, replayed: false),
                             body: Wire.errorBody(Rejection(.internal, "the command could not be committed; retry with the same key")))
             }
         }
-        if sweep { nextSweep = wall.now() + config.sweepInterval }
+        // A committed sweep that left due holds behind is due again at once; otherwise (and
+        // after a failed batch, which must not be retried in a loop) after the interval.
+        if sweep { nextSweep = sweepBacklog && !failed ? wall.now() : wall.now() + config.sweepInterval }
         replies.push(outgoing)
         stats.batches.update { $0 += 1 }
         // The writer's own checkpoint, if one is due, after the replies and before the relay
@@ -262,12 +283,14 @@ final class CommandWriter: @unchecked Sendable {
 
     // MARK: Sweeps
 
-    /// Records due hold expiries (found through the expiry index, never a scan) and runs every
-    /// queue whose next admission or expiry is due.
-    private func sweep(_ db: Database, now: Millis) throws {
+    /// Records due hold expiries (found through the expiry index, never a scan), at most
+    /// `sweepExpiryLimit`, and runs every queue whose next admission or expiry is due. Returns
+    /// whether it left due holds behind (it reached the limit).
+    private func sweep(_ db: Database, now: Millis) throws -> Bool {
+        let limit = config.sweepExpiryLimit
         let due = try String.fetchAll(db.cachedStatement(sql: """
-            SELECT reservation_id FROM reservations WHERE status = 'HELD' AND expires_at < ? ORDER BY expires_at LIMIT 2000
-            """), arguments: [now])
+            SELECT reservation_id FROM reservations WHERE status = 'HELD' AND expires_at < ? ORDER BY expires_at LIMIT ?
+            """), arguments: [now, limit])
         for reservationId in due {
             _ = try execute(.expireHold(reservationId: reservationId), causation: "system:expiry", db: db, now: now, counted: false)
         }
@@ -278,6 +301,7 @@ final class CommandWriter: @unchecked Sendable {
                 _ = try execute(.tickQueue(scheduleId: scheduleId), causation: "system:queue", db: db, now: now, counted: false)
             }
         }
+        return due.count == limit
     }
 }
 

@@ -25,6 +25,15 @@ public struct ServerConfig: Sendable {
     public var idempotencyRetention: Millis = 24 * 3600 * 1000
     /// How often the writer looks for due holds and queue work (at most one second late).
     public var sweepInterval: Millis = 200
+    /// The most due holds one sweep records. A sweep that reaches it is due again at once, so a
+    /// backlog (after a restart, say) is recorded batch after batch, commands still decided in
+    /// between, not one batch per `sweepInterval`.
+    public var sweepExpiryLimit = 2000
+    /// How often the writer deletes idempotency records past `idempotencyRetention`, and the
+    /// most one prune deletes; a prune that reaches the limit is due again with the next batch,
+    /// so the table keeps up with any sustained rate, a thousand records at a time.
+    public var pruneInterval: Millis = 10_000
+    public var pruneLimit = 1000
     /// The WAL checkpoint policy (see `Checkpointer` and `WalHook`): each time the WAL grows by
     /// this many frames the checkpointer thread runs a PASSIVE checkpoint; past eight times this
     /// many, once the checkpointer's next one is done, the writer checkpoints what is left

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import SLAMClient
 import SLAMDomain
 import SLAMJSON
@@ -85,6 +86,57 @@ struct HoldExpiryTests {
             // The confirmed reservation and bob's hold are untouched.
             #expect(try reservation(s, bId)["status"] == "CONFIRMED")
             #expect(try reservation(s, bobId)["status"] == "HELD")
+        }
+    }
+
+    /// More holds lapse than one sweep records (`sweepExpiryLimit`, 3 here): after a restart
+    /// every one is recorded batch after batch, without waiting for the next sweep interval (an
+    /// hour here).
+    @Test func aBacklogOfLapsedHoldsIsRecordedAtOnce() throws {
+        let clock = manualClock()
+        try withHarness(clock: clock, configure: { $0.sweepInterval = 3_600_000; $0.sweepExpiryLimit = 3 }) { h in
+            var s = try h.scenario()
+            let users = try (0..<3).map { try s.registerUser("fan\($0)", charge: 100_000) }
+            let scheduleId = try s.openSchedule(now: clock.now(), seats: 20, price: 1_000)
+            var ids: [String] = []
+            for n in 1...10 {
+                let r = try hold(s, users[(n - 1) % 3], scheduleId, [Int64(n)])
+                ids.append(try #require(r.body["reservationId"]?.string, "\(r.text)"))
+            }
+            clock.advance(by: Self.holdTtl + 1)
+            try h.restart()
+            s = try h.scenario()
+            try pollUntil("every lapsed hold recorded") { try ids.allSatisfy { try reservation(s, $0)["status"] == "EXPIRED" } }
+            let expired = try readEvents(s, category: "reservation").filter { $0.type == "HoldExpired" }
+            #expect(expired.count == ids.count)
+            #expect(Set(expired.compactMap { $0.body["reservationId"]?.string }) == Set(ids))
+            #expect(expired.allSatisfy { $0.causationId == "system:expiry" })
+        }
+    }
+
+    /// Idempotency records past the retention go `pruneLimit` at a time (2 here); a prune that
+    /// reaches the limit runs again with the next batch, so a backlog goes without waiting for
+    /// `pruneInterval` (an hour here), and a key whose record went executes anew.
+    @Test func aBacklogOfIdempotencyRecordsIsPrunedBatchAfterBatch() throws {
+        let clock = manualClock()
+        try withHarness(clock: clock, configure: {
+            $0.pruneInterval = 3_600_000; $0.pruneLimit = 2; $0.idempotencyRetention = 60_000
+        }) { h in
+            var s = try h.scenario()
+            let user = try s.registerUser("keeper")
+            for k in 0..<7 { _ = try s.must("ChargePoints", ["userId": .string(user), "amount": 1], key: "old-\(k)") }
+            let store = try #require(h.server?.store)
+            #expect(try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM idempotency") } == 8)
+            clock.advance(by: 60_001)
+            try h.restart()  // the start-up batch prunes the first 2; the sweeps' batches the rest
+            s = try h.scenario()
+            let restarted = try #require(h.server?.store)
+            try pollUntil("every record past the retention pruned") {
+                try restarted.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM idempotency") } == 0
+            }
+            let again = try s.call("ChargePoints", ["userId": .string(user), "amount": 1], key: "old-0")
+            #expect(again.ok && again.replayed == false, "\(again.text)")
+            #expect(try s.must("GetUser", ["userId": .string(user)])["balance"] == 8)
         }
     }
 
