@@ -186,6 +186,9 @@ final class CommandWriter: @unchecked Sendable {
             body = Wire.resultBody(result)
             if let lastOwn { position = lastOwn }
         case .rejected(let r): body = Wire.errorBody(r)
+        case .failed:
+            // Rolled back alone; like any refusal before execution, not recorded.
+            return refuse(Rejection(.internal, "the command could not be executed and nothing of it was committed; retry with the same key"))
         }
         let ok: Bool
         if case .accepted = outcome { ok = true } else { ok = false }
@@ -198,11 +201,17 @@ final class CommandWriter: @unchecked Sendable {
         /// The result, and the position of the last event the command itself caused (nil: none).
         case accepted(JSONObject, lastOwn: Int64?)
         case rejected(Rejection)
+        /// Recording the decision failed (an SQLite error in an append or a projection): rolled
+        /// back to the command's savepoint, and the batch goes on without it.
+        case failed
     }
 
     /// Decides a command and, when accepted, appends its events in a savepoint: a failure rolls
-    /// back only this command's writes and the in-memory state is dropped (it reloads from the
-    /// database); the error then fails the batch. Deciding reads and writes nothing, so a
+    /// back only this command's writes, the in-memory state is dropped (it reloads from the
+    /// database, the transaction's own writes included) and the outcome is `failed`, so the
+    /// other commands of the batch still commit (DESIGN.md section 3). If the transaction itself
+    /// is gone (SQLite rolls it back whole on some errors, and then no savepoint is left to
+    /// roll back to), the error fails the batch. Deciding reads and writes nothing, so a
     /// rejection (most commands in a rush) costs no savepoint.
     private func execute(_ command: Command, causation: String, db: Database, now: Millis, counted: Bool = true) throws -> Outcome {
         try preload(command, db)
@@ -229,7 +238,8 @@ final class CommandWriter: @unchecked Sendable {
             try statements.statement(db, "RELEASE command").run()
             writer.rollback(to: mark)
             state = DomainState()
-            throw error
+            logError("\(command) (\(causation)) failed and was rolled back alone: \(error)")
+            return .failed
         }
     }
 

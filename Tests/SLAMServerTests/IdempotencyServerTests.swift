@@ -192,3 +192,50 @@ struct IdempotencyServerTests {
         }
     }
 }
+
+/// DESIGN.md section 3: a command whose writes fail rolls back only its savepoint. A trigger
+/// (installed through the server's own writer connection) aborts the users projection's insert
+/// for one name; that command is answered INTERNAL and not recorded, the others pipelined around
+/// it (many in its batch) commit, seq stays contiguous, and once the fault is gone a retry with
+/// the same key executes.
+@Suite("Server over real sockets: a failing command")
+struct FailingCommandTests {
+    @Test func aFailingCommandIsRolledBackAlone() throws {
+        try withServer { ts in
+            let c = try ts.client()
+            defer { c.close() }
+            try ts.server.store.pool.write { db in
+                try db.execute(sql: """
+                    CREATE TRIGGER inject_fault BEFORE INSERT ON users WHEN NEW.name = 'boom'
+                    BEGIN SELECT RAISE(ABORT, 'injected fault'); END
+                    """)
+            }
+            let headBefore = try c.call("GetStats").body["headSeq"]?.int64Value ?? -1
+            // Pipelined in one burst, so that the writer finds many of them waiting with the
+            // faulty one and takes them in its batch.
+            var ids: [String: String] = [:]
+            for n in 0..<60 {
+                let name = n == 30 ? "boom" : "fan\(n)"
+                ids[try c.send("RegisterUser", ["name": .string(name)], key: "fault-\(n)")] = name
+            }
+            var replies: [String: Reply] = [:]
+            while replies.count < ids.count {
+                let r = try #require(try c.receive(), "a reply for every request")
+                replies[ids[r.requestId ?? ""] ?? "?"] = r
+            }
+            let boom = try #require(replies["boom"])
+            #expect(boom.code == "INTERNAL" && boom.replayed == false && boom.position == nil, "\(boom.body)")
+            #expect(replies.filter { $0.key != "boom" }.allSatisfy { $0.value.ok }, "every other command committed")
+
+            let events = try c.call("ReadEvents", ["afterSeq": .int(headBefore), "limit": 1000]).body["events"]?.arrayValue ?? []
+            #expect(events.count == 59)
+            let seqs = events.compactMap { $0["header"]?["seq"]?.int64Value }
+            #expect(seqs == Array((headBefore + 1)...(headBefore + 59)), "seq contiguous across the rolled-back command")
+            #expect(!events.contains { $0["body"]?["name"]?.stringValue == "boom" })
+
+            try ts.server.store.pool.write { db in try db.execute(sql: "DROP TRIGGER inject_fault") }
+            let retry = try c.call("RegisterUser", ["name": "boom"], key: "fault-30")
+            #expect(retry.ok && retry.replayed == false, "not recorded: the retry executes")
+        }
+    }
+}
