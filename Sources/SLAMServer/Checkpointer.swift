@@ -10,7 +10,9 @@ import SLAMDomain
 /// never waits, so a reader that keeps an old snapshot can stop it from catching up and the WAL
 /// grows: this thread also watches the WAL every 100 ms (and reports its size and peak in
 /// GetStats), and past `walTruncateBytes` runs a TRUNCATE checkpoint, which waits for the
-/// readers (queries are short) and empties the file. `journal_size_limit` (set to
+/// readers (queries are short) and empties the file. While it waits it holds off the writer, so
+/// it waits at most `walTruncateWait` (100 ms) and, held off by a reader, tries again only
+/// `walTruncateRetry` (1 s) later. `journal_size_limit` (set to
 /// `walTruncateBytes`) trims the file after a restart only past that size: below it the file
 /// keeps its largest extent and is overwritten from the start. So under constant load with
 /// readers always open the WAL stays bounded.
@@ -59,7 +61,8 @@ final class Checkpointer: @unchecked Sendable {
 
     func start() throws {
         var c = Configuration()
-        c.busyMode = .timeout(10)
+        // Only the TRUNCATE checkpoint waits (PASSIVE ones never call the busy handler).
+        c.busyMode = .timeout(Double(config.walTruncateWait) / 1000)
         let queue = try DatabaseQueue(path: path, configuration: c)
         ThreadRole.start("slam-checkpoint", priority: .background) { [self] in
             run(queue)
@@ -148,22 +151,33 @@ final class Checkpointer: @unchecked Sendable {
     }
 
     private func run(_ queue: DatabaseQueue) {
+        var nextTruncate = DispatchTime.now()
         while !stopFlag.get() {
             _ = wake.wait(timeout: .now() + .milliseconds(100))
             passiveIfRequested(queue)
             let size = walSize()
             stats.walBytes.set(size)
             stats.walPeakBytes.update { $0 = max($0, size) }
-            if size > config.walTruncateBytes {
+            if size > config.walTruncateBytes, DispatchTime.now() >= nextTruncate {
                 let mode = "TRUNCATE"
+                var blocked = false, completed = false
                 do {
-                    try queue.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") }
-                    stats.checkpoints.update { $0 += 1 }
+                    // Its first column is 1 when readers (or a writer) kept it from completing.
+                    let row = try queue.writeWithoutTransaction { db in try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") }
+                    blocked = (row?[0] as Int64?) != 0
+                    completed = !blocked
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+                    blocked = true
                 } catch let error as DatabaseError {
                     checkpointFailed(mode, code: error.extendedResultCode.rawValue, "\(error)")
                 } catch {
                     logError("WAL checkpoint (\(mode)): \(error)")
                 }
+                if blocked {
+                    stats.truncatesBlocked.update { $0 += 1 }
+                    nextTruncate = .now() + .milliseconds(Int(config.walTruncateRetry))
+                }
+                if completed { stats.checkpoints.update { $0 += 1 } }
             }
         }
     }

@@ -33,9 +33,10 @@ final class ServerStats: @unchecked Sendable {
     /// The WAL file's size after the last commit, and its peak since start.
     let walBytes = Shared<Int64>(0)
     let walPeakBytes = Shared<Int64>(0)
-    /// TRUNCATE checkpoints (the WAL past `walTruncateBytes`) and PASSIVE ones run by the
-    /// checkpointer thread at the writer's request.
+    /// TRUNCATE checkpoints (the WAL past `walTruncateBytes`) completed, those a reader held
+    /// off, and PASSIVE ones run by the checkpointer thread at the writer's request.
     let checkpoints = Shared<Int64>(0)
+    let truncatesBlocked = Shared<Int64>(0)
     let passiveCheckpoints = Shared<Int64>(0)
     /// Times the WAL started over from its beginning, and checkpoints the writer ran itself
     /// (`WalHook.checkpointIfDue`) to let it.
@@ -46,7 +47,7 @@ final class ServerStats: @unchecked Sendable {
     var fields: [(String, Int64)] {
         [("walBytes", walBytes.get()), ("walPeakBytes", walPeakBytes.get()), ("walCheckpoints", checkpoints.get()),
          ("walPassiveCheckpoints", passiveCheckpoints.get()), ("walRestarts", walRestarts.get()),
-         ("walWriterCheckpoints", writerCheckpoints.get()),
+         ("walWriterCheckpoints", writerCheckpoints.get()), ("walTruncatesBlocked", truncatesBlocked.get()),
          ("batches", batches.get())]
     }
 }

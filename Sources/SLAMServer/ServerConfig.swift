@@ -41,6 +41,12 @@ public struct ServerConfig: Sendable {
     /// checkpointer runs a TRUNCATE checkpoint.
     public var walAutocheckpointPages = 1000
     public var walTruncateBytes: Int64 = 64 * 1024 * 1024
+    /// How long a TRUNCATE checkpoint waits for readers to leave the WAL before giving up (it
+    /// holds off the writer while it waits), and how long the checkpointer then leaves before
+    /// trying again: a reader that keeps an old snapshot costs the writer at most this wait per
+    /// `walTruncateRetry`, never its own busy timeout (5 s, which would fail its batch).
+    public var walTruncateWait: Millis = 100
+    public var walTruncateRetry: Millis = 1000
     /// The writer's page cache (SQLite `cache_size`), in KiB. Bigger is not better: every
     /// commit costs SQLite time that grows with the pages cached, and a page missing from this
     /// cache is read from the OS page cache. Measured under the rush (`slam bench --max`, writer

@@ -208,6 +208,46 @@ struct WalHookTests {
         #expect(bound < commitsPastHard / 2, "the bound \(bound) tells backing off from a checkpoint after every commit")
     }
 
+    @Test("a reader that keeps the WAL from starting over: the TRUNCATE backstop waits for it briefly and never holds off the writer for long")
+    func truncateBackstopDoesNotStallTheWriter() throws {
+        let server = try TestServer { config in
+            config.walTruncateBytes = 256 * 1024
+        }
+        defer { server.shutdown() }
+        let client = try server.client()
+        defer { client.close() }
+        let s = Scenario(client)
+        _ = try s.must("RegisterUser", ["name": "first"])
+        // A reader on an old snapshot: the WAL cannot start over, and grows past the backstop.
+        var readerConfig = Configuration()
+        readerConfig.allowsUnsafeTransactions = true
+        let reader = try DatabaseQueue(path: server.directory.appendingPathComponent("slam.sqlite").path, configuration: readerConfig)
+        try reader.inDatabase { db in
+            try db.beginTransaction(.deferred)
+            _ = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM events")
+        }
+        func stat(_ key: String) throws -> Int64 { try s.must("GetStats")[key]?.int64Value ?? -1 }
+        var n = 0
+        while try stat("walTruncatesBlocked") < 2, n < 100_000 {  // two attempts, a retry apart, both held off
+            _ = try s.must("RegisterUser", ["name": .string("fan \(n)")])
+            n += 1
+        }
+        #expect(try stat("walTruncatesBlocked") >= 2)
+        // Longer than the writer's own busy timeout (5 s): a TRUNCATE that waited for the reader
+        // as long as it liked would fail the writer's batches (INTERNAL) meanwhile.
+        let until = Date().addingTimeInterval(6)
+        while Date() < until {
+            let r = try client.call("RegisterUser", ["name": .string("fan \(n)")], key: UUID().uuidString)
+            #expect(r.ok, "\(r.body)")
+            n += 1
+        }
+        #expect(try stat("walCheckpoints") == 0, "the reader kept every TRUNCATE from completing")
+        try reader.inDatabase { db in try db.commit() }
+        try reader.close()
+        // Reader gone: the next attempt completes.
+        #expect(try eventually { try stat("walCheckpoints") >= 1 }, "a TRUNCATE checkpoint once the reader left")
+    }
+
     @Test("a failed sync of the database file, or an I/O error in a checkpoint, goes to ioFailure (by default: stop at once)")
     func ioFailureIsFatal() throws {
         let f = try Fixture(soft: 16, hard: 64)
