@@ -36,6 +36,10 @@ public struct BenchReport: Sendable {
     public let latency: LatencySummary
     public let publishLag: LatencySummary
     public let eventsReceived: Int
+    /// `HoldExpired` events the bench's subscriber received: holds that actually expired (the
+    /// abandoned ones do only if the server's hold time, `slam serve --hold-ttl`, is shorter than
+    /// the run).
+    public let holdsExpired: Int
     public let walPeakBytes: Int64
     public let commandsExecuted: Int64
     public var invariants: InvariantReport?
@@ -54,7 +58,7 @@ public struct BenchReport: Sendable {
         lines.append("latency      " + latency.text)
         lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received)")
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
-        lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), HOLD_EXPIRED \(o.holdExpired)")
+        lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), leaves \(o.left), token rejections \(o.queueRejections)") }
         lines.append("errors       OVERLOADED \(o.overloaded), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")" + (o.starved > 0 ? ", starved send slots \(o.starved)" : ""))
         if let inv = invariants {
@@ -78,6 +82,7 @@ public struct BenchReport: Sendable {
         w.key("latency"); latency.write(&w)
         w.key("publishLag"); publishLag.write(&w)
         w.field("eventsReceived", eventsReceived)
+        w.field("holdsExpired", holdsExpired)
         w.field("walPeakBytes", walPeakBytes)
         w.field("commandsExecuted", commandsExecuted)
         w.key("outcomes"); w.beginObject()
@@ -89,6 +94,9 @@ public struct BenchReport: Sendable {
                        ("starved", o.starved)] {
             w.field(k, v)
         }
+        w.key("errorCodes"); w.beginObject()
+        for (k, v) in o.errorCodes.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
+        w.endObject()
         w.endObject()
         if let inv = invariants {
             w.key("invariants"); w.beginObject()

@@ -118,7 +118,7 @@ public final class RushBench {
 
         var report = BenchReport(options: opts, setupSeconds: setupSeconds, seconds: elapsed, outcomes: outcomes,
                                  latency: LatencySummary(histogram), publishLag: LatencySummary(lag.histogram),
-                                 eventsReceived: lag.received, walPeakBytes: walPeak,
+                                 eventsReceived: lag.received, holdsExpired: lag.holdsExpired, walPeakBytes: walPeak,
                                  commandsExecuted: (statsAfter.body["commands"]?.int64Value ?? 0)
                                      - (statsBefore.body["commands"]?.int64Value ?? 0))
         if options.verify {
@@ -135,6 +135,7 @@ final class LagSubscriber: @unchecked Sendable {
     let endpoint: String
     private(set) var histogram = newHistogram()
     private(set) var received = 0
+    private(set) var holdsExpired = 0
     private let stopFlag = Shared(false)
     private let seq = Shared<Int64>(0)
     private let done = DispatchSemaphore(value: 0)
@@ -157,6 +158,7 @@ final class LagSubscriber: @unchecked Sendable {
                     let lagMs = max(0, wallMillis() - at)
                     histogram.record(UInt64(lagMs) * 1000 + 1)
                     received += 1
+                    if h["type"]?.stringValue == "HoldExpired" { holdsExpired += 1 }
                     if let s = h["seq"]?.int64Value { seq.set(s) }
                 }
             }

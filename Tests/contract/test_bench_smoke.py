@@ -37,6 +37,9 @@ def check(result, out):
     assert report["outcomes"]["replies"] > 0
     assert report["outcomes"]["holdsWon"] > 0
     assert report["invariants"]["usersChecked"] == 120
+    # every outcome the text reports is in the JSON too
+    assert isinstance(report["holdsExpired"], int) and "expired (HoldExpired received)" in result.stdout
+    assert isinstance(report["outcomes"]["errorCodes"], dict)
     return report
 
 
