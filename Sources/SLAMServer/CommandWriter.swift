@@ -295,14 +295,19 @@ final class CommandWriter: @unchecked Sendable {
 
     /// Records due hold expiries (found through the expiry index, never a scan), at most
     /// `sweepExpiryLimit`, and runs every queue whose next admission or expiry is due. Returns
-    /// whether it left due holds behind (it reached the limit).
+    /// whether it left due holds behind: it reached the limit and recorded some (a batch of due
+    /// holds that could not be recorded, were there ever one, must not make the writer sweep
+    /// them again in a loop).
     private func sweep(_ db: Database, now: Millis) throws -> Bool {
         let limit = config.sweepExpiryLimit
         let due = try String.fetchAll(db.cachedStatement(sql: """
             SELECT reservation_id FROM reservations WHERE status = 'HELD' AND expires_at < ? ORDER BY expires_at LIMIT ?
             """), arguments: [now, limit])
+        var recorded = 0
         for reservationId in due {
-            _ = try execute(.expireHold(reservationId: reservationId), causation: "system:expiry", db: db, now: now, counted: false)
+            let outcome = try execute(.expireHold(reservationId: reservationId), causation: "system:expiry", db: db, now: now,
+                                      counted: false)
+            if case .accepted = outcome { recorded += 1 }
         }
         let queues = try String.fetchAll(db.cachedStatement(sql: "SELECT schedule_id FROM queues WHERE active > 0 OR waiting > 0"))
         for scheduleId in queues {
@@ -311,7 +316,7 @@ final class CommandWriter: @unchecked Sendable {
                 _ = try execute(.tickQueue(scheduleId: scheduleId), causation: "system:queue", db: db, now: now, counted: false)
             }
         }
-        return due.count == limit
+        return due.count == limit && recorded > 0
     }
 }
 
