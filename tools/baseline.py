@@ -26,9 +26,13 @@ def run(label, serve_args, bench_args):
     try:
         cmd = [server.binary, "bench", "--server", server.commands, "--events", server.events, "--json", out, *bench_args]
         print(f"== {label}: slam serve {' '.join(serve_args)}; slam bench {' '.join(bench_args)}", flush=True)
-        subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+        # The bench exits 1 when its invariant checks fail, having written its report: that
+        # run is printed as VIOLATED below (and this script exits 1); with no report, it failed.
+        done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
     finally:
         server.stop()
+    if not os.path.exists(out):
+        sys.exit(f"slam bench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
     with open(out) as f:
         return json.load(f)
 
@@ -65,6 +69,8 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"baseline": base, "groupCommit": shipped, "ratio": ratio}, f, indent=2)
+    if not all(r.get("invariants", {}).get("ok", True) for r in (base, shipped)):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
