@@ -65,9 +65,13 @@ final class Driver: @unchecked Sendable {
         let interval = closedLoop ? 0 : 1_000_000.0 / (Double(options.rate!) / Double(options.threads))
         var nextSend = Double(startAt)
         while nowMicros() < startAt { usleep(200) }
+        // Closed loop: sends owed to each connection, a reply having freed a slot when no user
+        // was ready (all waiting for replies or for their next turn); paid as users become ready,
+        // so the pipelines stay `inFlight` deep.
+        var owed = [Int](repeating: 0, count: sockets.count)
         if closedLoop {
             for (i, _) in sockets.enumerated() {
-                for _ in 0..<options.inFlight { try sendNext(sockets, preferred: i, intended: nowMicros()) }
+                for _ in 0..<options.inFlight where try !sendNext(sockets, preferred: i, intended: nowMicros()) { owed[i] += 1 }
             }
         }
         // The open loop wakes for its next send by a timer with microsecond precision
@@ -84,9 +88,14 @@ final class Driver: @unchecked Sendable {
             if !closing, now >= stopAt { closing = true }
             if closing, pending.isEmpty || now > stopAt + 15_000_000 { break }
             promoteDelayed(now)
+            if !closing, closedLoop {
+                for i in owed.indices {
+                    while owed[i] > 0, readyHead < ready.count, try sendNext(sockets, preferred: i, intended: now) { owed[i] -= 1 }
+                }
+            }
             if !closing, !closedLoop {
                 while nextSend <= Double(now) {
-                    try sendNext(sockets, preferred: nil, intended: UInt64(nextSend))
+                    _ = try sendNext(sockets, preferred: nil, intended: UInt64(nextSend))
                     nextSend += interval
                 }
             }
@@ -101,7 +110,7 @@ final class Driver: @unchecked Sendable {
             for (i, item) in items.prefix(sockets.count).enumerated() where item.isReadable {
                 while let frames = try sockets[i].receive(dontWait: true) {
                     handle(frames)
-                    if closedLoop, !closing { try sendNext(sockets, preferred: i, intended: nowMicros()) }
+                    if closedLoop, !closing, try !sendNext(sockets, preferred: i, intended: nowMicros()) { owed[i] += 1 }
                 }
             }
         }
@@ -122,10 +131,12 @@ final class Driver: @unchecked Sendable {
         return u
     }
 
-    private func sendNext(_ sockets: [ZMQSocket], preferred: Int?, intended: UInt64) throws {
+    /// Sends the next ready user's next command; false (counted as starved) when no user is ready.
+    @discardableResult
+    private func sendNext(_ sockets: [ZMQSocket], preferred: Int?, intended: UInt64) throws -> Bool {
         guard let u = popReady() else {
             outcomes.starved += 1
-            return
+            return false
         }
         let user = users[u]
         counter += 1
@@ -162,6 +173,7 @@ final class Driver: @unchecked Sendable {
         try socket.send([[], Array("SLAM/1".utf8), Array(header.utf8), Array(body.utf8)])
         pending[requestId] = Pending(user: u, action: user.next, intended: intended)
         outcomes.sent += 1
+        return true
     }
 
     /// A round of buying is over: through a queue the user leaves it (freeing the slot for the

@@ -19,7 +19,8 @@ public struct Outcomes: Sendable {
     public var queueRejections = 0
     public var overloaded = 0
     public var otherErrors = 0
-    /// Open loop: send slots with no simulated user ready (the offered rate was not met).
+    /// Send slots with no simulated user ready: in the open loop the offered rate was not met;
+    /// in the closed loop the connection is owed the send, made as soon as a user is ready.
     public var starved = 0
     public var errorCodes: [String: Int] = [:]
 
