@@ -50,7 +50,9 @@ final class Driver: @unchecked Sendable {
     }
 
     func run(context: ZMQContext, startAt: UInt64, stopAt: UInt64) throws {
-        let perThread = max(1, options.connections / options.threads)
+        // The connections shared out among the threads, the first ones taking one more when
+        // they do not divide evenly (9 over 2: 5 and 4), so the run has as many as it reports.
+        let perThread = max(1, options.connections / options.threads + (index < options.connections % options.threads ? 1 : 0))
         var sockets: [ZMQSocket] = []
         for _ in 0..<perThread {
             let s = try context.socket(.dealer)
