@@ -83,8 +83,11 @@ struct RequestDecoder {
         let isCommand = Wire.commandTypes.contains(type)
         var key: String?
         if let k = header["idempotencyKey"] {
-            guard let s = k.stringValue, (1...128).contains(s.unicodeScalars.count) else {
-                return refuse(.badField("header.idempotencyKey", "header.idempotencyKey must be a string of 1 to 128 characters"),
+            // Without U+0000: the key is each event's causationId, which would be read back cut
+            // short at the NUL (GRDB reads text as C strings).
+            guard let s = k.stringValue, (1...128).contains(s.unicodeScalars.count), !s.unicodeScalars.contains("\0") else {
+                return refuse(.badField("header.idempotencyKey",
+                                        "header.idempotencyKey must be a string of 1 to 128 characters, without U+0000"),
                               command: isCommand)
             }
             key = s

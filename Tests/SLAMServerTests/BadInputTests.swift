@@ -109,6 +109,8 @@ struct BadInputTests {
                        body: #"{"userId":"\#(userId)","amount":10}"#, requestId: "k1", field: "header.idempotencyKey", replayed: false),
             BadRequest("idempotencyKey empty", header: header(type: "ChargePoints", requestId: "k2", key: ""),
                        body: #"{"userId":"\#(userId)","amount":10}"#, requestId: "k2", field: "header.idempotencyKey", replayed: false),
+            BadRequest("idempotencyKey with U+0000", header: #"{"type":"ChargePoints","requestId":"k4","idempotencyKey":"a\u0000b"}"#,
+                       body: #"{"userId":"\#(userId)","amount":10}"#, requestId: "k4", field: "header.idempotencyKey", replayed: false),
             BadRequest("idempotencyKey a number", header: #"{"type":"ChargePoints","requestId":"k3","idempotencyKey":5}"#,
                        body: #"{"userId":"\#(userId)","amount":10}"#, requestId: "k3", field: "header.idempotencyKey", replayed: false),
             BadRequest("deadline a string", header: #"{"type":"GetStats","requestId":"d1","deadline":"soon"}"#, body: validBody,

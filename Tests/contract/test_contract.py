@@ -1304,6 +1304,8 @@ def test_bad_frames(sock, frames, code, echoed):
                  "header.idempotencyKey", id="idempotencyKey-129"),
     pytest.param({"type": "RegisterUser", "requestId": "r-key-number", "idempotencyKey": 5},
                  "header.idempotencyKey", id="idempotencyKey-number"),
+    pytest.param({"type": "RegisterUser", "requestId": "r-key-nul", "idempotencyKey": "a\u0000b"},
+                 "header.idempotencyKey", id="idempotencyKey-with-nul"),
     pytest.param({"type": "GetStats", "requestId": "r-deadline", "deadline": "soon"}, "header.deadline",
                  id="deadline-string"),
     pytest.param({"type": "GetStats", "requestId": "r-deadline-frac", "deadline": 1.5}, "header.deadline",
