@@ -107,9 +107,22 @@ final class CommandWriter: @unchecked Sendable {
                         try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'publishedSeq'", arguments: [String(published)])
                     }
                     if self.wall.now() >= self.nextPrune {
+                        // In a savepoint of its own: a prune that fails is rolled back and tried
+                        // again an interval later, never failing the batch (and every batch
+                        // after it) with it.
                         let limit = self.config.pruneLimit
-                        let pruned = try self.writer.pruneIdempotency(db, before: now - self.config.idempotencyRetention, limit: limit)
-                        self.nextPrune = pruned == limit ? 0 : self.wall.now() + self.config.pruneInterval
+                        let statements = self.writer.statements
+                        try statements.statement(db, "SAVEPOINT prune").run()
+                        do {
+                            let pruned = try self.writer.pruneIdempotency(db, before: now - self.config.idempotencyRetention, limit: limit)
+                            try statements.statement(db, "RELEASE prune").run()
+                            self.nextPrune = pruned == limit ? 0 : self.wall.now() + self.config.pruneInterval
+                        } catch {
+                            try statements.statement(db, "ROLLBACK TO prune").run()
+                            try statements.statement(db, "RELEASE prune").run()
+                            logError("pruning idempotency records: \(error); trying again in \(self.config.pruneInterval) ms")
+                            self.nextPrune = self.wall.now() + self.config.pruneInterval
+                        }
                     }
                     return .commit
                 }
@@ -143,7 +156,8 @@ final class CommandWriter: @unchecked Sendable {
         if let hook = walHook, hook.restartDue {
             store.pool.writeWithoutTransaction { db in _ = hook.checkpointIfDue(db) }
         }
-        if writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
+        // Not after a failed batch: its heads were rolled back (or, unread, are stale).
+        if !failed, writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
     }
 
     // MARK: One command
@@ -214,7 +228,14 @@ final class CommandWriter: @unchecked Sendable {
     /// roll back to), the error fails the batch. Deciding reads and writes nothing, so a
     /// rejection (most commands in a rush) costs no savepoint.
     private func execute(_ command: Command, causation: String, db: Database, now: Millis, counted: Bool = true) throws -> Outcome {
-        try preload(command, db)
+        do {
+            try preload(command, db)
+        } catch {
+            // Reading only, so nothing to roll back; what was loaded is dropped with the rest.
+            state = DomainState()
+            logError("\(command) (\(causation)) could not load what it decides on: \(error)")
+            return .failed
+        }
         let decision: Decision
         do {
             decision = try Decider.decide(command, state: state, context: DecisionContext(now: now, holdTtl: config.holdTtl),
@@ -295,9 +316,9 @@ final class CommandWriter: @unchecked Sendable {
 
     /// Records due hold expiries (found through the expiry index, never a scan), at most
     /// `sweepExpiryLimit`, and runs every queue whose next admission or expiry is due. Returns
-    /// whether it left due holds behind: it reached the limit and recorded some (a batch of due
-    /// holds that could not be recorded, were there ever one, must not make the writer sweep
-    /// them again in a loop).
+    /// whether it left due holds behind: it reached the limit and recorded some (due holds that
+    /// could not be recorded, failing or decided to nothing, were there ever a full sweep of
+    /// them, must not make the writer sweep them again in a loop).
     private func sweep(_ db: Database, now: Millis) throws -> Bool {
         let limit = config.sweepExpiryLimit
         let due = try String.fetchAll(db.cachedStatement(sql: """
@@ -305,9 +326,9 @@ final class CommandWriter: @unchecked Sendable {
             """), arguments: [now, limit])
         var recorded = 0
         for reservationId in due {
-            let outcome = try execute(.expireHold(reservationId: reservationId), causation: "system:expiry", db: db, now: now,
-                                      counted: false)
-            if case .accepted = outcome { recorded += 1 }
+            let head = writer.headPosition
+            _ = try execute(.expireHold(reservationId: reservationId), causation: "system:expiry", db: db, now: now, counted: false)
+            if writer.headPosition != head { recorded += 1 }  // its HoldExpired appended
         }
         let queues = try String.fetchAll(db.cachedStatement(sql: "SELECT schedule_id FROM queues WHERE active > 0 OR waiting > 0"))
         for scheduleId in queues {

@@ -140,6 +140,30 @@ struct HoldExpiryTests {
         }
     }
 
+    /// A prune that fails (here a trigger aborts every delete from the idempotency table) is
+    /// rolled back alone and tried again an interval later: the batches it runs in commit, and
+    /// every command after it succeeds.
+    @Test func aFailingPruneFailsNoBatch() throws {
+        let clock = manualClock()
+        try withHarness(clock: clock, configure: { $0.idempotencyRetention = 60_000 }) { h in
+            let s = try h.scenario()
+            let user = try s.registerUser("keeper")
+            let store = try #require(h.server?.store)
+            try store.pool.write { db in
+                try db.execute(sql: "CREATE TRIGGER no_prune BEFORE DELETE ON idempotency BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
+            }
+            clock.advance(by: 60_001)
+            try h.restart()  // the start-up batch prunes first
+            let after = try h.scenario()
+            for k in 0..<5 {
+                let r = try after.call("ChargePoints", ["userId": .string(user), "amount": 1], key: "after-\(k)")
+                #expect(r.ok, "\(r.text)")
+            }
+            let restarted = try #require(h.server?.store)
+            #expect(try restarted.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM idempotency") } == 6)
+        }
+    }
+
     /// The running sweep (every 200 ms of wall time, deciding with the injected clock) records a
     /// lapsed hold: reservation EXPIRED, seats AVAILABLE, HoldExpired with system:expiry; paying
     /// or cancelling it is HOLD_EXPIRED; a hold not yet due is left alone.
