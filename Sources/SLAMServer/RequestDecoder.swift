@@ -65,38 +65,35 @@ struct RequestDecoder {
         } catch {
             return .refused(.badField("header", "the header is not valid JSON (UTF-8): \(error)"), requestId: nil, isCommand: false)
         }
-        // A requestId that is a string is echoed even when it breaks the length rule.
+        // A requestId that is a string is echoed even when it breaks the length rule; a reply to a
+        // header naming a command carries `replayed` (section 3), whatever else is refused.
         let echoId = header["requestId"]?.stringValue
-        func refuse(_ r: Rejection, command: Bool = false) -> Decoded { .refused(r, requestId: echoId, isCommand: command) }
+        let isCommand = Self.namesCommand(header)
+        func refuse(_ r: Rejection) -> Decoded { .refused(r, requestId: echoId, isCommand: isCommand) }
         guard let requestId = echoId else {
             return refuse(.badField("header.requestId", header["requestId"] == nil ? "header.requestId is required"
-                                                                                  : "header.requestId must be a string"),
-                          command: Self.namesCommand(header))
+                                                                                  : "header.requestId must be a string"))
         }
         guard (1...64).contains(requestId.unicodeScalars.count) else {
-            return refuse(.badField("header.requestId", "header.requestId must be 1 to 64 characters"), command: Self.namesCommand(header))
+            return refuse(.badField("header.requestId", "header.requestId must be 1 to 64 characters"))
         }
         guard let type = header["type"]?.stringValue else {
             return refuse(.badField("header.type", header["type"] == nil ? "header.type is required" : "header.type must be a string"))
         }
-        // Known from here on: a reply to a command carries `replayed` (section 3), refusals too.
-        let isCommand = Wire.commandTypes.contains(type)
         var key: String?
         if let k = header["idempotencyKey"] {
             // Without U+0000: the key is each event's causationId, which would be read back cut
             // short at the NUL (GRDB reads text as C strings).
             guard let s = k.stringValue, (1...128).contains(s.unicodeScalars.count), !s.unicodeScalars.contains("\0") else {
                 return refuse(.badField("header.idempotencyKey",
-                                        "header.idempotencyKey must be a string of 1 to 128 characters, without U+0000"),
-                              command: isCommand)
+                                        "header.idempotencyKey must be a string of 1 to 128 characters, without U+0000"))
             }
             key = s
         }
         var deadline: Millis?
         if let d = header["deadline"] {
             guard let ms = d.int64Value else {
-                return refuse(.badField("header.deadline", "header.deadline must be an integer (Unix milliseconds)"),
-                              command: isCommand)
+                return refuse(.badField("header.deadline", "header.deadline must be an integer (Unix milliseconds)"))
             }
             deadline = ms
         }
@@ -106,16 +103,16 @@ struct RequestDecoder {
         let body: JSONObject
         do {
             guard let b = try JSONParser.parse(frames[4]).objectValue else {
-                return refuse(.badField("body", "the body must be a JSON object ({} when empty)"), command: isCommand)
+                return refuse(.badField("body", "the body must be a JSON object ({} when empty)"))
             }
             body = b
         } catch {
-            return refuse(.badField("body", "the body is not valid JSON (UTF-8): \(error)"), command: isCommand)
+            return refuse(.badField("body", "the body is not valid JSON (UTF-8): \(error)"))
         }
         if isCommand {
             guard let key else {
                 return refuse(Rejection(.idempotencyKeyRequired, "\(type) is a command: header.idempotencyKey is required",
-                                        details: ["field": .string("header.idempotencyKey")]), command: true)
+                                        details: ["field": .string("header.idempotencyKey")]))
             }
             let command: Result<Command, Rejection>
             do { command = .success(try CommandDecoder.decode(type: type, body: body)) } catch { command = .failure(error) }
