@@ -106,24 +106,7 @@ final class CommandWriter: @unchecked Sendable {
                     if published != self.recordedPublishedSeq {
                         try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'publishedSeq'", arguments: [String(published)])
                     }
-                    if self.wall.now() >= self.nextPrune {
-                        // In a savepoint of its own: a prune that fails is rolled back and tried
-                        // again an interval later, never failing the batch (and every batch
-                        // after it) with it.
-                        let limit = self.config.pruneLimit
-                        let statements = self.writer.statements
-                        try statements.statement(db, "SAVEPOINT prune").run()
-                        do {
-                            let pruned = try self.writer.pruneIdempotency(db, before: now - self.config.idempotencyRetention, limit: limit)
-                            try statements.statement(db, "RELEASE prune").run()
-                            self.nextPrune = pruned == limit ? 0 : self.wall.now() + self.config.pruneInterval
-                        } catch {
-                            try statements.statement(db, "ROLLBACK TO prune").run()
-                            try statements.statement(db, "RELEASE prune").run()
-                            logError("pruning idempotency records: \(error); trying again in \(self.config.pruneInterval) ms")
-                            self.nextPrune = self.wall.now() + self.config.pruneInterval
-                        }
-                    }
+                    if self.wall.now() >= self.nextPrune { try self.prune(db, now: now) }
                     return .commit
                 }
             }
@@ -158,6 +141,48 @@ final class CommandWriter: @unchecked Sendable {
         }
         // Not after a failed batch: its heads were rolled back (or, unread, are stale).
         if !failed, writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
+    }
+
+    /// Deletes idempotency records past the retention, at most `pruneLimit`, in a savepoint of
+    /// its own: a prune that fails is rolled back and tried again an interval later, never
+    /// failing the batch (and every batch after it) with it. One that deleted its limit is due
+    /// again with the next batch.
+    private func prune(_ db: Database, now: Millis) throws {
+        let limit = config.pruneLimit
+        switch try inSavepoint(.prune, db, {
+            try writer.pruneIdempotency(db, before: now - config.idempotencyRetention, limit: limit)
+        }) {
+        case .success(let pruned):
+            nextPrune = pruned == limit ? 0 : wall.now() + config.pruneInterval
+        case .failure(let error):
+            logError("pruning idempotency records: \(error); trying again in \(config.pruneInterval) ms")
+            nextPrune = wall.now() + config.pruneInterval
+        }
+    }
+
+    /// A savepoint's statements, static text as the statement cache keys them.
+    private struct Savepoint {
+        let begin: StaticString, release: StaticString, rollback: StaticString
+        static let command = Savepoint(begin: "SAVEPOINT command", release: "RELEASE command", rollback: "ROLLBACK TO command")
+        static let prune = Savepoint(begin: "SAVEPOINT prune", release: "RELEASE prune", rollback: "ROLLBACK TO prune")
+    }
+
+    /// Runs `body` in `savepoint` (its statements prepared once): released when `body` returns;
+    /// rolled back to and released when it throws, its error then returned rather than thrown, so
+    /// the transaction goes on without `body`'s writes. Throws only when the savepoint statements
+    /// fail (SQLite rolled the whole transaction back: no savepoint is left).
+    private func inSavepoint<T>(_ savepoint: Savepoint, _ db: Database, _ body: () throws -> T) throws -> Result<T, any Error> {
+        let statements = writer.statements
+        try statements.statement(db, savepoint.begin).run()
+        do {
+            let value = try body()
+            try statements.statement(db, savepoint.release).run()
+            return .success(value)
+        } catch {
+            try statements.statement(db, savepoint.rollback).run()
+            try statements.statement(db, savepoint.release).run()
+            return .failure(error)
+        }
     }
 
     // MARK: One command
@@ -244,19 +269,17 @@ final class CommandWriter: @unchecked Sendable {
             if counted { writer.countCommand() }
             return .rejected(error)
         }
-        let statements = writer.statements
-        try statements.statement(db, "SAVEPOINT command").run()
         let mark = writer.mark()
-        do {
+        switch try inSavepoint(.command, db, { () throws -> Int64? in
             let lastOwn = try DecisionRecorder.record(decision, causationId: causation, now: now, state: &state,
                                                       writer: writer, db: db)
             for (event, _) in decision.events { forgetIfEnded(event) }
             if counted { writer.countCommand() }
-            try statements.statement(db, "RELEASE command").run()
+            return lastOwn
+        }) {
+        case .success(let lastOwn):
             return .accepted(decision.result, lastOwn: lastOwn)
-        } catch {
-            try statements.statement(db, "ROLLBACK TO command").run()
-            try statements.statement(db, "RELEASE command").run()
+        case .failure(let error):
             writer.rollback(to: mark)
             state = DomainState()
             logError("\(command) (\(causation)) failed and was rolled back alone: \(error)")
