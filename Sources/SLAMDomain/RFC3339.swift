@@ -15,13 +15,17 @@ public enum RFC3339 {
         let h = msOfDay / 3_600_000, mi = (msOfDay / 60_000) % 60, s = (msOfDay / 1000) % 60, f = msOfDay % 1000
         var out = [UInt8]()
         out.reserveCapacity(24)
-        // `v` is never negative: the year's sign is written apart.
+        // `v` is never negative (the year's sign is written apart): at least `width` digits,
+        // written in place (the relay formats every event's time; no array per field).
         func pad(_ v: Int64, _ width: Int) {
-            var digits = [UInt8]()
+            var count = 1
+            var rest = v / 10
+            while rest > 0 { count += 1; rest /= 10 }
+            count = max(count, width)
+            out.append(contentsOf: repeatElement(0x30, count: count))
             var x = v
-            repeat { digits.append(UInt8(x % 10) + 0x30); x /= 10 } while x > 0
-            out.append(contentsOf: [UInt8](repeating: 0x30, count: max(0, width - digits.count)))
-            out.append(contentsOf: digits.reversed())
+            var k = out.count - 1
+            while x > 0 { out[k] = UInt8(x % 10) + 0x30; x /= 10; k -= 1 }
         }
         if (0...9999).contains(y) {
             pad(y, 4)
