@@ -51,6 +51,16 @@ struct BadInputTests {
     static func cases(userId: String, concertId: String, scheduleId: String) -> [BadRequest] {
         let stats = header(type: "GetStats", requestId: "frames")
         let validBody = "{}"
+        /// A valid ScheduleConcert body with `changes` in place of its fields.
+        func schedule(_ changes: JSONObject) -> String {
+            var body: JSONObject = [
+                "concertId": .string(concertId), "startsAt": "2030-01-01T00:00:00Z",
+                "reservationOpensAt": "2029-01-01T00:00:00Z", "reservationClosesAt": "2029-12-01T00:00:00Z",
+                "sections": [["name": "A", "seatCount": 2, "price": 10]],
+            ]
+            for (key, value) in changes.members { body[key] = value }
+            return JSON.object(body).serialized
+        }
         var cases: [BadRequest] = [
             // Frames and protocol.
             // A header where it belongs has its requestId echoed, even in a request refused for its
@@ -165,37 +175,22 @@ struct BadInputTests {
             .command("amount null", "ChargePoints", body: #"{"userId":"\#(userId)","amount":null}"#, field: "amount"),
             .command("userId a number", "ChargePoints", body: #"{"userId":12,"amount":10}"#, field: "userId"),
             .command("userId empty", "ChargePoints", body: #"{"userId":"","amount":10}"#, field: "userId"),
-            .command("sections not an array", "ScheduleConcert", body: JSON.object([
-                "concertId": .string(concertId), "startsAt": "2030-01-01T00:00:00Z",
-                "reservationOpensAt": "2029-01-01T00:00:00Z", "reservationClosesAt": "2029-12-01T00:00:00Z", "sections": "A",
-            ]).serialized, field: "sections"),
-            .command("nested field mistyped", "ScheduleConcert", body: JSON.object([
-                "concertId": .string(concertId), "startsAt": "2030-01-01T00:00:00Z",
-                "reservationOpensAt": "2029-01-01T00:00:00Z", "reservationClosesAt": "2029-12-01T00:00:00Z",
+            .command("sections not an array", "ScheduleConcert", body: schedule(["sections": "A"]), field: "sections"),
+            .command("nested field mistyped", "ScheduleConcert", body: schedule([
                 "sections": [["name": "A", "seatCount": 2, "price": 10], ["name": "B", "seatCount": 2, "price": "10"]],
-            ]).serialized, field: "sections.1.price"),
-            .command("nested field missing", "ScheduleConcert", body: JSON.object([
-                "concertId": .string(concertId), "startsAt": "2030-01-01T00:00:00Z",
-                "reservationOpensAt": "2029-01-01T00:00:00Z", "reservationClosesAt": "2029-12-01T00:00:00Z",
+            ]), field: "sections.1.price"),
+            .command("nested field missing", "ScheduleConcert", body: schedule([
                 "sections": [["name": "A", "seatCount": 2, "price": 10], ["name": "B", "price": 10]],
-            ]).serialized, field: "sections.1.seatCount"),
-            .command("bad timestamp", "ScheduleConcert", body: JSON.object([
-                "concertId": .string(concertId), "startsAt": "next tuesday",
-                "reservationOpensAt": "2029-01-01T00:00:00Z", "reservationClosesAt": "2029-12-01T00:00:00Z",
-                "sections": [["name": "A", "seatCount": 2, "price": 10]],
-            ]).serialized, field: "startsAt"),
+            ]), field: "sections.1.seatCount"),
+            .command("bad timestamp", "ScheduleConcert", body: schedule(["startsAt": "next tuesday"]), field: "startsAt"),
             // All three equal and before year 0 in UTC: every rule between them holds, and
             // writing the event would need a year the four-digit form cannot hold.
-            .command("timestamps before year 0 in UTC", "ScheduleConcert", body: JSON.object([
-                "concertId": .string(concertId), "startsAt": "0000-01-01T00:00:00+00:01",
-                "reservationOpensAt": "0000-01-01T00:00:00+00:01", "reservationClosesAt": "0000-01-01T00:00:00+00:01",
-                "sections": [["name": "A", "seatCount": 2, "price": 10]],
-            ]).serialized, field: "startsAt"),
-            .command("a timestamp after 9999 in UTC", "ScheduleConcert", body: JSON.object([
-                "concertId": .string(concertId), "startsAt": "9999-12-31T23:59:59-01:00",
-                "reservationOpensAt": "2029-01-01T00:00:00Z", "reservationClosesAt": "2029-12-01T00:00:00Z",
-                "sections": [["name": "A", "seatCount": 2, "price": 10]],
-            ]).serialized, field: "startsAt"),
+            .command("timestamps before year 0 in UTC", "ScheduleConcert", body: schedule([
+                "startsAt": "0000-01-01T00:00:00+00:01", "reservationOpensAt": "0000-01-01T00:00:00+00:01",
+                "reservationClosesAt": "0000-01-01T00:00:00+00:01",
+            ]), field: "startsAt"),
+            .command("a timestamp after 9999 in UTC", "ScheduleConcert", body: schedule(["startsAt": "9999-12-31T23:59:59-01:00"]),
+                     field: "startsAt"),
             .command("negative seat number", "HoldSeats",
                      body: #"{"userId":"\#(userId)","scheduleId":"\#(scheduleId)","seatNumbers":[1,-2]}"#, field: "seatNumbers.1"),
             .command("seat number 0", "HoldSeats",
