@@ -238,4 +238,35 @@ struct FailingCommandTests {
             #expect(retry.ok && retry.replayed == false, "not recorded: the retry executes")
         }
     }
+
+    /// A batch that fails as a whole, whose heads then cannot be re-read either: with `meta`
+    /// renamed away, the batch's own write of the command count fails (rolling back the user it
+    /// appended, which the writer's heads had already counted) and so does the re-read, at the
+    /// count (it reads the positions first, and they come back). The next batch re-reads the
+    /// heads first: the count the server reports is that of the commands committed, and the
+    /// next command appends right after the last committed event, with no gap in seq.
+    @Test func theNextBatchReReadsHeadsAFailedBatchCouldNot() throws {
+        try withServer { ts in
+            let c = try ts.client()
+            defer { c.close() }
+            let first = try c.call("RegisterUser", ["name": "first"], key: "stale-0")
+            let head = try #require(first.position, "\(first.body)")
+            let commands = try #require(try c.call("GetStats").body["commands"]?.int64Value)
+            try ts.server.store.pool.write { db in try db.execute(sql: "ALTER TABLE meta RENAME TO meta_away") }
+            let failed = try c.call("RegisterUser", ["name": "lost"], key: "stale-1")
+            #expect(failed.code == "INTERNAL" && failed.replayed == false, "\(failed.body)")
+            try ts.server.store.pool.write { db in try db.execute(sql: "ALTER TABLE meta_away RENAME TO meta") }
+
+            let next = try c.call("RegisterUser", ["name": "second"], key: "stale-2")
+            #expect(next.ok && next.position == head + 1, "\(next.body) at \(next.position ?? -1), head was \(head)")
+            let retry = try c.call("RegisterUser", ["name": "lost"], key: "stale-1")
+            #expect(retry.ok && retry.replayed == false && retry.position == head + 2, "\(retry.body)")
+            let events = try c.call("ReadEvents", ["afterSeq": .int(head - 1), "limit": 10]).body["events"]?.arrayValue ?? []
+            #expect(events.compactMap { $0["header"]?["seq"]?.int64Value } == [head, head + 1, head + 2])
+            #expect(events.compactMap { $0["body"]?["name"]?.stringValue } == ["first", "second", "lost"])
+            let stats = try c.call("GetStats").body
+            #expect(stats["headSeq"]?.int64Value == head + 2)
+            #expect(stats["commands"]?.int64Value == commands + 2, "the failed batch's command is not counted")
+        }
+    }
 }
