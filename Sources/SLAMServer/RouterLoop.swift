@@ -4,14 +4,19 @@ import ZMQ
 
 /// The ROUTER's thread: it alone touches the command socket. It reads requests, refuses the
 /// malformed at once, hands commands to the writer and queries to the readers (OVERLOADED at
-/// once when their queue is full), and sends the replies they produce.
+/// once when their queue is full), and sends the replies they produce. Once the server is
+/// stopping it goes on reading until the writer and readers have answered everything queued,
+/// and answers each request it reads meanwhile OVERLOADED without executing it, so a client
+/// learns at once to retry with the same key (against the server's next start) rather than
+/// waiting out its timeout; then it looks once more, answers what came in meanwhile the same
+/// way, and closes.
 final class RouterLoop: @unchecked Sendable {
     private let socket: ZMQSocket
     private let decoder: RequestDecoder
     private let commands: BoundedQueue<CommandJob>
     private let queries: BoundedQueue<QueryJob>
     private let replies: ReplySink
-    /// Set by `Server.stop()`: stop reading new requests.
+    /// Set by `Server.stop()`: execute no request read from now on.
     let stopRequested = Shared(false)
     /// Set once the writer and readers have drained: send what is left and leave.
     let drained = Shared(false)
@@ -26,9 +31,9 @@ final class RouterLoop: @unchecked Sendable {
     }
 
     func run() {
-        var accepting = true
+        var queuesOpen = true
         while true {
-            var items: [ZMQPollItem] = accepting ? [.fd(replies.wakeup.fd), .socket(socket)] : [.fd(replies.wakeup.fd)]
+            var items: [ZMQPollItem] = [.fd(replies.wakeup.fd), .socket(socket)]
             do {
                 try zmqPoll(&items, timeoutMs: 100)
             } catch {
@@ -36,14 +41,15 @@ final class RouterLoop: @unchecked Sendable {
                 break
             }
             if items[0].isReadable { replies.wakeup.drain() }
-            if accepting, items.count > 1, items[1].isReadable { receiveAvailable() }
+            if items[1].isReadable { receiveAvailable() }
             flush()
-            if accepting, stopRequested.get() {
-                accepting = false
+            if queuesOpen, stopRequested.get() {
+                queuesOpen = false
                 commands.close()
                 queries.close()
             }
-            if !accepting, drained.get() {
+            if !queuesOpen, drained.get() {
+                receiveAvailable()
                 flush()
                 break
             }
@@ -64,20 +70,24 @@ final class RouterLoop: @unchecked Sendable {
     }
 
     private func handle(_ frames: [[UInt8]]) {
+        // Read for every request, so that one read after `stop()` returned is never executed.
+        let stopping = stopRequested.get()
         switch decoder.decode(frames) {
         case .refused(let r, let requestId, let isCommand):
             send(Wire.frames(peer: frames[0], header: Wire.replyHeader(requestId: requestId, ok: false,
                                                                           replayed: isCommand ? false : nil),
                              body: Wire.errorBody(r)))
         case .command(let job):
-            if !commands.offer(job) {
+            if stopping || !commands.offer(job) {
+                let why = stopping ? "the server is stopping" : "the command queue is full"
                 send(Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: false, replayed: false),
-                                 body: Wire.errorBody(Rejection(.overloaded, "the command queue is full; retry later with the same key"))))
+                                 body: Wire.errorBody(Rejection(.overloaded, why + "; retry later with the same key"))))
             }
         case .query(let job):
-            if !queries.offer(job) {
+            if stopping || !queries.offer(job) {
+                let why = stopping ? "the server is stopping" : "the query queue is full"
                 send(Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: false),
-                                 body: Wire.errorBody(Rejection(.overloaded, "the query queue is full; retry later"))))
+                                 body: Wire.errorBody(Rejection(.overloaded, why + "; retry later"))))
             }
         }
     }
