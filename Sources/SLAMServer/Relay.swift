@@ -23,14 +23,23 @@ final class Relay: @unchecked Sendable {
     private var headSeq: Int64
     private var categories: [String: Int64]
     private let done = DispatchSemaphore(value: 0)
+    /// Events read a page at a time.
+    private let pageSize: Int
+    /// After a failed read, the next try comes this much later (or with the next heartbeat),
+    /// not with the next commit's wake-up.
+    private let retryInterval: Millis
+    /// Reads of the outbox that failed (for tests).
+    let readFailures = Shared(0)
 
-    init(store: EventStore, socket: ZMQSocket, clock: Clock, published: Shared<Int64>,
-         heads: (seq: Int64, categories: [String: Int64])) {
+    init(store: EventStore, socket: ZMQSocket, published: Shared<Int64>, heads: (seq: Int64, categories: [String: Int64]),
+         pageSize: Int = 1000, retryInterval: Millis = 100) {
         self.store = store
         self.socket = socket
         self.published = published
         headSeq = heads.seq
         categories = heads.categories
+        self.pageSize = pageSize
+        self.retryInterval = retryInterval
     }
 
     /// Called by the writer after a commit.
@@ -59,27 +68,47 @@ final class Relay: @unchecked Sendable {
         done.wait()
     }
 
+    /// Publishes, a page at a time, whatever is committed past `last`, each time the writer
+    /// wakes it; a heartbeat goes out whenever one is due, between pages too (a backlog of
+    /// millions must not silence it), and whether the read worked or not. A read that fails is
+    /// logged and tried again `retryInterval` later (or at the next heartbeat), not at each
+    /// commit's wake-up, which under load would spin.
     private func run() {
         var last = published.get()
         var nextHeartbeat: Millis = 0
+        var retryAt: Millis?
         while true {
             condition.lock()
-            while !dirty && !stopping {
-                let wait = max(1, nextHeartbeat - clock.now())
-                if !condition.wait(until: Date(timeIntervalSinceNow: Double(wait) / 1000)) { break }
+            while !stopping {
+                let now = clock.now()
+                if let at = retryAt { if now >= at { break } } else if dirty { break }
+                let wakeAt = min(nextHeartbeat, retryAt ?? nextHeartbeat)
+                if now >= wakeAt || !condition.wait(until: Date(timeIntervalSinceNow: Double(wakeAt - now) / 1000)) { break }
             }
             dirty = false
             let stop = stopping
             let heads = (headSeq, categories)
             condition.unlock()
+            func beatIfDue() {
+                let now = clock.now()
+                guard now >= nextHeartbeat else { return }
+                nextHeartbeat = now + 1000
+                do {
+                    try socket.send([Array("$heartbeat".utf8), heartbeat(headSeq: max(heads.0, last), categories: heads.1)],
+                                    dontWait: true)
+                } catch {
+                    logError("relay heartbeat: \(error)")
+                }
+            }
             do {
                 // Reads until a page comes back short: that page held everything committed when
                 // it was read (one read transaction a wake-up in the usual case, not two).
-                let page = 1000
                 var full = true
                 while full {
-                    let batch = try store.pool.read { db in try EventStore.readOutbox(db, afterSeq: last, limit: page, category: nil) }
-                    full = batch.count == page
+                    let batch = try store.pool.read { db in
+                        try EventStore.readOutbox(db, afterSeq: last, limit: pageSize, category: nil)
+                    }
+                    full = batch.count == pageSize
                     for m in batch {
                         // PUB never blocks: past a subscriber's high-water mark libzmq drops, and
                         // the subscriber recovers through ReadEvents.
@@ -87,16 +116,15 @@ final class Relay: @unchecked Sendable {
                         last = m.seq
                     }
                     published.set(last)
+                    if full { beatIfDue() }
                 }
-                let now = clock.now()
-                if now >= nextHeartbeat {
-                    try socket.send([Array("$heartbeat".utf8), heartbeat(headSeq: max(heads.0, last), categories: heads.1)],
-                                    dontWait: true)
-                    nextHeartbeat = now + 1000
-                }
+                retryAt = nil
             } catch {
-                logError("relay: \(error)")
+                readFailures.update { $0 += 1 }
+                logError("relay: \(error); trying again in \(retryInterval) ms")
+                retryAt = clock.now() + retryInterval
             }
+            beatIfDue()
             if stop { break }
         }
         socket.close()

@@ -88,7 +88,7 @@ public final class Server: @unchecked Sendable {
                                        stats: stats, walHook: walHook) { seq, cats in
             relayRef?.notify(headSeq: seq, categories: cats)
         }
-        let relay = Relay(store: store, socket: pub, clock: clock, published: writer.publishedSeq, heads: writer.heads)
+        let relay = Relay(store: store, socket: pub, published: writer.publishedSeq, heads: writer.heads)
         relayRef = relay
         let workers = QueryWorkers(store: store, clock: clock, queue: queries, replies: replies, stats: stats,
                                    publishedSeq: writer.publishedSeq)
