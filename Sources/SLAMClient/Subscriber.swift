@@ -72,6 +72,9 @@ public struct SubscriberError: Error, CustomStringConvertible, Equatable {
         /// The server's answers break PROTOCOL.md section 7 (a gap inside `ReadEvents`, a head
         /// behind the checkpoint, a malformed reply).
         case protocolViolation
+        /// The server answered `OVERLOADED` or `INTERNAL` (busy, stopping, or a fault): asking
+        /// again a little later may work.
+        case serverBusy
     }
     public let kind: Kind
     public let message: String
@@ -258,11 +261,16 @@ public final class Subscriber {
     }
 
     /// The store's id and head, by `GetStats` (e.g. to start from the head: only new events).
+    /// Throws `SubscriberError(.serverBusy)` when the server answers `OVERLOADED` or `INTERNAL`,
+    /// which a caller may retry, and `ClientError` when it does not answer within `timeoutMs`.
     public static func head(commandsEndpoint: String, context: ZMQContext? = nil,
                             timeoutMs: Int = 10_000) throws -> (storeId: String, headSeq: Int64) {
         let client = try SLAMClient(endpoint: commandsEndpoint, context: context)
         defer { client.close() }
         let reply = try client.call("GetStats", timeoutMs: timeoutMs)
+        if let code = reply.code, code == "OVERLOADED" || code == "INTERNAL" {
+            throw SubscriberError(.serverBusy, "GetStats: \(String(decoding: reply.rawBody, as: UTF8.self))")
+        }
         guard reply.ok, let storeId = reply.body["storeId"]?.stringValue,
               let head = reply.body["headSeq"]?.int64Value else {
             throw SubscriberError(.readEventsFailed, "GetStats failed: \(String(decoding: reply.rawBody, as: UTF8.self))")

@@ -71,7 +71,8 @@ struct ShutdownTests {
     /// While the server stops (here held there: a thread of the test holds the store's write
     /// connection, so the writer cannot finish), a command and a query it reads are answered
     /// OVERLOADED at once, saying that it is stopping, and neither is executed: the command's key
-    /// is not recorded, and a retry with it after a restart executes.
+    /// is not recorded, and a retry with it after a restart executes. `Subscriber.head` reports
+    /// it as `serverBusy`, which `slam subscribe` retries.
     @Test func aRequestReadWhileStoppingIsAnsweredOverloadedAndNotExecuted() throws {
         try withStoppingServer { ts, c in
             let holding = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
@@ -89,6 +90,15 @@ struct ShutdownTests {
             let query = try c.send("GetStats", [:])
             var replies: [String: Reply] = [:]
             while replies.count < 2, let r = try c.receive(timeoutMs: replyTimeoutMs) { replies[r.requestId ?? ""] = r }
+            // What `slam subscribe` asks at start, told apart from an error retrying won't fix.
+            #expect(throws: SubscriberError.self) {
+                do {
+                    _ = try Subscriber.head(commandsEndpoint: ts.commandsEndpoint, timeoutMs: replyTimeoutMs)
+                } catch let error as SubscriberError {
+                    #expect(error.kind == .serverBusy, "\(error)")
+                    throw error
+                }
+            }
             release.signal()
             released.wait()
             ts.shutdown(removeFiles: false)

@@ -378,3 +378,13 @@ def test_slam_subscribe_starts_at_the_head_without_a_checkpoint(server, sock, tm
     assert run.stop() == 0
     assert seqs_of(run.events) == list(range(start + 1, head1 + 1))
     assert any(e["body"].get("userId") == user for e in run.events)
+
+
+def test_slam_subscribe_exits_1_on_an_endpoint_zeromq_refuses(tmp_path):
+    """An endpoint without its transport (`127.0.0.1:5555`, `tcp://` forgotten) never connects;
+    starting at the head, `slam subscribe` used to ask for it again and again, at full speed,
+    saying nothing. It exits 1 at once, naming the endpoint."""
+    run = subprocess.run([str(_binary()), "subscribe", "--server", "127.0.0.1:5555"],
+                         capture_output=True, text=True, timeout=WAIT_S)
+    assert run.returncode == 1, run.stderr
+    assert "127.0.0.1:5555" in run.stderr and run.stdout == ""
