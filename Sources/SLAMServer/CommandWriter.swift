@@ -355,7 +355,15 @@ final class CommandWriter: @unchecked Sendable {
         }
         let queues = try String.fetchAll(db.cachedStatement(sql: "SELECT schedule_id FROM queues WHERE active > 0 OR waiting > 0"))
         for scheduleId in queues {
-            try StateLoader.loadSchedule(db, scheduleId, into: &state, writer: writer)
+            do {
+                try StateLoader.loadSchedule(db, scheduleId, into: &state, writer: writer)
+            } catch {
+                // As for a command whose aggregates cannot be loaded: reading only, this queue
+                // waits for the next sweep, what was loaded is dropped, and the batch goes on.
+                state = DomainState()
+                logError("the queue of \(scheduleId) could not be loaded for its sweep: \(error)")
+                continue
+            }
             if let due = state.queueDue(scheduleId), due <= now {
                 _ = try execute(.tickQueue(scheduleId: scheduleId), causation: "system:queue", db: db, now: now, counted: false)
             }

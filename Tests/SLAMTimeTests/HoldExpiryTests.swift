@@ -164,6 +164,30 @@ struct HoldExpiryTests {
         }
     }
 
+    /// A queue whose schedule cannot be loaded (here its sections are made unreadable JSON in the
+    /// read model) fails no sweep: the hold on another schedule that the same sweep expires is
+    /// recorded, and client commands commit.
+    @Test func aQueueThatCannotBeLoadedFailsNoSweep() throws {
+        let clock = manualClock()
+        try withHarness(clock: clock) { h in
+            var s = try h.scenario()
+            let alice = try s.registerUser("alice", charge: 10_000)
+            let queued = try openQueuedSchedule(s, now: clock.now(), maxActive: 1, activeTtl: 3_600, waitingTtl: 3_600)
+            #expect(try join(s, alice, queued)["status"] == "ACTIVE")
+            let plain = try s.openSchedule(now: clock.now(), seats: 5, price: 1_000)
+            let held = try #require(try hold(s, alice, plain, [1]).body["reservationId"]?.string)
+            let store = try #require(h.server?.store)
+            try store.pool.write { db in
+                try db.execute(sql: "UPDATE schedules SET sections = 'not json' WHERE schedule_id = ?", arguments: [queued])
+            }
+            clock.advance(by: Self.holdTtl + 1)
+            try h.restart()  // nothing in the writer's memory: the sweep loads each queue's schedule
+            s = try h.scenario()
+            try pollUntil("the sweep to expire \(held)") { try reservation(s, held)["status"] == "EXPIRED" }
+            #expect(try s.call("ChargePoints", ["userId": .string(alice), "amount": 1]).ok)
+        }
+    }
+
     /// The running sweep (every 200 ms of wall time, deciding with the injected clock) records a
     /// lapsed hold: reservation EXPIRED, seats AVAILABLE, HoldExpired with system:expiry; paying
     /// or cancelling it is HOLD_EXPIRED; a hold not yet due is left alone.
