@@ -25,6 +25,30 @@ public final class ManualClock: Clock, @unchecked Sendable {
     public func advance(by ms: Millis) { lock.withLock { current += ms } }
 }
 
+/// A clock that never goes backwards: `base`'s time, or the latest it has given when `base`
+/// has stepped back since (an NTP step, someone setting the time). The server decides with one,
+/// so the times it records never decrease: the waiting queue relies on it (tokens expire in the
+/// order they joined or were admitted), and so does anyone reading the log. `notBefore` seeds
+/// it, with the last recorded event's time, so a clock found behind at start is held there too.
+public final class NonDecreasingClock: Clock, @unchecked Sendable {
+    private let base: Clock
+    private var latest: Millis
+    private let lock = Lock()
+
+    public init(_ base: Clock, notBefore: Millis = .min) {
+        self.base = base
+        latest = notBefore
+    }
+
+    public func now() -> Millis {
+        let t = base.now()
+        return lock.withLock {
+            if t > latest { latest = t }
+            return latest
+        }
+    }
+}
+
 /// A small mutex (pthread), usable from any thread.
 public final class Lock: @unchecked Sendable {
     private var mutex = pthread_mutex_t()

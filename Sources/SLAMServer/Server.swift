@@ -45,10 +45,18 @@ public final class Server: @unchecked Sendable {
             }
         }
         self.config = config
-        self.clock = clock
         lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
         store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
                                     readers: max(2, config.queryWorkers + 2))
+        // Decisions never go back in time, even across a restart (see `NonDecreasingClock`).
+        let lastRecorded = try store.pool.read { db in
+            try Millis.fetchOne(db, sql: "SELECT occurred_at FROM events ORDER BY position DESC LIMIT 1")
+        }
+        if let last = lastRecorded, last > clock.now() + 1000 {
+            logError("the clock is \(last - clock.now()) ms behind the last recorded event (\(RFC3339.format(last))): "
+                     + "decisions are made at that event's time until the clock catches up")
+        }
+        self.clock = NonDecreasingClock(clock, notBefore: lastRecorded ?? .min)
         // The writer's page cache (see `ServerConfig.writerCacheKiB`), statement journals in
         // memory (not in temporary files), and the WAL policy (see `Checkpointer`).
         try store.pool.writeWithoutTransaction { db in

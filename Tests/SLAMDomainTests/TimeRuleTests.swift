@@ -212,3 +212,26 @@ struct AvailabilityTests {
                    .command(.scheduleSoldOut(scheduleId: schDuo))])
     }
 }
+
+/// The server's decision clock: the base clock's time, never earlier than what it gave before or
+/// than its seed.
+@Suite("NonDecreasingClock")
+struct NonDecreasingClockTests {
+    @Test func neverGoesBackwards() {
+        let base = ManualClock(1_000)
+        let clock = NonDecreasingClock(base)
+        #expect(clock.now() == 1_000)
+        base.set(400)  // stepped back
+        #expect(clock.now() == 1_000)
+        base.set(1_001)
+        #expect(clock.now() == 1_001)
+    }
+
+    @Test func heldAtItsSeedUntilTheBaseCatchesUp() {
+        let base = ManualClock(500)
+        let clock = NonDecreasingClock(base, notBefore: 800)
+        #expect(clock.now() == 800)
+        base.set(900)
+        #expect(clock.now() == 900)
+    }
+}

@@ -233,6 +233,48 @@ struct QueueTests {
         }
     }
 
+    /// The server's clock stepped back (60 s here) decides at the time it had reached, so a token
+    /// that joins after the step is not due before one that joined before it: the tokens still
+    /// expire in join order (the prefix the sweep relies on), and what `JoinQueue` answers agrees
+    /// with `GetQueueStatus` and `HoldSeats`. Times recorded never decrease, across a restart too.
+    @Test func aClockSteppedBackDoesNotReorderTheQueue() throws {
+        let clock = manualClock()
+        let waitingTtl: Int64 = 3_600
+        try withHarness(clock: clock) { h in
+            var s = try h.scenario()
+            let scheduleId = try openQueuedSchedule(s, now: clock.now(), maxActive: 1, activeTtl: 7_200, waitingTtl: waitingTtl)
+            let (a, b, c) = (try s.registerUser("a"), try s.registerUser("b"), try s.registerUser("c"))
+            #expect(try join(s, a, scheduleId)["status"] == "ACTIVE")
+            let t = clock.now()
+            let tokenB = try #require(try join(s, b, scheduleId)["tokenId"]?.string)
+            clock.set(t - 60_000)
+            let tokenC = try #require(try join(s, c, scheduleId)["tokenId"]?.string)
+
+            // Past C's time as the stepped-back clock counts it, not B's: both still wait.
+            clock.set(t - 60_000 + waitingTtl * 1000 + 1)
+            #expect(try queueStatus(s, tokenC).description == "WAITING/1")
+            let again = try join(s, c, scheduleId)
+            #expect(again["tokenId"]?.string == tokenC && again["status"] == "WAITING", "\(again)")
+            #expect(try hold(s, c, scheduleId, [1], token: tokenC).code == "QUEUE_TOKEN_NOT_ACTIVE")
+
+            // Past both: the sweep expires B, then C.
+            clock.set(t + waitingTtl * 1000 + 1)
+            try pollUntil("B and C expired") { try queueStatuses(s, [tokenB, tokenC]).allSatisfy { $0.status == "EXPIRED" } }
+            let expired = try readEvents(s, category: "queue").filter { $0.type == "QueueTokenExpired" }
+            #expect(expired.map { $0.body["tokenId"]?.string } == [tokenB, tokenC])
+
+            // Restarted with the clock behind the log: a new event is not recorded earlier.
+            let last = try readEvents(s).last?.occurredAt ?? 0
+            clock.set(last - 30_000)
+            try h.restart()
+            s = try h.scenario()
+            _ = try s.registerUser("d")
+            let times = try readEvents(s).map(\.occurredAt)
+            #expect(times == times.sorted(), "recorded times never decrease")
+            #expect(times.last == last)
+        }
+    }
+
     /// A restart mid-queue keeps every position: GetQueueStatus is identical before and after,
     /// and admissions after the restart continue in join order.
     @Test func restartMidQueueKeepsPositions() throws {
