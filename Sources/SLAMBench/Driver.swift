@@ -96,7 +96,7 @@ final class Driver: @unchecked Sendable {
                 }
             }
             if !closing, !closedLoop {
-                while nextSend <= Double(now) {
+                while nextSend <= Double(now), nextSend < Double(stopAt) {
                     _ = try sendNext(sockets, preferred: nil, intended: UInt64(nextSend))
                     nextSend += interval
                 }

@@ -36,7 +36,12 @@ struct Bench: ParsableCommand {
         guard seats >= 4, users >= 1, connections >= 1, threads >= 1, inFlight >= 1, duration > 0 else {
             throw ValidationError("--seats (≥4), --users, --connections, --threads, --in-flight and --duration must be positive")
         }
-        if let rate, rate < 1 { throw ValidationError("--rate must be at least 1") }
+        guard seats <= 100_000 else { throw ValidationError("--seats must be at most 100000 (PROTOCOL.md's largest schedule)") }
+        guard users <= 10_000_000, connections <= 1000, threads <= 64, inFlight <= 100_000 else {
+            throw ValidationError("--users (≤ 10000000), --connections (≤ 1000), --threads (≤ 64) or --in-flight (≤ 100000) too large")
+        }
+        guard duration.isFinite, duration <= 86_400 else { throw ValidationError("--duration must be at most 86400 seconds") }
+        if let rate { guard rate >= 1, rate <= 1_000_000 else { throw ValidationError("--rate must be 1 to 1000000") } }
     }
 
     func run() throws {

@@ -21,6 +21,10 @@ struct Call: ParsableCommand {
     @Option(help: "How long to wait for the reply, in milliseconds.")
     var timeout = 10_000
 
+    func validate() throws {
+        guard timeout >= 0 else { throw ValidationError("--timeout must be at least 0 milliseconds") }
+    }
+
     func run() throws {
         var key = self.key
         if key == nil, Wire.commandTypes.contains(type) { key = UUID().uuidString.lowercased() }

@@ -12,6 +12,10 @@ struct DebugAppendLoad: ParsableCommand {
     @Option var db: String
     @Option var transactions = Int.max
 
+    func validate() throws {
+        guard transactions >= 0 else { throw ValidationError("--transactions must be at least 0") }
+    }
+
     func run() throws {
         let store = try EventStore.open(path: db, sync: .full)
         let writer = try store.makeWriter()

@@ -31,6 +31,12 @@ struct DebugGenerate: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
 
+    func validate() throws {
+        guard (4...100_000).contains(seats) else { throw ValidationError("--seats must be 4 to 100000") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard (1...1_000_000_000).contains(events) else { throw ValidationError("--events must be 1 to 1000000000") }
+    }
+
     func run() throws {
         guard !FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db) exists; give a new file") }
         let lock = try StoreLock.acquire(database: db, holder: "slam debug-generate")

@@ -23,8 +23,14 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("io-cpu"), help: "Pin the ROUTER's thread and ZeroMQ's threads (I/O, reaper) to this CPU (default: not pinned).")
     var ioCPU: Int?
 
+    /// A year: a hold's `expiresAt` stays a timestamp PROTOCOL.md's form can hold, and adding it
+    /// to any time the server decides at cannot overflow.
+    static let maxHoldTtl = 31_536_000
+
     func validate() throws {
-        guard holdTtl >= 1 else { throw ValidationError("--hold-ttl must be at least 1 second") }
+        guard holdTtl >= 1, holdTtl <= Self.maxHoldTtl else {
+            throw ValidationError("--hold-ttl must be 1 to \(Self.maxHoldTtl) seconds (a year)")
+        }
         guard SyncMode(rawValue: sync) != nil else { throw ValidationError("--sync must be full or normal") }
     }
 

@@ -48,4 +48,24 @@ struct CLITests {
         let verify = try runSlam(["verify", "--db", copy])
         #expect(verify.status == 0, "\(verify.stdout)")
     }
+
+    /// Option values that crashed a command (an overflow, an empty range), hung it (a rate whose
+    /// interval rounds to nothing) or made a half-written store are refused before anything
+    /// runs: exit 64 (usage), naming the option.
+    @Test(arguments: [
+        (["serve", "--hold-ttl", "9223372036854776"], "--hold-ttl"),
+        (["bench", "--max", "--duration", "1e300"], "--duration"),
+        (["bench", "--rate", "9223372036854775807"], "--rate"),
+        (["bench", "--max", "--seats", "100001"], "--seats"),
+        (["bench", "--max", "--connections", "1000000"], "--connections"),
+        (["call", "GetStats", "--timeout", "-1"], "--timeout"),
+        (["debug-generate", "--db", "/nonexistent/x.sqlite", "--seats", "3"], "--seats"),
+        (["debug-generate", "--db", "/nonexistent/x.sqlite", "--batch", "0"], "--batch"),
+        (["debug-append-load", "--db", "/nonexistent/x.sqlite", "--transactions", "-1"], "--transactions"),
+    ])
+    func outOfRangeOptionsAreRefusedUpFront(arguments: [String], option: String) throws {
+        let run = try runSlam(arguments)
+        #expect(run.status == 64, "\(arguments): exit \(run.status), \(run.stderr)")
+        #expect(run.stderr.contains(option), "\(run.stderr)")
+    }
 }
