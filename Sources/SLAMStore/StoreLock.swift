@@ -21,8 +21,24 @@ public final class StoreLock: @unchecked Sendable {
     private var fd: Int32
     private let mutex = NSLock()
 
-    /// `<database>.lock`.
-    public static func lockPath(forDatabase database: String) -> String { database + ".lock" }
+    /// `<database>.lock`, beside the file the path names once symbolic links are resolved (in
+    /// the path, or the database itself), so that two paths to one database share one lock.
+    public static func lockPath(forDatabase database: String) -> String { canonical(database) + ".lock" }
+
+    /// `database` with its symbolic links resolved: the file's real path when it exists, else its
+    /// folder's real path and its name (a database about to be created), else as given.
+    static func canonical(_ database: String) -> String {
+        func real(_ path: String) -> String? {
+            guard let resolved = realpath(path, nil) else { return nil }
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+        if let file = real(database) { return file }
+        let name = (database as NSString).lastPathComponent
+        let folder = (database as NSString).deletingLastPathComponent
+        if let dir = real(folder.isEmpty ? "." : folder) { return (dir as NSString).appendingPathComponent(name) }
+        return database
+    }
 
     /// Takes the lock of `database` without waiting, or throws `StoreError(.locked)` naming the
     /// lock file and the holder. `holder` says who takes it ("slam serve", "slam projections

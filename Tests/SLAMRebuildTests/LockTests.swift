@@ -124,4 +124,25 @@ struct LockTests {
         #expect(!StoreLock.isHeld(database: db))
         #expect(try StoreLock.acquire(database: ":memory:", holder: "test").path == "")
     }
+
+    /// Two paths to one database, through a symbolic link to the file or to its folder, share
+    /// one lock: a second server (or a rebuild) given the other path is refused.
+    @Test func aSymbolicLinkLeadsToTheSameLock() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slam-lock-" + UUID().uuidString)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let real = dir.appendingPathComponent("data/a.sqlite").path
+        try FileManager.default.createDirectory(atPath: dir.appendingPathComponent("data").path, withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: real, contents: Data()))
+        let fileLink = dir.appendingPathComponent("b.sqlite").path
+        try FileManager.default.createSymbolicLink(atPath: fileLink, withDestinationPath: real)
+        let folderLink = dir.appendingPathComponent("alias").path
+        try FileManager.default.createSymbolicLink(atPath: folderLink, withDestinationPath: dir.appendingPathComponent("data").path)
+
+        let lock = try StoreLock.acquire(database: real, holder: "test")
+        defer { lock.release() }
+        for other in [fileLink, folderLink + "/a.sqlite"] {
+            #expect(StoreLock.isHeld(database: other), "\(other)")
+            #expect(throws: StoreError.self, "\(other)") { try StoreLock.acquire(database: other, holder: "other") }
+        }
+    }
 }
