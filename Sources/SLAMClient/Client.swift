@@ -18,7 +18,13 @@ public struct Reply: Sendable {
 
 public struct ClientError: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// No reply came within the time allowed (the server may not be up yet); otherwise the reply
+    /// itself was wrong (not a SLAM/1 reply).
+    public let timedOut: Bool
+    public init(_ message: String, timedOut: Bool = false) {
+        self.message = message
+        self.timedOut = timedOut
+    }
     public var description: String { message }
 }
 
@@ -87,7 +93,7 @@ public final class SLAMClient: @unchecked Sendable {
         let id = try send(type, body, key: key, deadline: deadline)
         while true {
             guard let reply = try receive(timeoutMs: timeoutMs) else {
-                throw ClientError("no reply to \(type) within \(timeoutMs) ms")
+                throw ClientError("no reply to \(type) within \(timeoutMs) ms", timedOut: true)
             }
             if reply.requestId == id { return reply }
         }

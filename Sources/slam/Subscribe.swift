@@ -110,12 +110,13 @@ struct Subscribe: ParsableCommand {
 
     /// The store's head, asked until the server answers (it may not be up yet, or be busy or
     /// stopping); nil when stopped first. Any other error (an endpoint ZeroMQ refuses, such as
-    /// one without `tcp://`, or an answer that retrying will not change) ends it.
+    /// one without `tcp://`, a reply that is not SLAM/1, or an answer that retrying will not
+    /// change) ends it.
     private func currentHead(_ stopFlag: StopFlag) throws -> (storeId: String, headSeq: Int64)? {
         while !stopFlag.isSet {
             do {
                 return try Subscriber.head(commandsEndpoint: server, timeoutMs: 1000)
-            } catch is ClientError {
+            } catch let error as ClientError where error.timedOut {
                 continue  // no answer within the second: ask again
             } catch let error as SubscriberError where error.kind == .serverBusy {
                 Thread.sleep(forTimeInterval: 0.1)  // busy or stopping: ask again shortly

@@ -388,3 +388,32 @@ def test_slam_subscribe_exits_1_on_an_endpoint_zeromq_refuses(tmp_path):
                          capture_output=True, text=True, timeout=WAIT_S)
     assert run.returncode == 1, run.stderr
     assert "127.0.0.1:5555" in run.stderr and run.stdout == ""
+
+
+def test_slam_subscribe_exits_1_on_a_server_that_does_not_speak_slam(ctx, tmp_path):
+    """A ROUTER that answers every request with something that is not a SLAM/1 reply: starting
+    at the head, `slam subscribe` used to take it for "no answer yet" and ask again and again.
+    It exits 1, saying what was wrong with the reply."""
+    endpoint = f"ipc://{tmp_path}/not-slam"
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(endpoint)
+    stop = threading.Event()
+
+    def answer():
+        while not stop.is_set():
+            if router.poll(50):
+                frames = router.recv_multipart()
+                router.send_multipart([frames[0], b"", b"not a SLAM reply"])
+
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    try:
+        run = subprocess.run([str(_binary()), "subscribe", "--server", endpoint, "--events", f"ipc://{tmp_path}/ev"],
+                             capture_output=True, text=True, timeout=WAIT_S)
+    finally:
+        stop.set()
+        t.join()
+        router.close()
+    assert run.returncode == 1, run.stderr
+    assert "malformed reply" in run.stderr, run.stderr
