@@ -43,11 +43,13 @@ final class ServerStats: @unchecked Sendable {
     let walRestarts = Shared<Int64>(0)
     let writerCheckpoints = Shared<Int64>(0)
     let batches = Shared<Int64>(0)
+    /// Replies dropped: their client gone, or past `replyHighWaterMark` replies behind.
+    let repliesDropped = Shared<Int64>(0)
 
     var fields: [(String, Int64)] {
         [("walBytes", walBytes.get()), ("walPeakBytes", walPeakBytes.get()), ("walCheckpoints", checkpoints.get()),
          ("walPassiveCheckpoints", passiveCheckpoints.get()), ("walRestarts", walRestarts.get()),
          ("walWriterCheckpoints", writerCheckpoints.get()), ("walTruncatesBlocked", truncatesBlocked.get()),
-         ("batches", batches.get())]
+         ("batches", batches.get()), ("repliesDropped", repliesDropped.get())]
     }
 }

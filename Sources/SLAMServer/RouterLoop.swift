@@ -16,14 +16,16 @@ final class RouterLoop: @unchecked Sendable {
     private let commands: BoundedQueue<CommandJob>
     private let queries: BoundedQueue<QueryJob>
     private let replies: ReplySink
+    private let stats: ServerStats
     /// Set by `Server.stop()`: execute no request read from now on.
     let stopRequested = Shared(false)
     /// Set once the writer and readers have drained: send what is left and leave.
     let drained = Shared(false)
 
     init(socket: ZMQSocket, decoder: RequestDecoder, commands: BoundedQueue<CommandJob>, queries: BoundedQueue<QueryJob>,
-         replies: ReplySink) {
+         replies: ReplySink, stats: ServerStats) {
         self.socket = socket
+        self.stats = stats
         self.decoder = decoder
         self.commands = commands
         self.queries = queries
@@ -96,9 +98,14 @@ final class RouterLoop: @unchecked Sendable {
         for reply in replies.takeAll() { send(reply) }
     }
 
-    /// Sends without blocking; a reply to a client that is gone is dropped (its retry with the
-    /// same key gets the reply from the idempotency record).
+    /// Sends without blocking; a reply to a client that is gone, or that has left
+    /// `replyHighWaterMark` replies untaken, is dropped and counted (a retry with the same key
+    /// gets a command's reply from its idempotency record).
     private func send(_ frames: [[UInt8]]) {
-        do { _ = try socket.send(frames, dontWait: true) } catch { logError("router send: \(error)") }
+        do {
+            if try !socket.send(frames, dontWait: true) { stats.repliesDropped.update { $0 += 1 } }
+        } catch {
+            logError("router send: \(error)")
+        }
     }
 }

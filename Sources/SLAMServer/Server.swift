@@ -82,7 +82,7 @@ public final class Server: @unchecked Sendable {
         try routerSocket.setRouterMandatory(true)
         try routerSocket.setMaxMessageSize(config.maxFrameBytes)
         try routerSocket.setReceiveHighWaterMark(1000)
-        try routerSocket.setSendHighWaterMark(100_000)
+        try routerSocket.setSendHighWaterMark(config.replyHighWaterMark)
         try routerSocket.setLinger(ms: 1000)
         try routerSocket.bind(config.commandsEndpoint)
         let pub = try context.socket(.pub)
@@ -101,7 +101,7 @@ public final class Server: @unchecked Sendable {
         let workers = QueryWorkers(store: store, clock: clock, queue: queries, replies: replies, stats: stats,
                                    publishedSeq: writer.publishedSeq)
         let router = RouterLoop(socket: routerSocket, decoder: RequestDecoder(maxRequestBytes: config.maxRequestBytes),
-                                commands: commands, queries: queries, replies: replies)
+                                commands: commands, queries: queries, replies: replies, stats: stats)
         self.writer = writer
         self.relay = relay
         self.workers = workers

@@ -17,6 +17,10 @@ public struct ServerConfig: Sendable {
     public var commandQueueCapacity = 20_000
     /// Queries waiting for a reader beyond this get OVERLOADED at once.
     public var queryQueueCapacity = 20_000
+    /// Replies libzmq keeps for one client that has not taken them (ZMQ_SNDHWM of the ROUTER,
+    /// as its receive mark is 1,000): past it, what the sockets' buffers also hold, a reply to
+    /// that client is dropped (GetStats `repliesDropped`), not kept in memory without bound.
+    public var replyHighWaterMark: Int32 = 1000
     /// The most commands the writer decides in one transaction.
     public var batchLimit = 1024
     /// Reader threads answering queries.

@@ -37,8 +37,8 @@ struct Bench: ParsableCommand {
             throw ValidationError("--seats (≥4), --users, --connections, --threads, --in-flight and --duration must be positive")
         }
         guard seats <= 100_000 else { throw ValidationError("--seats must be at most 100000 (PROTOCOL.md's largest schedule)") }
-        guard users <= 10_000_000, connections <= 1000, threads <= 64, inFlight <= 100_000 else {
-            throw ValidationError("--users (≤ 10000000), --connections (≤ 1000), --threads (≤ 64) or --in-flight (≤ 100000) too large")
+        guard users <= 10_000_000, connections <= 1000, threads <= 64, inFlight <= 1000 else {
+            throw ValidationError("--users (≤ 10000000), --connections (≤ 1000), --threads (≤ 64) or --in-flight (≤ 1000, the server's reply high-water mark) too large")
         }
         guard duration.isFinite, duration <= 86_400 else { throw ValidationError("--duration must be at most 86400 seconds") }
         if let rate { guard rate >= 1, rate <= 1_000_000 else { throw ValidationError("--rate must be 1 to 1000000") } }

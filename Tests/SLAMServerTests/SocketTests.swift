@@ -1,5 +1,6 @@
 import Foundation
 import SLAMClient
+import SLAMDomain
 import SLAMJSON
 import SLAMTesting
 import Testing
@@ -92,6 +93,23 @@ struct SocketTests {
                 #expect(r.header["replayed"] == nil)
             }
             #expect(try stats(s).users == 151)
+        }
+    }
+
+    /// A client that sends queries and never takes their replies (here 10,000 seat maps of about
+    /// 6 KB each) gets at most `replyHighWaterMark` of them queued in the server, beyond what the
+    /// sockets' buffers hold: the rest are dropped and counted, not kept in memory without bound
+    /// (with the ROUTER's old mark of 100,000 none was), and everyone else is answered as before.
+    @Test func repliesToAClientThatTakesNoneAreDroppedPastTheHighWaterMark() throws {
+        try withServer { ts in
+            let (c, s) = try ts.scenario()
+            defer { c.close() }
+            let scheduleId = try s.openSchedule(now: SystemClock().now(), seats: 100)
+            let flooder = try ts.client()
+            defer { flooder.close() }
+            for _ in 0..<10_000 { _ = try flooder.send("GetSeatMap", ["scheduleId": .string(scheduleId)]) }
+            #expect(try eventually { (try s.must("GetStats")["repliesDropped"]?.int64Value ?? 0) > 0 }, "no reply dropped")
+            #expect(try s.must("GetSeatMap", ["scheduleId": .string(scheduleId)])["available"] == 100)
         }
     }
 }
