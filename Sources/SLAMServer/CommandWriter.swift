@@ -172,6 +172,7 @@ final class CommandWriter: @unchecked Sendable {
     /// the transaction goes on without `body`'s writes. Throws only when the savepoint statements
     /// fail (SQLite rolled the whole transaction back: no savepoint is left).
     private func inSavepoint<T>(_ savepoint: Savepoint, _ db: Database, _ body: () throws -> T) throws -> Result<T, any Error> {
+        try requireTransaction(db)
         let statements = writer.statements
         try statements.statement(db, savepoint.begin).run()
         do {
@@ -183,6 +184,19 @@ final class CommandWriter: @unchecked Sendable {
             try statements.statement(db, savepoint.release).run()
             return .failure(error)
         }
+    }
+
+    /// SQLite rolls a whole transaction back on some errors, a read's included (an I/O error, a
+    /// full disk, no memory). The writer's own statements run through the C API, which GRDB's
+    /// check for an aborted transaction does not see: one run after that would start a
+    /// transaction of its own and commit alone, past heads that counted what was rolled back.
+    /// Throws, failing the batch, when the batch's transaction is gone.
+    private func requireTransaction(_ db: Database) throws {
+        guard db.isInsideTransaction else { throw TransactionGone() }
+    }
+
+    struct TransactionGone: Error, CustomStringConvertible {
+        var description: String { "SQLite rolled the batch's transaction back" }
     }
 
     // MARK: One command
@@ -231,6 +245,7 @@ final class CommandWriter: @unchecked Sendable {
         }
         let ok: Bool
         if case .accepted = outcome { ok = true } else { ok = false }
+        try requireTransaction(db)
         try writer.record(db, IdempotencyRecord(key: job.key, fingerprint: job.fingerprint, ok: ok,
                                                 reply: String(decoding: body, as: UTF8.self), position: position, createdAt: now))
         return reply(ok: ok, position: position, replayed: false, body: body)
@@ -256,7 +271,9 @@ final class CommandWriter: @unchecked Sendable {
         do {
             try preload(command, db)
         } catch {
-            // Reading only, so nothing to roll back; what was loaded is dropped with the rest.
+            // Reading only, so nothing to roll back (unless SQLite rolled everything back: then
+            // the batch fails); what was loaded is dropped with the rest.
+            try requireTransaction(db)
             state = DomainState()
             logError("\(command) (\(causation)) could not load what it decides on: \(error)")
             return .failed
@@ -359,7 +376,9 @@ final class CommandWriter: @unchecked Sendable {
                 try StateLoader.loadSchedule(db, scheduleId, into: &state, writer: writer)
             } catch {
                 // As for a command whose aggregates cannot be loaded: reading only, this queue
-                // waits for the next sweep, what was loaded is dropped, and the batch goes on.
+                // waits for the next sweep, what was loaded is dropped, and the batch goes on
+                // (unless SQLite rolled the transaction back).
+                try requireTransaction(db)
                 state = DomainState()
                 logError("the queue of \(scheduleId) could not be loaded for its sweep: \(error)")
                 continue

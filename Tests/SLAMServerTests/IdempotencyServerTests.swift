@@ -1,4 +1,6 @@
 import Foundation
+import GRDB
+import GRDBSQLite
 import SLAMClient
 import SLAMDomain
 import SLAMJSON
@@ -239,6 +241,28 @@ struct FailingCommandTests {
         }
     }
 
+    /// SQLite rolls a whole transaction back on some errors, even in a read (an I/O error, a full
+    /// disk). Simulated here: the clock, asked for the time by the writer inside the batch's
+    /// transaction, rolls it back on the writer's connection, behind GRDB's back. The command then
+    /// goes on; it must not start a transaction of its own and commit alone (it did: answered
+    /// INTERNAL, yet its user and its idempotency record committed, so its retry replayed ok).
+    /// Now the batch fails: nothing committed, and the retry executes.
+    @Test func aTransactionSQLiteRolledBackCommitsNothingAfter() throws {
+        let clock = RollbackTrapClock()
+        try withServer(clock: clock) { ts in
+            let c = try ts.client()
+            defer { c.close() }
+            let before = try #require(try c.call("GetStats").body["users"]?.int64Value)
+            clock.handle.set(ts.server.store.pool.writeWithoutTransaction { db in db.sqliteConnection })
+            let failed = try c.call("RegisterUser", ["name": "rolled back"], key: "trap-1")
+            #expect(failed.code == "INTERNAL", "\(failed.body)")
+            #expect(clock.sprung.get(), "the trap was not sprung")
+            #expect(try c.call("GetStats").body["users"]?.int64Value == before, "nothing committed")
+            let retry = try c.call("RegisterUser", ["name": "rolled back"], key: "trap-1")
+            #expect(retry.ok && retry.replayed == false, "\(retry.body)")
+        }
+    }
+
     /// A batch that fails as a whole, whose heads then cannot be re-read either: with `meta`
     /// renamed away, the batch's own write of the command count fails (rolling back the user it
     /// appended, which the writer's heads had already counted) and so does the re-read, at the
@@ -268,5 +292,20 @@ struct FailingCommandTests {
             #expect(stats["headSeq"]?.int64Value == head + 2)
             #expect(stats["commands"]?.int64Value == commands + 2, "the failed batch's command is not counted")
         }
+    }
+}
+
+/// A clock that, once armed with the writer's connection, rolls back the transaction that
+/// connection is in the first time it is asked for the time inside one (the writer, deciding a
+/// command; nothing else uses that connection), as SQLite does on an I/O error.
+final class RollbackTrapClock: Clock, @unchecked Sendable {
+    let handle = Shared<OpaquePointer?>(nil)
+    let sprung = Shared(false)
+    func now() -> Millis {
+        if let h = handle.get(), sqlite3_get_autocommit(h) == 0 {
+            handle.set(nil)
+            sprung.set(sqlite3_exec(h, "ROLLBACK", nil, nil, nil) == SQLITE_OK)
+        }
+        return SystemClock().now()
     }
 }
