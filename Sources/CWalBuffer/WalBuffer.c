@@ -26,6 +26,13 @@ typedef struct WbFile {
     int isWal;             /* a WAL file (buffered); otherwise a main database file (not) */
     long long asked, written; /* this WAL file's writes asked by SQLite, and made to the file */
     struct WbFile *peer;   /* a WAL file's database file, and the other way round */
+    /* Set when a buffered write failed: SQLite took those frames as written (they were, into
+       the buffer), and a transaction that goes on after the error (SQLite undoes only the
+       statement on SQLITE_FULL, or sees a flush's failure as a read's) must never commit over
+       them. Every write, sync and read of the WAL answers it until the WAL's write lock goes
+       (the transaction is over), when it is cleared. */
+    int failed;
+    int failNextWrite; /* fault injection for tests: the next write to the file fails with this */
 } WbFile;
 
 static sqlite3_vfs *root;
@@ -34,14 +41,28 @@ static sqlite3_vfs wbVfs;
 /* The unix VFS writes at most 128 KiB - 1 bytes a call (it masks the length with 0x1ffff). */
 #define WB_CHUNK (31 * 4096)
 
+/* A write to the file (or the failure a test asked for). */
+static int wbRealWrite(WbFile *f, const void *z, int amt, sqlite3_int64 off) {
+    f->written++;
+    if (f->failNextWrite) {
+        int rc = f->failNextWrite;
+        f->failNextWrite = 0;
+        return rc;
+    }
+    return f->real->pMethods->xWrite(f->real, z, amt, off);
+}
+
 static int wbFlush(WbFile *f) {
+    if (f->failed) return f->failed;
     int len = f->len;
     f->len = 0;
     for (int done = 0; done < len; done += WB_CHUNK) {
         int amt = len - done < WB_CHUNK ? len - done : WB_CHUNK;
-        f->written++;
-        int rc = f->real->pMethods->xWrite(f->real, f->buf + done, amt, f->start + done);
-        if (rc != SQLITE_OK) return rc;
+        int rc = wbRealWrite(f, f->buf + done, amt, f->start + done);
+        if (rc != SQLITE_OK) {
+            f->failed = rc;
+            return rc;
+        }
     }
     return SQLITE_OK;
 }
@@ -71,6 +92,7 @@ static int wbClose(sqlite3_file *file) {
 
 static int wbRead(sqlite3_file *file, void *z, int amt, sqlite3_int64 off) {
     WbFile *f = (WbFile *)file;
+    if (f->failed) return f->failed;
     if (wbOverlaps(f, off, amt)) {
         int rc = wbFlush(f);
         if (rc != SQLITE_OK) return rc;
@@ -79,8 +101,9 @@ static int wbRead(sqlite3_file *file, void *z, int amt, sqlite3_int64 off) {
 }
 
 static int wbDirect(WbFile *f, const void *z, int amt, sqlite3_int64 off) {
-    f->written++;
-    return f->real->pMethods->xWrite(f->real, z, amt, off);
+    int rc = wbRealWrite(f, z, amt, off);
+    if (rc != SQLITE_OK) f->failed = rc;
+    return rc;
 }
 
 /* The invariant: when SQLite publishes a commit to other connections (the wal-index header,
@@ -92,6 +115,7 @@ static int wbWrite(sqlite3_file *file, const void *z, int amt, sqlite3_int64 off
     WbFile *f = (WbFile *)file;
     if (!f->isWal) return f->real->pMethods->xWrite(f->real, z, amt, off);
     f->asked++;
+    if (f->failed) return f->failed;
     const unsigned char *bytes = (const unsigned char *)z;
     int header = amt == WB_FRAME_HEADER;
     int commitHeader = header && (bytes[4] | bytes[5] | bytes[6] | bytes[7]) != 0;
@@ -169,7 +193,10 @@ static int wbUnlock(sqlite3_file *file, int lock) {
     /* In locking_mode EXCLUSIVE the WAL's write lock is never taken in shared memory, so
        wbShmLock does not see a rolled-back transaction end; leaving EXCLUSIVE unlocks the
        database file, and anything its WAL file still buffers is of no commit. */
-    if (!f->isWal && f->peer) wbDiscard(f->peer);
+    if (!f->isWal && f->peer) {
+        wbDiscard(f->peer);
+        f->peer->failed = 0;
+    }
     return f->real->pMethods->xUnlock(f->real, lock);
 }
 
@@ -213,6 +240,8 @@ static int wbShmLock(sqlite3_file *file, int offset, int n, int flags) {
     if (!f->isWal && f->peer && (flags & SQLITE_SHM_UNLOCK) && (flags & SQLITE_SHM_EXCLUSIVE)
         && offset <= WB_WAL_WRITE_LOCK && WB_WAL_WRITE_LOCK < offset + n) {
         (void)wbFlush(f->peer);
+        wbDiscard(f->peer);
+        f->peer->failed = 0;
     }
     return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
@@ -343,5 +372,14 @@ int slam_walbuffer_connection_writes(sqlite3 *db, long long *asked, long long *w
     WbFile *wal = ((WbFile *)file)->peer;
     *asked = wal->asked;
     *written = wal->written;
+    return SQLITE_OK;
+}
+
+int slam_walbuffer_fail_next_write(sqlite3 *db, int code) {
+    sqlite3_file *file = 0;
+    int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file);
+    if (rc != SQLITE_OK) return rc;
+    if (file == 0 || file->pMethods != &wbMethods || ((WbFile *)file)->peer == 0) return SQLITE_NOTFOUND;
+    ((WbFile *)file)->peer->failNextWrite = code;
     return SQLITE_OK;
 }

@@ -110,6 +110,47 @@ struct WalBufferTests {
         #expect(try again.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") } == "ok")
         try again.close()
     }
+
+    /// A buffered write that fails (a full disk) while a transaction goes on: here the frames
+    /// its first insert spilled are still in the buffer when the second statement reads one of
+    /// them back, the flush that read forces fails, and SQLite, told SQLITE_FULL, undoes only
+    /// that statement. Those frames never reached the file, so the transaction must not commit
+    /// (it did, over them, and the table read back wrong); it fails, is rolled back, and the
+    /// next transaction commits as usual.
+    @Test func aFailedBufferedWriteMakesItsTransactionFail() throws {
+        let dir = try directoryWithBufferRegistered()
+        defer { dir.remove() }
+        let path = dir.path("full.sqlite")
+        let queue = try open(path, synchronous: "FULL", cachePages: 10)
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)") }
+        var commitError: (any Error)?
+        try queue.writeWithoutTransaction { db in
+            try db.execute(sql: "BEGIN IMMEDIATE")
+            try db.execute(sql: "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) "
+                           + "INSERT INTO t SELECT i, randomblob(1000) FROM n")
+            #expect(slam_walbuffer_fail_next_write(db.sqliteConnection, SQLITE_FULL) == SQLITE_OK)
+            do {
+                try db.execute(sql: "INSERT INTO t SELECT k + 1000, v FROM t")
+                Issue.record("the statement whose read forced the failing flush succeeded")
+            } catch let error as DatabaseError {
+                #expect(error.resultCode == .SQLITE_FULL, "\(error)")
+            }
+            do {
+                try db.execute(sql: "COMMIT")
+            } catch {
+                commitError = error
+            }
+            if db.isInsideTransaction { try db.execute(sql: "ROLLBACK") }
+        }
+        #expect(commitError != nil, "a transaction whose frames never reached the WAL committed")
+        #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM t") } == 0)
+        try queue.write { db in try db.execute(sql: "INSERT INTO t VALUES (1, x'00')") }
+        try queue.close()
+        let again = try open(path, synchronous: "FULL")
+        #expect(try again.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM t") } == 1)
+        #expect(try again.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") } == "ok")
+        try again.close()
+    }
 }
 
 /// The cases where SQLite writes to the WAL after a transaction's commit frame and before it
