@@ -66,7 +66,7 @@ public enum Rebuild {
         }
         let lock = try StoreLock.acquire(database: path, holder: "slam projections rebuild")
         defer { lock.release() }
-        let store = try EventStore.open(path: path, sync: .full, migrations: Projector.migrations, readers: 2)
+        let store = try EventStore.open(path: path, sync: .full, migrations: Projector.migrations, readers: 2, mustExist: true)
         defer { try? store.pool.close() }
 
         let modelSet = Set(models)

@@ -54,8 +54,10 @@ public final class EventStore: @unchecked Sendable {
     /// Opens (creating if needed, with its folder) the database at `path` and migrates it.
     /// `synchronous` is set on the writer connection after GRDB has configured it, since
     /// `DatabasePool` sets NORMAL on its connections and a value set earlier would be lost.
+    /// `mustExist`: refuse (`badDatabase`) a path with no store yet, rather than create one.
     public static func open(path: String, sync: SyncMode = .full, migrations extra: [Migration] = [],
-                            readers: Int = 4) throws -> EventStore {
+                            readers: Int = 4, mustExist: Bool = false) throws -> EventStore {
+        try inspect(path: path, known: (migrations + extra).map(\.id), mustExist: mustExist)
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         // Every connection of the process goes through the WAL-buffering VFS (one write per
@@ -100,6 +102,44 @@ public final class EventStore: @unchecked Sendable {
             throw storeError(error, "cannot set up \(path)")
         }
         return EventStore(pool: pool, path: path, storeId: storeId)
+    }
+
+    /// Looks at an existing file before anything opens it for writing (opening a pool switches a
+    /// database to WAL mode, and migrating adds tables): a database of another application (it
+    /// has tables, and no record of SLAM's migrations), or one a newer SLAM has migrated (a
+    /// migration numbered past every one this build knows: served, its schema would be one this
+    /// build does not know) is refused with `badDatabase`, and so is a path with no store when
+    /// `mustExist`. An empty or missing file is a new store.
+    private static func inspect(path: String, known: [String], mustExist: Bool) throws {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+        guard let size, size > 0 else {
+            if mustExist { throw StoreError(.badDatabase, "no store at \(path)") }
+            return
+        }
+        var config = Configuration()
+        config.readonly = true
+        config.busyMode = .timeout(5)
+        let (tables, applied): ([String], [String])
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            defer { try? queue.close() }
+            (tables, applied) = try queue.read { db in
+                let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                let applied = tables.contains("grdb_migrations")
+                    ? try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") : []
+                return (tables, applied)
+            }
+        } catch let error as DatabaseError {
+            throw storeError(error, "cannot open \(path)")
+        }
+        if !tables.isEmpty, !tables.contains("grdb_migrations") {
+            throw StoreError(.badDatabase, "\(path) is not a SLAM store: it has tables of its own (\(tables.sorted().prefix(5).joined(separator: ", ")))")
+        }
+        if let newest = known.max(), let unknown = applied.filter({ $0 > newest }).max() {
+            throw StoreError(.badDatabase, "\(path) was migrated by a newer SLAM (migration \(unknown); this build knows up to \(newest)): "
+                             + "run that build, or one at least as new")
+        }
+        if mustExist, !tables.contains("events") { throw StoreError(.badDatabase, "no store at \(path)") }
     }
 
     /// SQLITE_BUSY here means another connection kept its lock past the busy timeout: another

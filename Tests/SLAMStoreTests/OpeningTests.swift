@@ -133,6 +133,58 @@ struct OpeningTests {
     }
 }
 
+@Suite("Opening a database that is not this build's store")
+struct ForeignDatabaseTests {
+    /// Another application's database (tables of its own, no record of SLAM's migrations) is
+    /// refused, and left exactly as it was: not switched to WAL mode, no table added.
+    @Test func anotherApplicationsDatabaseIsRefusedUntouched() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path("theirs.sqlite")
+        let theirs = try DatabaseQueue(path: path)
+        try theirs.write { db in try db.execute(sql: "CREATE TABLE invoices (id INTEGER PRIMARY KEY); INSERT INTO invoices VALUES (7)") }
+        try theirs.close()
+        #expect {
+            _ = try EventStore.open(path: path)
+        } throws: { error in
+            isStoreError(error, .badDatabase) && "\(error)".contains("not a SLAM store")
+        }
+        let again = try DatabaseQueue(path: path)
+        defer { try? again.close() }
+        #expect(try again.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") } == "delete")
+        #expect(try again.read { db in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") } == ["invoices"])
+    }
+
+    /// A store a newer build has migrated (a migration numbered past every one this build knows)
+    /// is refused, naming the migration, rather than served with a schema this build does not know.
+    @Test func aStoreMigratedByANewerBuildIsRefused() throws {
+        try withStore { store, dir in
+            try store.pool.write { db in try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('0099_from_the_future')") }
+            try store.pool.close()
+            #expect {
+                _ = try EventStore.open(path: dir.path("store.sqlite"))
+            } throws: { error in
+                isStoreError(error, .badDatabase) && "\(error)".contains("0099_from_the_future")
+            }
+        }
+    }
+
+    /// `mustExist` (what `slam projections rebuild` asks): an empty file, or a missing one, is
+    /// no store, and is not made one.
+    @Test func mustExistRefusesAnEmptyFile() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path("empty.sqlite")
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
+        #expect {
+            _ = try EventStore.open(path: path, mustExist: true)
+        } throws: { error in
+            isStoreError(error, .badDatabase)
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == 0)
+    }
+}
+
 @Suite("Opening a store another process holds")
 struct LockedOpeningTests {
     @Test("a database whose lock another connection keeps past the busy timeout is refused with locked")
