@@ -11,7 +11,7 @@ import SLAMDomain
 /// grows: this thread also watches the WAL every 100 ms (and reports its size and peak in
 /// GetStats), and past `walTruncateBytes` runs a TRUNCATE checkpoint, which waits for the
 /// readers (queries are short) and empties the file. While it waits it holds off the writer, so
-/// it waits at most `walTruncateWait` (100 ms) and, held off by a reader, tries again only
+/// it waits at most `walTruncateWait` (100 ms) and, held off by a reader or failing, tries again only
 /// `walTruncateRetry` (1 s) later. `journal_size_limit` (set to
 /// `walTruncateBytes`) trims the file after a restart only past that size: below it the file
 /// keeps its largest extent and is overwritten from the start. So under constant load with
@@ -173,11 +173,14 @@ final class Checkpointer: @unchecked Sendable {
                 } catch {
                     logError("WAL checkpoint (\(mode)): \(error)")
                 }
-                if blocked {
-                    stats.truncatesBlocked.update { $0 += 1 }
+                if blocked { stats.truncatesBlocked.update { $0 += 1 } }
+                if completed {
+                    stats.checkpoints.update { $0 += 1 }
+                } else {
+                    // Held off, or failed (a full disk, say): each try holds off the writer, so the
+                    // next comes `walTruncateRetry` later, not at the next 100 ms look.
                     nextTruncate = .now() + .milliseconds(Int(config.walTruncateRetry))
                 }
-                if completed { stats.checkpoints.update { $0 += 1 } }
             }
         }
     }
