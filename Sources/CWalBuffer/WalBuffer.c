@@ -30,8 +30,12 @@ typedef struct WbFile {
        the buffer), and a transaction that goes on after the error (SQLite undoes only the
        statement on SQLITE_FULL, or sees a flush's failure as a read's) must never commit over
        them. Every write, sync and read of the WAL answers it until the WAL's write lock goes
-       (the transaction is over), when it is cleared. */
+       (the transaction is over), when it is cleared. Only while that lock was taken through
+       shared memory (`shmWriteLocked`), the one end of a transaction this VFS sees: in
+       locking_mode EXCLUSIVE, which SLAM does not use, a failed write is answered once and
+       not kept (it would fail every later transaction of the connection). */
     int failed;
+    int shmWriteLocked;
     int failNextWrite; /* fault injection for tests: the next write to the file fails with this */
 } WbFile;
 
@@ -60,7 +64,7 @@ static int wbFlush(WbFile *f) {
         int amt = len - done < WB_CHUNK ? len - done : WB_CHUNK;
         int rc = wbRealWrite(f, f->buf + done, amt, f->start + done);
         if (rc != SQLITE_OK) {
-            f->failed = rc;
+            if (f->shmWriteLocked) f->failed = rc;
             return rc;
         }
     }
@@ -102,7 +106,7 @@ static int wbRead(sqlite3_file *file, void *z, int amt, sqlite3_int64 off) {
 
 static int wbDirect(WbFile *f, const void *z, int amt, sqlite3_int64 off) {
     int rc = wbRealWrite(f, z, amt, off);
-    if (rc != SQLITE_OK) f->failed = rc;
+    if (rc != SQLITE_OK && f->shmWriteLocked) f->failed = rc;
     return rc;
 }
 
@@ -242,8 +246,14 @@ static int wbShmLock(sqlite3_file *file, int offset, int n, int flags) {
         (void)wbFlush(f->peer);
         wbDiscard(f->peer);
         f->peer->failed = 0;
+        f->peer->shmWriteLocked = 0;
     }
-    return f->real->pMethods->xShmLock(f->real, offset, n, flags);
+    int rc = f->real->pMethods->xShmLock(f->real, offset, n, flags);
+    if (rc == SQLITE_OK && !f->isWal && f->peer && (flags & SQLITE_SHM_LOCK) && (flags & SQLITE_SHM_EXCLUSIVE)
+        && offset <= WB_WAL_WRITE_LOCK && WB_WAL_WRITE_LOCK < offset + n) {
+        f->peer->shmWriteLocked = 1;
+    }
+    return rc;
 }
 
 static void wbShmBarrier(sqlite3_file *file) {

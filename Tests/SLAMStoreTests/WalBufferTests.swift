@@ -151,6 +151,25 @@ struct WalBufferTests {
         #expect(try again.read { db in try String.fetchOne(db, sql: "PRAGMA integrity_check") } == "ok")
         try again.close()
     }
+
+    /// In locking_mode EXCLUSIVE the WAL's write lock never goes through shared memory, where
+    /// the VFS sees a transaction end: a failed write there is answered once, and the next
+    /// transaction of the connection commits (kept, it failed every one after).
+    @Test func aFailedWriteInExclusiveModeFailsOnlyItsTransaction() throws {
+        let dir = try directoryWithBufferRegistered()
+        defer { dir.remove() }
+        let queue = try DatabaseQueue(path: dir.path("exclusive.sqlite"))
+        defer { try? queue.close() }
+        try queue.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
+            _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            #expect(slam_walbuffer_fail_next_write(db.sqliteConnection, SQLITE_FULL) == SQLITE_OK)
+        }
+        #expect(throws: DatabaseError.self) { try queue.write { db in try db.execute(sql: "INSERT INTO t VALUES (1)") } }
+        try queue.write { db in try db.execute(sql: "INSERT INTO t VALUES (2)") }
+        #expect(try queue.read { db in try Int.fetchAll(db, sql: "SELECT k FROM t") } == [2])
+    }
 }
 
 /// The cases where SQLite writes to the WAL after a transaction's commit frame and before it

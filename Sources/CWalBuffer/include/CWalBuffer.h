@@ -42,7 +42,8 @@ int slam_walbuffer_connection_writes(sqlite3 *db, long long *asked, long long *w
    with SQLite result code `code` (e.g. SQLITE_FULL, as a full disk would), once. From a failed
    write on, every write, sync and read of that WAL file fails with that code until the WAL's
    write lock is released: a transaction whose buffered frames did not reach the file can never
-   commit. SQLITE_NOTFOUND when the connection has no WAL file through this VFS. Call on the
+   commit. (In locking_mode EXCLUSIVE, where that lock does not go through shared memory, the
+   failure is answered once and not kept.) SQLITE_NOTFOUND when the connection has no WAL file through this VFS. Call on the
    connection's own thread. */
 int slam_walbuffer_fail_next_write(sqlite3 *db, int code);
 
