@@ -31,7 +31,8 @@ public final class ManualClock: Clock, @unchecked Sendable {
 /// order they joined or were admitted), and so does anyone reading the log. `notBefore` seeds
 /// it, with the last recorded event's time, so a clock found behind at start is held there too.
 public final class NonDecreasingClock: Clock, @unchecked Sendable {
-    private let base: Clock
+    /// The clock it reads: what a client's deadline, an instant of the wall clock, is judged by.
+    public let base: Clock
     private var latest: Millis
     private let lock = Lock()
 
@@ -47,6 +48,10 @@ public final class NonDecreasingClock: Clock, @unchecked Sendable {
             return latest
         }
     }
+
+    /// The clock a deadline is judged by: `clock`'s base when it is a `NonDecreasingClock`
+    /// (a client sets its deadline by the wall clock, which a step back does not make pass).
+    public static func deadlines(of clock: Clock) -> Clock { (clock as? NonDecreasingClock)?.base ?? clock }
 }
 
 /// A small mutex (pthread), usable from any thread.

@@ -15,6 +15,8 @@ final class CommandWriter: @unchecked Sendable {
     private let store: EventStore
     private let writer: StoreWriter
     private let clock: Clock
+    /// What deadlines are judged by (`NonDecreasingClock.deadlines`).
+    private let deadlineClock: Clock
     private let config: ServerConfig
     private let queue: BoundedQueue<CommandJob>
     private let replies: ReplySink
@@ -50,6 +52,7 @@ final class CommandWriter: @unchecked Sendable {
         self.store = store
         self.writer = try store.makeWriter()
         self.clock = clock
+        deadlineClock = NonDecreasingClock.deadlines(of: clock)
         self.config = config
         self.queue = queue
         self.replies = replies
@@ -218,7 +221,7 @@ final class CommandWriter: @unchecked Sendable {
             return reply(ok: record.ok, position: record.position, replayed: true, body: Array(record.reply.utf8))
         }
         let now = clock.now()
-        if let deadline = job.deadline, now > deadline {
+        if let deadline = job.deadline, deadlineClock.now() > deadline {
             return refuse(Rejection(.deadlineExceeded, "the deadline " + RFC3339.format(deadline) + " has passed"))
         }
         let command: Command

@@ -10,6 +10,8 @@ import SLAMStore
 final class QueryWorkers: @unchecked Sendable {
     private let store: EventStore
     private let clock: Clock
+    /// What deadlines are judged by (`NonDecreasingClock.deadlines`).
+    private let deadlineClock: Clock
     private let queue: BoundedQueue<QueryJob>
     private let replies: ReplySink
     private let finished = DispatchGroup()
@@ -23,6 +25,7 @@ final class QueryWorkers: @unchecked Sendable {
         self.publishedSeq = publishedSeq
         self.store = store
         self.clock = clock
+        deadlineClock = NonDecreasingClock.deadlines(of: clock)
         self.queue = queue
         self.replies = replies
     }
@@ -46,7 +49,7 @@ final class QueryWorkers: @unchecked Sendable {
         var ok = true
         var body: [UInt8]
         do {
-            if let deadline = job.deadline, clock.now() > deadline {
+            if let deadline = job.deadline, deadlineClock.now() > deadline {
                 throw Rejection(.deadlineExceeded, "the deadline " + RFC3339.format(deadline) + " has passed")
             }
             body = try run(job)

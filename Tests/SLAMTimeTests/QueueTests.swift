@@ -249,6 +249,11 @@ struct QueueTests {
             let tokenB = try #require(try join(s, b, scheduleId)["tokenId"]?.string)
             clock.set(t - 60_000)
             let tokenC = try #require(try join(s, c, scheduleId)["tokenId"]?.string)
+            // A deadline is an instant of the wall clock: 5 s ahead of the stepped-back clock has
+            // not passed, though decisions are still made at t.
+            let inTime = try s.client.call("RegisterUser", ["name": "in time"], key: UUID().uuidString, deadline: t - 55_000)
+            #expect(inTime.ok, "\(inTime.text)")
+            #expect(try s.client.call("GetStats", deadline: t - 55_000).ok)
 
             // Past C's time as the stepped-back clock counts it, not B's: both still wait.
             clock.set(t - 60_000 + waitingTtl * 1000 + 1)
