@@ -13,7 +13,10 @@ enum Reservations {
         let def = schedule.definition
         let seats = Array(Set(seatNumbers)).sorted()
         // The wire decoder guarantees distinct seats ≥ 1; a decider still never traps on a typed command.
-        let missing = seats.filter { $0 > def.seatCount || $0 < 1 }
+        // The count once, not per seat: a request may name thousands of seats, on a schedule of
+        // thousands of sections, and `seatCount` adds them up at each use.
+        let seatCount = def.seatCount
+        let missing = seats.filter { $0 > seatCount || $0 < 1 }
         guard missing.isEmpty else {
             throw Rejection(.seatNotFound, "schedule \(scheduleId) has no seat \(missing.map(String.init).joined(separator: ", "))",
                             details: ["seatNumbers": .array(missing.map { .int(Int64($0)) })])
