@@ -3,9 +3,18 @@
 random moments, restart it on the same database, and check what the clients were told:
 
 - every acknowledged command survived: resent with the same key it replays (`replayed: true`)
-  with the same body and position (invariant 4 and 5);
+  with the same body and position, and an accepted one's last event is in the store at that
+  position with the key as its `causationId` (invariants 4 and 5);
+- every command in flight when the server died (sent, never answered) is executed at most once:
+  resent twice after the last restart, the second reply replays the first;
 - `slam verify` passes on the database: no seat held or sold twice, every balance equal to its
-  history, one deduction per payment, contiguous positions and outbox (invariants 1-3, 6, 7).
+  history, one deduction per payment and one refund per cancellation, contiguous positions and
+  outbox (invariants 1-3, 6, 7).
+
+The load holds 1-3 seats at a time, pays, releases holds, cancels paid reservations (refunds)
+and leaves holds to expire (the server runs with `--hold-ttl 2`, so its sweep records expiries
+between the kills). A round in which no hold, payment, release or cancellation was acknowledged,
+or a load thread that failed, fails the run.
 
     python3 tools/crash_run.py [--rounds 5] [--clients 4]
 """
@@ -18,12 +27,16 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 
 import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import slamproc  # noqa: E402
+
+SEATS = 5000
+HOLD_TTL_S = 2
 
 
 class Client:
@@ -49,43 +62,86 @@ class Client:
         self.sock.close()
 
 
-def load(endpoint, schedule, users, acked, stop, seed):
-    """Charges and holds/pays until the server dies; records every acknowledged command."""
+class Record:
+    """What the clients were told, shared by the load threads (list appends are atomic)."""
+
+    def __init__(self):
+        self.acked = []       # (type, body, key, header, body): answered with a position
+        self.in_flight = []   # (type, body, key): sent, never answered (the server died)
+        self.failures = []    # tracebacks of load threads that failed
+
+
+def load(endpoint, schedule, users, record, stop, seed):
+    """Charges, holds, pays, releases and cancels until the server dies."""
     rng = random.Random(seed)
     ctx = zmq.Context.instance()
     c = Client(ctx, endpoint)
+
+    def send(type_, body):
+        key = uuid.uuid4().hex
+        h, b = c.call(type_, body, key, timeout=1000)
+        if h is None:
+            record.in_flight.append((type_, body, key))
+            return None, None
+        if "position" in h:
+            record.acked.append((type_, body, key, h, b))
+        return h, b
+
     try:
         while not stop.is_set():
             user = rng.choice(users)
-            if rng.random() < 0.5:
-                body, type_ = {"userId": user, "amount": rng.randint(1, 50)}, "ChargePoints"
-            else:
-                body, type_ = {"userId": user, "scheduleId": schedule, "seatNumbers": [rng.randint(1, 400)]}, "HoldSeats"
-            key = uuid.uuid4().hex
-            h, b = c.call(type_, body, key, timeout=1000)
+            if rng.random() < 0.3:
+                h, _ = send("ChargePoints", {"userId": user, "amount": rng.randint(1, 100)})
+                if h is None:
+                    return
+                continue
+            first = rng.randint(1, SEATS - 2)
+            seats = list(range(first, first + rng.randint(1, 3)))
+            h, b = send("HoldSeats", {"userId": user, "scheduleId": schedule, "seatNumbers": seats})
             if h is None:
-                return  # the server is gone
-            if "position" in h:
-                acked.append((type_, body, key, h, b))
-                if type_ == "HoldSeats" and h["ok"] and rng.random() < 0.7:
-                    pkey = uuid.uuid4().hex
-                    pbody = {"userId": user, "reservationId": b["reservationId"]}
-                    ph, pb = c.call("PayReservation", pbody, pkey, timeout=1000)
-                    if ph is None:
-                        return
-                    if "position" in ph:
-                        acked.append(("PayReservation", pbody, pkey, ph, pb))
+                return
+            if not h["ok"]:
+                continue
+            fate = rng.random()
+            ref = {"userId": user, "reservationId": b["reservationId"]}
+            if fate < 0.15:
+                if send("CancelReservation", ref)[0] is None:  # a release of the hold
+                    return
+            elif fate < 0.75:
+                ph, _ = send("PayReservation", ref)
+                if ph is None:
+                    return
+                if ph["ok"] and rng.random() < 0.25 and send("CancelReservation", ref)[0] is None:  # a refund
+                    return
+            # else: left to expire (the sweep records it within the round or the next)
+    except Exception:  # noqa: BLE001 - any failure of the load is a failure of the run
+        record.failures.append(traceback.format_exc())
     finally:
         c.close()
+
+
+def read_events(c):
+    """Every event's causationId by position, through ReadEvents pages."""
+    out, after = {}, 0
+    while True:
+        h, b = c.call("ReadEvents", {"afterSeq": after, "limit": 1000})
+        if not (h and h.get("ok")):
+            raise SystemExit(f"ReadEvents failed: {h} {b}")
+        for e in b["events"]:
+            out[e["header"]["position"]] = e["header"]["causationId"]
+            after = e["header"]["seq"]
+        if not b["events"]:
+            return out
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--clients", type=int, default=4)
-    p.add_argument("--users", type=int, default=50)
+    p.add_argument("--users", type=int, default=500)
     a = p.parse_args()
-    server = slamproc.Server()
+    serve_args = ("--hold-ttl", str(HOLD_TTL_S))
+    server = slamproc.Server(*serve_args)
     db, binary = server.db, server.binary
     ctx = zmq.Context.instance()
     c = Client(ctx, server.commands)
@@ -94,17 +150,21 @@ def main():
     iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))  # noqa: E731
     _, sched = c.call("ScheduleConcert", {"concertId": concert["concertId"], "startsAt": iso(now + 86400 * 30),
                                           "reservationOpensAt": iso(now - 60), "reservationClosesAt": iso(now + 86400),
-                                          "sections": [{"name": "A", "seatCount": 400, "price": 10}],
+                                          "sections": [{"name": "A", "seatCount": SEATS, "price": 10}],
                                           "maxSeatsPerUser": 10}, uuid.uuid4().hex)
     users = []
     for i in range(a.users):
         _, u = c.call("RegisterUser", {"name": f"u{i}"}, uuid.uuid4().hex)
         users.append(u["userId"])
+        c.call("ChargePoints", {"userId": u["userId"], "amount": 1000}, uuid.uuid4().hex)
     c.close()
-    acked = []
+    record = Record()
+    empty_rounds = []
     for rnd in range(a.rounds):
+        before = len(record.acked)
         stop = threading.Event()
-        threads = [threading.Thread(target=load, args=(server.commands, sched["scheduleId"], users, acked, stop, rnd * 100 + i))
+        threads = [threading.Thread(target=load, args=(server.commands, sched["scheduleId"], users, record, stop,
+                                                       rnd * 100 + i))
                    for i in range(a.clients)]
         for t in threads:
             t.start()
@@ -114,23 +174,55 @@ def main():
         stop.set()
         for t in threads:
             t.join()
-        print(f"round {rnd + 1}: killed with SIGKILL; {len(acked)} commands acknowledged so far", flush=True)
-        server = slamproc.Server(db=db, binary=binary)
-    # Every acknowledged command replays exactly as it was answered.
+        this_round = record.acked[before:]
+        kinds = {(t, h["ok"]) for t, _, _, h, _ in this_round}
+        if not {("HoldSeats", True), ("PayReservation", True), ("CancelReservation", True)} <= kinds:
+            empty_rounds.append(rnd + 1)
+        print(f"round {rnd + 1}: killed with SIGKILL; {len(record.acked)} commands acknowledged so far, "
+              f"{len(record.in_flight)} in flight at a kill", flush=True)
+        server = slamproc.Server(*serve_args, db=db, binary=binary)
+    # Every acknowledged command replays exactly as it was answered, and an accepted one's last
+    # event is where its reply said, caused by its key.
     c = Client(ctx, server.commands)
+    causes = read_events(c)
     bad = 0
-    for type_, body, key, h, b in acked:
+    for type_, body, key, h, b in record.acked:
         h2, b2 = c.call(type_, body, key)
         if not (h2 and h2.get("replayed") is True and b2 == b and h2.get("position") == h.get("position")):
             bad += 1
             print(f"LOST OR CHANGED: {type_} {key}: first {h} {b}; now {h2} {b2}")
+        elif h["ok"] and causes.get(h["position"]) != key:
+            bad += 1
+            print(f"EVENTS MISSING: {type_} {key}: its reply names position {h['position']}, "
+                  f"whose event was caused by {causes.get(h['position'])!r}")
+    # Every command the server died with is executed at most once: resent twice, the second
+    # reply replays the first.
+    twice = 0
+    for type_, body, key in record.in_flight:
+        h1, b1 = c.call(type_, body, key)
+        h2, b2 = c.call(type_, body, key)
+        if not (h1 and h2 and h2.get("replayed") is True and b2 == b1 and h2.get("position") == h1.get("position")):
+            twice += 1
+            print(f"NOT AT MOST ONCE: {type_} {key}: {h1} {b1}; then {h2} {b2}")
     c.close()
     server.stop()
     verify = subprocess.run([binary, "verify", "--db", db], capture_output=True, text=True)
     print(verify.stdout.strip())
-    print(f"{len(acked)} acknowledged commands after {a.rounds} SIGKILLs: {bad} lost or changed; "
+    for f in record.failures:
+        print(f"LOAD THREAD FAILED:\n{f}")
+    if empty_rounds:
+        print(f"ROUNDS WITHOUT A HOLD, A PAYMENT AND A CANCELLATION ACKNOWLEDGED: {empty_rounds}")
+    outcomes = {}
+    for type_, _, _, h, b in record.acked:
+        outcome = f"{type_} {'ok' if h['ok'] else b.get('code')}"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    print("acknowledged: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+          + f"; holds expired by the sweep: {sum(1 for cause in causes.values() if cause == 'system:expiry')}")
+    print(f"{len(record.acked)} acknowledged commands after {a.rounds} SIGKILLs: {bad} lost or changed; "
+          f"{len(record.in_flight)} in flight at a kill: {twice} executed more than once; "
           f"slam verify exit {verify.returncode}")
-    sys.exit(1 if bad or verify.returncode != 0 else 0)
+    failed = bad or twice or verify.returncode != 0 or record.failures or empty_rounds
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
