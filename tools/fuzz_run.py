@@ -3,9 +3,9 @@
 commands and queries on the ids it has handed out (so they reach the deciders: holds, payments,
 cancellations, queue joins and leaves, expiries), some with fields replaced by hostile values
 (huge and negative numbers, NUL, long strings, nulls, wrong types, timestamps at the edges),
-some with frames cut, added, replaced or corrupted. It checks that the server stays up and
-answers every request it can read, and that `slam verify` passes on the database at the end.
-Exit 1 otherwise.
+some with frames cut, added, replaced or corrupted. It checks that the server stays up, that
+every reply's body is JSON, and that `slam verify` passes on the database at the end (requests
+left without a reply are counted). Exit 1 otherwise.
 
     swift build -c release --product slam
     python3 tools/fuzz_run.py [--seed 1] [--seconds 60]

@@ -37,6 +37,7 @@ struct Bench: ParsableCommand {
             throw ValidationError("--seats (≥4), --users, --connections, --threads, --in-flight and --duration must be positive")
         }
         guard seats <= 100_000 else { throw ValidationError("--seats must be at most 100000 (PROTOCOL.md's largest schedule)") }
+        guard (1...100_000).contains(queueMaxActive) else { throw ValidationError("--queue-max-active must be 1 to 100000") }
         guard users <= 10_000_000, connections <= 1000, threads <= 64, inFlight <= 1000 else {
             throw ValidationError("--users (≤ 10000000), --connections (≤ 1000), --threads (≤ 64) or --in-flight (≤ 1000, the server's reply high-water mark) too large")
         }

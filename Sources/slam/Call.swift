@@ -7,7 +7,7 @@ import SLAMServer
 struct Call: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send one command or query and print the reply as {\"header\": …, \"body\": …}.",
-        discussion: "Exit status 0 when the reply is ok, 1 otherwise. A command without --key gets a fresh random key."
+        discussion: "Exit status 0 when the reply is ok, 1 otherwise, 2 when no reply came within --timeout. A command without --key gets a fresh random key."
     )
 
     @Argument(help: "The command or query type, e.g. RegisterUser.")

@@ -28,8 +28,12 @@ struct Subscribe: ParsableCommand {
             written and flushed. A kill between the two repeats at most that one line on restart; \
             a reader that keeps the last seq it read drops it.
 
+            Starting at the head, it waits for a server that is not up yet, busy or stopping; an \
+            error that retrying cannot mend (an endpoint ZeroMQ refuses, such as one without \
+            tcp://, or a reply that is not SLAM/1) ends it at once.
+
             Exit status: 0 on SIGINT, SIGTERM or --until-seq; 1 on an error (a different store, \
-            an unreadable checkpoint, a failed read).
+            an unreadable checkpoint, a failed read, an endpoint or server it cannot use).
             """
     )
 

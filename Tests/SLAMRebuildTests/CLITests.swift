@@ -58,6 +58,7 @@ struct CLITests {
         (["bench", "--rate", "9223372036854775807"], "--rate"),
         (["bench", "--max", "--seats", "100001"], "--seats"),
         (["bench", "--max", "--connections", "1000000"], "--connections"),
+        (["bench", "--max", "--queue", "--queue-max-active", "0"], "--queue-max-active"),
         (["call", "GetStats", "--timeout", "-1"], "--timeout"),
         (["debug-generate", "--db", "/nonexistent/x.sqlite", "--seats", "3"], "--seats"),
         (["debug-generate", "--db", "/nonexistent/x.sqlite", "--batch", "0"], "--batch"),
