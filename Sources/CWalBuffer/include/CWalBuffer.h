@@ -43,8 +43,8 @@ int slam_walbuffer_connection_writes(sqlite3 *db, long long *asked, long long *w
    write on, every write, sync and read of that WAL file fails with that code until the WAL's
    write lock is released: a transaction whose buffered frames did not reach the file can never
    commit. (In locking_mode EXCLUSIVE, where that lock does not go through shared memory, the
-   failure is answered once and not kept.) SQLITE_NOTFOUND when the connection has no WAL file through this VFS. Call on the
-   connection's own thread. */
+   failure is answered once and not kept.) SQLITE_NOTFOUND when the connection has no WAL file
+   through this VFS. Call on the connection's own thread. */
 int slam_walbuffer_fail_next_write(sqlite3 *db, int code);
 
 #endif
