@@ -212,7 +212,7 @@ def main():
                 codes[code] = codes.get(code, 0) + 1
             continue
         if server.proc.poll() is not None:
-            print(f"SERVER DIED (exit {server.proc.returncode}) after {sent} requests:\n{server.proc.stderr.read()[-3000:]}")
+            print(f"SERVER DIED (exit {server.proc.returncode}) after {sent} requests:\n{server.log()[-3000:]}")
             sys.exit(1)
         # Frames the server could not read get no reply (or went with a dropped connection): a new socket.
         codes["no reply"] = codes.get("no reply", 0) + 1

@@ -31,17 +31,24 @@ class Server:
         self.args = [self.binary, "serve", "--db", self.db, "--commands", "tcp://127.0.0.1:*",
                      "--events", "tcp://127.0.0.1:*", *extra]
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Its log goes to a file: a pipe nobody reads would fill and stop the server.
+        self.stderr_path = os.path.join(self.dir, "serve.stderr")
+        with open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=err, text=True)
         line = self.proc.stdout.readline()
         self.ready_seconds = time.monotonic() - self.started
         m = re.match(r"SLAM ready commands=(\S+) events=(\S+)", line or "")
         if not m:
-            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
-            raise SystemExit(f"slam serve did not start: {line!r} {err}")
+            raise SystemExit(f"slam serve did not start: {line!r} {self.log()}")
         self.commands, self.events = m.group(1), m.group(2)
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=60)
         if code != 0:
-            raise SystemExit(f"slam serve exited {code}: {self.proc.stderr.read()}")
+            raise SystemExit(f"slam serve exited {code}: {self.log()}")
+
+    def log(self):
+        """What the server wrote to stderr so far."""
+        with open(self.stderr_path) as f:
+            return f.read()
