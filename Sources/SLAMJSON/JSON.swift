@@ -14,7 +14,9 @@ public enum JSON: Equatable, Sendable {
 
 /// A JSON object's members in their order. Lookups scan linearly: wire objects have a handful of
 /// members, and a scan over a small array beats hashing. A repeated name keeps its last value
-/// (in its first place).
+/// (in its first place). Names are compared by their UTF-8 bytes, as RFC 8259 compares them, not
+/// by Swift's `String ==`, which takes canonically equivalent spellings as equal: `"\u00e9"` and
+/// `"e\u0301"` are two names, and `"idempotency\u212Aey"` (KELVIN SIGN) is not `idempotencyKey`.
 public struct JSONObject: Equatable, Sendable, ExpressibleByDictionaryLiteral {
     public private(set) var members: [(key: String, value: JSON)]
 
@@ -30,13 +32,14 @@ public struct JSONObject: Equatable, Sendable, ExpressibleByDictionaryLiteral {
             for (k, v) in members { self[k] = v }
             return
         }
-        var index: [String: Int] = [:]
+        var index: [[UInt8]: Int] = [:]
         index.reserveCapacity(members.count)
         for (k, v) in members {
-            if let i = index[k] {
+            let bytes = Array(k.utf8)
+            if let i = index[bytes] {
                 self.members[i].value = v
             } else {
-                index[k] = self.members.count
+                index[bytes] = self.members.count
                 self.members.append((k, v))
             }
         }
@@ -45,11 +48,11 @@ public struct JSONObject: Equatable, Sendable, ExpressibleByDictionaryLiteral {
 
     public subscript(key: String) -> JSON? {
         get {
-            for m in members where m.key == key { return m.value }
+            for m in members where m.key.utf8.elementsEqual(key.utf8) { return m.value }
             return nil
         }
         set {
-            if let i = members.firstIndex(where: { $0.key == key }) {
+            if let i = members.firstIndex(where: { $0.key.utf8.elementsEqual(key.utf8) }) {
                 if let v = newValue { members[i].value = v } else { members.remove(at: i) }
             } else if let v = newValue {
                 members.append((key, v))

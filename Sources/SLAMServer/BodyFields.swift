@@ -29,11 +29,16 @@ struct BodyFields {
         return try string(key)
     }
 
-    /// An id: a non-empty string.
+    /// An id: a non-empty string. The server issues ASCII ids only, so one with any other
+    /// character names nothing; it comes back with those characters written `\u{…}`, so that it
+    /// cannot match an issued id where Swift compares strings by canonical equivalence (the
+    /// decision state's dictionaries: `usr_…\u{212A}`, with KELVIN SIGN, equals `usr_…K`). It is
+    /// then the named kind's NOT_FOUND, like any id never issued, and its message shows it.
     func id(_ key: String) throws(Rejection) -> String {
         let s = try string(key)
         guard !s.isEmpty else { throw .badField(path(key), "\(path(key)) must not be empty") }
-        return s
+        guard s.utf8.contains(where: { $0 >= 0x80 }) else { return s }
+        return s.unicodeScalars.map { $0.isASCII ? String($0) : "\\u{\(String($0.value, radix: 16, uppercase: true))}" }.joined()
     }
 
     func optionalId(_ key: String) throws(Rejection) -> String? {

@@ -223,4 +223,18 @@ struct JSONParserTests {
         #expect(v["missing"] == nil)
         #expect(v["a"]?["k"] == nil)
     }
+
+    /// Names are compared by their bytes, as RFC 8259 compares them: canonically equivalent
+    /// spellings (precomposed and decomposed é; KELVIN SIGN and K) are different names, in small
+    /// objects and in large ones (the hashing path).
+    @Test(arguments: [0, 20])
+    func namesAreComparedByTheirBytes(padding: Int) throws {
+        let pad = (0..<padding).map { #""p\#($0)":0,"# }.joined()
+        let v = try JSONParser.parse("{" + pad + #""\u00e9":1,"e\u0301":2,"idempotencyKey":"k"}"#)
+        #expect(v.objectValue?.count == padding + 3)
+        #expect(v["\u{E9}"] == .int(1))
+        #expect(v["e\u{301}"] == .int(2))
+        #expect(v["idempotency\u{212A}ey"] == nil)
+        #expect(v["idempotencyKey"] == .string("k"))
+    }
 }

@@ -163,6 +163,10 @@ struct BadInputTests {
             // Commands: the key.
             BadRequest("command without a key", header: header(type: "RegisterUser", requestId: "c0"), body: #"{"name":"x"}"#,
                        requestId: "c0", code: "IDEMPOTENCY_KEY_REQUIRED", replayed: false),
+            // A name canonically equivalent to idempotencyKey (KELVIN SIGN for K) is another name.
+            BadRequest("key under a name with KELVIN SIGN",
+                       header: #"{"type":"RegisterUser","requestId":"c1","idempotency\u212Aey":"k"}"#, body: #"{"name":"x"}"#,
+                       requestId: "c1", code: "IDEMPOTENCY_KEY_REQUIRED", replayed: false),
             // Commands: body fields.
             .command("missing body field", "ChargePoints", body: #"{"amount":10}"#, field: "userId"),
             .command("mistyped body field", "ChargePoints", body: #"{"userId":"\#(userId)","amount":"10"}"#, field: "amount"),
@@ -485,6 +489,26 @@ struct BadInputTests {
             defer { c.close() }
             _ = try s.registerUser("after")
             #expect(try ts.server.store.writerSynchronous() == 2)
+        }
+    }
+
+    /// An id with KELVIN SIGN where the issued id has K names nothing: USER_NOT_FOUND, like any id
+    /// never issued, even with the real user in the writer's memory (whose dictionaries compare
+    /// by canonical equivalence: it was found there, decided on, and its append then failed on
+    /// the stream version, answered INTERNAL, the whole decision state dropped).
+    @Test func anIdSpelledWithAnEquivalentCharacterNamesNothing() throws {
+        try withServer { ts in
+            let (c, s) = try ts.scenario()
+            defer { c.close() }
+            var userId = ""
+            for _ in 0..<200 where !userId.contains("K") { userId = try s.registerUser("k", charge: 100) }
+            try #require(userId.contains("K"), "no issued id with a K")
+            let kelvin = userId.replacingOccurrences(of: "K", with: "\u{212A}")
+            let charge = try s.call("ChargePoints", ["userId": .string(kelvin), "amount": 5])
+            #expect(charge.code == "USER_NOT_FOUND", "\(charge.bodyText)")
+            #expect(charge.bodyText.contains("\\u{212A}"), "the message shows the character: \(charge.bodyText)")
+            #expect(try s.call("GetUser", ["userId": .string(kelvin)]).code == "USER_NOT_FOUND")
+            #expect(try s.must("GetUser", ["userId": .string(userId)])["balance"] == 100)
         }
     }
 }
