@@ -155,7 +155,7 @@ public final class Subscriber {
     /// (the server lowers a larger limit to its maximum).
     private var limit: Int { min(max(pageSize, 1), 1000) }
     /// How long to wait for a `ReadEvents` reply before remaking the request socket and
-    /// retrying (queries are safe to repeat).
+    /// retrying (queries are safe to repeat); taken as 0 to a day.
     public var requestTimeoutMs = 5000
     /// Test hook: a live event message this returns true for is dropped as if the network had
     /// lost it (it is neither applied nor counted as seen).
@@ -457,7 +457,7 @@ public final class Subscriber {
             }
             stats.readEventsCalls += 1
             let id = try client.send("ReadEvents", .object(body))
-            let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(requestTimeoutMs) * 1_000_000
+            let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(min(max(0, requestTimeoutMs), 86_400_000)) * 1_000_000
             var reply: Reply?
             while reply == nil {
                 if stop() { return nil }

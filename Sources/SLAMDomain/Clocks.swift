@@ -25,6 +25,19 @@ public final class ManualClock: Clock, @unchecked Sendable {
     public func advance(by ms: Millis) { lock.withLock { current += ms } }
 }
 
+/// Real time that only moves forward (CLOCK_MONOTONIC, in milliseconds from an arbitrary
+/// start): for the server's cadences (a sweep every 200 ms, a heartbeat every second), which a
+/// step of the wall clock must neither stop for its length nor hurry. Not for decisions, nor
+/// anything written down.
+public struct MonotonicClock: Clock {
+    public init() {}
+    public func now() -> Millis {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Millis(ts.tv_sec) * 1000 + Millis(ts.tv_nsec) / 1_000_000
+    }
+}
+
 /// A clock that never goes backwards: `base`'s time, or the latest it has given when `base`
 /// has stepped back since (an NTP step, someone setting the time). The server decides with one,
 /// so the times it records never decrease: the waiting queue relies on it (tokens expire in the

@@ -31,14 +31,14 @@ final class CommandWriter: @unchecked Sendable {
     private let stats: ServerStats
     private var state = DomainState()
     private var ids = SortableIdGenerator()
-    /// When the next sweep is due, in wall-clock time: the sweep's cadence is real time (it must
-    /// run every `sweepInterval` whatever the injected clock says, so a test clock set in the past
-    /// cannot make the writer spin, nor one set in the future make it sleep); its decisions use
-    /// the injected clock.
+    /// When the next sweep is due, on `cadence`: the sweep's cadence is real time (it must run
+    /// every `sweepInterval` whatever the injected clock says, so a test clock set in the past
+    /// cannot make the writer spin, nor one set in the future make it sleep, and a step of the
+    /// wall clock neither stops it nor hurries it); its decisions use the injected clock.
     private var nextSweep: Millis = 0
-    private let wall = SystemClock()
-    /// When the next prune of idempotency records is due, in wall-clock time like the sweep;
-    /// what it deletes is decided with the injected clock.
+    private let cadence = MonotonicClock()
+    /// When the next prune of idempotency records is due, on `cadence` like the sweep; what it
+    /// deletes is decided with the injected clock.
     private var nextPrune: Millis = 0
     /// The heads in memory may be out of step with the database: a batch failed and re-reading
     /// them failed too. The next batch re-reads them first, inside its transaction, and fails
@@ -76,9 +76,9 @@ final class CommandWriter: @unchecked Sendable {
         runBatch([], sweep: true)
         let batch = config.groupCommit ? config.batchLimit : 1
         while true {
-            let wakeAt = Date(timeIntervalSince1970: Double(nextSweep) / 1000)
+            let wakeAt = Date(timeIntervalSinceNow: Double(max(0, nextSweep - cadence.now())) / 1000)
             guard let jobs = queue.take(max: batch, until: wakeAt) else { break }
-            let sweep = wall.now() >= nextSweep
+            let sweep = cadence.now() >= nextSweep
             if jobs.isEmpty, !sweep, publishedSeq.get() == recordedPublishedSeq { continue }
             runBatch(jobs, sweep: sweep)
         }
@@ -109,7 +109,7 @@ final class CommandWriter: @unchecked Sendable {
                     if published != self.recordedPublishedSeq {
                         try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'publishedSeq'", arguments: [String(published)])
                     }
-                    if self.wall.now() >= self.nextPrune { try self.prune(db, now: now) }
+                    if self.cadence.now() >= self.nextPrune { try self.prune(db, now: now) }
                     return .commit
                 }
             }
@@ -133,7 +133,7 @@ final class CommandWriter: @unchecked Sendable {
         }
         // A committed sweep that left due holds behind is due again at once; otherwise (and
         // after a failed batch, which must not be retried in a loop) after the interval.
-        if sweep { nextSweep = sweepBacklog && !failed ? wall.now() : wall.now() + config.sweepInterval }
+        if sweep { nextSweep = sweepBacklog && !failed ? cadence.now() : cadence.now() + config.sweepInterval }
         replies.push(outgoing)
         stats.batches.update { $0 += 1 }
         // The writer's own checkpoint, if one is due, after the replies and before the relay
@@ -156,10 +156,10 @@ final class CommandWriter: @unchecked Sendable {
             try writer.pruneIdempotency(db, before: now - config.idempotencyRetention, limit: limit)
         }) {
         case .success(let pruned):
-            nextPrune = pruned == limit ? 0 : wall.now() + config.pruneInterval
+            nextPrune = pruned == limit ? 0 : cadence.now() + config.pruneInterval
         case .failure(let error):
             logError("pruning idempotency records: \(error); trying again in \(config.pruneInterval) ms")
-            nextPrune = wall.now() + config.pruneInterval
+            nextPrune = cadence.now() + config.pruneInterval
         }
     }
 

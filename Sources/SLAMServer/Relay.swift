@@ -14,8 +14,9 @@ final class Relay: @unchecked Sendable {
     private let store: EventStore
     private let socket: ZMQSocket
     /// The heartbeat's cadence is real time ("every second", PROTOCOL.md section 7), whatever an
-    /// injected test clock says: a frozen or rewound test clock must not silence heartbeats.
-    private let clock: Clock = SystemClock()
+    /// injected test clock says (a frozen or rewound test clock must not silence heartbeats), and
+    /// monotonic: a wall clock stepped back must not silence them for the length of the step.
+    private let clock: Clock = MonotonicClock()
     private let published: Shared<Int64>
     private let condition = NSCondition()
     private var dirty = true

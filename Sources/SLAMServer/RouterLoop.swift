@@ -39,7 +39,11 @@ final class RouterLoop: @unchecked Sendable {
             do {
                 try zmqPoll(&items, timeoutMs: 100)
             } catch {
+                // Leaving, the queues close, so the writer and readers drain and the server can
+                // still stop (nothing else closes them).
                 logError("router poll: \(error)")
+                commands.close()
+                queries.close()
                 break
             }
             if items[0].isReadable { replies.wakeup.drain() }

@@ -102,12 +102,14 @@ public final class Server: @unchecked Sendable {
                                    publishedSeq: writer.publishedSeq)
         let router = RouterLoop(socket: routerSocket, decoder: RequestDecoder(maxRequestBytes: config.maxRequestBytes),
                                 commands: commands, queries: queries, replies: replies, stats: stats)
+        // The last step that can fail, before anything is kept: `wait()` after a failed start
+        // must find no relay, router or sockets of a start that never ran.
+        try checkpointer.start()
         self.writer = writer
         self.relay = relay
         self.workers = workers
         self.router = router
 
-        try checkpointer.start()
         relay.start()
         workers.start(count: config.queryWorkers)
         finished.enter()
