@@ -4,14 +4,17 @@ import Glibc
 import Darwin
 #endif
 
+/// `clock_gettime(id)` in milliseconds.
+private func millis(_ id: clockid_t) -> Millis {
+    var ts = timespec()
+    clock_gettime(id, &ts)
+    return Millis(ts.tv_sec) * 1000 + Millis(ts.tv_nsec) / 1_000_000
+}
+
 /// The wall clock.
 public struct SystemClock: Clock {
     public init() {}
-    public func now() -> Millis {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Millis(ts.tv_sec) * 1000 + Millis(ts.tv_nsec) / 1_000_000
-    }
+    public func now() -> Millis { millis(CLOCK_REALTIME) }
 }
 
 /// A clock that moves only when told to: tests set it instead of sleeping.
@@ -31,11 +34,7 @@ public final class ManualClock: Clock, @unchecked Sendable {
 /// anything written down.
 public struct MonotonicClock: Clock {
     public init() {}
-    public func now() -> Millis {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Millis(ts.tv_sec) * 1000 + Millis(ts.tv_nsec) / 1_000_000
-    }
+    public func now() -> Millis { millis(CLOCK_MONOTONIC) }
 }
 
 /// A clock that never goes backwards: `base`'s time, or the latest it has given when `base`
