@@ -188,7 +188,7 @@ struct HoldExpiryTests {
         }
     }
 
-    /// The running sweep (every 200 ms of wall time, deciding with the injected clock) records a
+    /// The running sweep (every 200 ms of real time, deciding with the injected clock) records a
     /// lapsed hold: reservation EXPIRED, seats AVAILABLE, HoldExpired with system:expiry; paying
     /// or cancelling it is HOLD_EXPIRED; a hold not yet due is left alone.
     @Test func theSweepExpiresDueHolds() throws {
