@@ -48,17 +48,23 @@ public struct JSONObject: Equatable, Sendable, ExpressibleByDictionaryLiteral {
 
     public subscript(key: String) -> JSON? {
         get {
-            for m in members where m.key.utf8.elementsEqual(key.utf8) { return m.value }
+            for m in members where Self.sameName(m.key, key) { return m.value }
             return nil
         }
         set {
-            if let i = members.firstIndex(where: { $0.key.utf8.elementsEqual(key.utf8) }) {
+            if let i = members.firstIndex(where: { Self.sameName($0.key, key) }) {
                 if let v = newValue { members[i].value = v } else { members.remove(at: i) }
             } else if let v = newValue {
                 members.append((key, v))
             }
         }
     }
+
+    /// Byte equality: `==` first (a comparison of the bytes when both are ASCII, as wire names
+    /// are), and the bytes one by one only when it says equal, which canonically equivalent
+    /// spellings also are: one slow comparison a lookup, not one a member.
+    @inline(__always)
+    static func sameName(_ a: String, _ b: String) -> Bool { a == b && a.utf8.elementsEqual(b.utf8) }
 
     public var count: Int { members.count }
     public var keys: [String] { members.map(\.key) }
