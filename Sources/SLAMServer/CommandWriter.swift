@@ -198,6 +198,16 @@ final class CommandWriter: @unchecked Sendable {
         guard db.isInsideTransaction else { throw TransactionGone() }
     }
 
+    /// After a failure the batch goes on without (a load, or a command rolled back to its
+    /// savepoint): the decision state may hold half of what was loaded or evolved, so it is
+    /// dropped (reloaded on demand, this transaction's writes included), and the failure logged;
+    /// unless SQLite rolled the whole transaction back, which fails the batch (`requireTransaction`).
+    private func goOnAfter(_ failure: String, _ db: Database) throws {
+        try requireTransaction(db)
+        state = DomainState()
+        logError(failure)
+    }
+
     struct TransactionGone: Error, CustomStringConvertible {
         var description: String { "SQLite rolled the batch's transaction back" }
     }
@@ -274,11 +284,8 @@ final class CommandWriter: @unchecked Sendable {
         do {
             try preload(command, db)
         } catch {
-            // Reading only, so nothing to roll back (unless SQLite rolled everything back: then
-            // the batch fails); what was loaded is dropped with the rest.
-            try requireTransaction(db)
-            state = DomainState()
-            logError("\(command) (\(causation)) could not load what it decides on: \(error)")
+            // Reading only, so nothing to roll back.
+            try goOnAfter("\(command) (\(causation)) could not load what it decides on: \(error)", db)
             return .failed
         }
         let decision: Decision
@@ -301,8 +308,7 @@ final class CommandWriter: @unchecked Sendable {
             return .accepted(decision.result, lastOwn: lastOwn)
         case .failure(let error):
             writer.rollback(to: mark)
-            state = DomainState()
-            logError("\(command) (\(causation)) failed and was rolled back alone: \(error)")
+            try goOnAfter("\(command) (\(causation)) failed and was rolled back alone: \(error)", db)
             return .failed
         }
     }
@@ -378,12 +384,9 @@ final class CommandWriter: @unchecked Sendable {
             do {
                 try StateLoader.loadSchedule(db, scheduleId, into: &state, writer: writer)
             } catch {
-                // As for a command whose aggregates cannot be loaded: reading only, this queue
-                // waits for the next sweep, what was loaded is dropped, and the batch goes on
-                // (unless SQLite rolled the transaction back).
-                try requireTransaction(db)
-                state = DomainState()
-                logError("the queue of \(scheduleId) could not be loaded for its sweep: \(error)")
+                // As for a command whose aggregates cannot be loaded: this queue waits for the
+                // next sweep.
+                try goOnAfter("the queue of \(scheduleId) could not be loaded for its sweep: \(error)", db)
                 continue
             }
             if let due = state.queueDue(scheduleId), due <= now {
