@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SLAMBench
+import SLAMDomain
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,8 +37,12 @@ struct Bench: ParsableCommand {
         guard seats >= 4, users >= 1, connections >= 1, threads >= 1, inFlight >= 1, duration > 0 else {
             throw ValidationError("--seats (≥4), --users, --connections, --threads, --in-flight and --duration must be positive")
         }
-        guard seats <= 100_000 else { throw ValidationError("--seats must be at most 100000 (PROTOCOL.md's largest schedule)") }
-        guard (1...100_000).contains(queueMaxActive) else { throw ValidationError("--queue-max-active must be 1 to 100000") }
+        guard seats <= Limits.maxSeatsPerSchedule else {
+            throw ValidationError("--seats must be at most \(Limits.maxSeatsPerSchedule) (PROTOCOL.md's largest schedule)")
+        }
+        guard Limits.maxActiveRange.contains(Int64(queueMaxActive)) else {
+            throw ValidationError("--queue-max-active must be \(Limits.maxActiveRange.lowerBound) to \(Limits.maxActiveRange.upperBound)")
+        }
         guard users <= 10_000_000, connections <= 1000, threads <= 64, inFlight <= 1000 else {
             throw ValidationError("--users (≤ 10000000), --connections (≤ 1000), --threads (≤ 64) or --in-flight (≤ 1000, the server's reply high-water mark) too large")
         }

@@ -32,7 +32,9 @@ struct DebugGenerate: ParsableCommand {
     var seed: UInt64 = 1
 
     func validate() throws {
-        guard (4...100_000).contains(seats) else { throw ValidationError("--seats must be 4 to 100000") }
+        guard (4...Limits.maxSeatsPerSchedule).contains(seats) else {
+            throw ValidationError("--seats must be 4 to \(Limits.maxSeatsPerSchedule)")
+        }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard (1...1_000_000_000).contains(events) else { throw ValidationError("--events must be 1 to 1000000000") }
     }
