@@ -104,6 +104,9 @@ struct SubscriberTests {
             firstWallet.start()
             for round in 1...4 { try scriptedSession(c, round: round) }
             try registerMany(c, 200)
+            // It ends by itself at seq 100 (stopping it earlier, on a loaded machine before it
+            // got there, would end it without the failure this test is about).
+            #expect(first.wait { $0.finished })
             let f = first.stop()
             #expect(f.error != nil, "the first run ends when its consumer fails")
             #expect(f.checkpoint == 99 && f.lastSeq == 99)
@@ -334,9 +337,13 @@ struct SubscriberTests {
             // Caught up first, so nothing but the lost message can prompt a catch-up before the
             // next message shows the gap (a catch-up may then cover later joins too).
             #expect(sub.waitForCheckpoint(try heads(c).headSeq))
+            // Each join waits until the subscriber has its events, so that every QueueJoined
+            // comes live (and is dropped): a join sent while a catch-up is reading could come
+            // through ReadEvents instead, on a loaded machine.
             for user in users {
                 let token = try s.must("JoinQueue", ["userId": .string(user), "scheduleId": .string(schedule)])
                 #expect(token["status"]?.stringValue == "ACTIVE")
+                #expect(sub.waitForCheckpoint(try heads(c).headSeq))
             }
             let head = try heads(c).headSeq
             #expect(sub.waitForCheckpoint(head))
