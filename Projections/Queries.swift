@@ -171,8 +171,11 @@ public enum Queries {
     /// `publishedSeq`: the relay's progress as the server knows it live (read before this read
     /// transaction began, so it is never above `headSeq`); the stored value, which the writer
     /// updates with its next transaction, when it is nil (no server) or behind.
+    /// GetStats; `settings` are the server's `synchronous` mode and whether it commits in groups
+    /// (what a benchmark must say it ran with, DESIGN.md section 3).
     public static func getStats(_ db: Database, storeId: String, publishedSeq: Int64? = nil,
-                                extra: [(String, Int64)] = []) throws -> [UInt8] {
+                                extra: [(String, Int64)] = [],
+                                settings: (synchronous: String, groupCommit: Bool)? = nil) throws -> [UInt8] {
         let heads = try EventStore.heads(db)
         var w = JSONWriter()
         w.beginObject()
@@ -184,6 +187,10 @@ public enum Queries {
         w.field("users", try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM users") ?? 0)
         w.field("reservations", try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM reservations") ?? 0)
         for (k, v) in extra { w.field(k, v) }
+        if let settings {
+            w.field("synchronous", settings.synchronous)
+            w.field("groupCommit", settings.groupCommit)
+        }
         w.endObject()
         return w.bytes
     }

@@ -18,9 +18,12 @@ final class QueryWorkers: @unchecked Sendable {
     private let stats: ServerStats
     /// The relay's progress (`CommandWriter.publishedSeq`), for GetStats.
     private let publishedSeq: Shared<Int64>
+    /// GetStats `synchronous` and `groupCommit`.
+    private let settings: (synchronous: String, groupCommit: Bool)
 
     init(store: EventStore, clock: Clock, queue: BoundedQueue<QueryJob>, replies: ReplySink, stats: ServerStats,
-         publishedSeq: Shared<Int64>) {
+         publishedSeq: Shared<Int64>, config: ServerConfig) {
+        settings = (config.sync.rawValue.uppercased(), config.groupCommit)
         self.stats = stats
         self.publishedSeq = publishedSeq
         self.store = store
@@ -109,7 +112,7 @@ final class QueryWorkers: @unchecked Sendable {
             let extra = stats.fields
             let published = publishedSeq.get()  // before the read: what it counts is committed
             return try store.pool.read { db in
-                try Queries.getStats(db, storeId: store.storeId, publishedSeq: published, extra: extra)
+                try Queries.getStats(db, storeId: store.storeId, publishedSeq: published, extra: extra, settings: settings)
             }
         default:
             throw Rejection(.unknownType, "no query is named \(job.type)")

@@ -99,7 +99,7 @@ public final class Server: @unchecked Sendable {
         let relay = Relay(store: store, socket: pub, published: writer.publishedSeq, heads: writer.heads)
         relayRef = relay
         let workers = QueryWorkers(store: store, clock: clock, queue: queries, replies: replies, stats: stats,
-                                   publishedSeq: writer.publishedSeq)
+                                   publishedSeq: writer.publishedSeq, config: config)
         let router = RouterLoop(socket: routerSocket, decoder: RequestDecoder(maxRequestBytes: config.maxRequestBytes),
                                 commands: commands, queries: queries, replies: replies, stats: stats)
         // The last step that can fail, before anything is kept: `wait()` after a failed start

@@ -217,6 +217,10 @@ EXAMPLES = [
     ("replies/GetStats.json", {"storeId": "st", "position": 3, "headSeq": 3, "publishedSeq": 2, "commands": 5,
                                "extra": {"anything": True}}, True),
     ("replies/GetStats.json", {"storeId": "st", "position": 3, "headSeq": 3, "publishedSeq": 2}, False),
+    ("replies/GetStats.json", {"storeId": "st", "position": 3, "headSeq": 3, "publishedSeq": 2, "commands": 5,
+                               "synchronous": "NORMAL", "groupCommit": False}, True),
+    ("replies/GetStats.json", {"storeId": "st", "position": 3, "headSeq": 3, "publishedSeq": 2, "commands": 5,
+                               "synchronous": "OFF"}, False),
     ("replies/ReadEvents.json", {"headSeq": 1, "events": [{
         "topic": "user.UserRegistered",
         "header": {"seq": 1, "categorySeq": 1, "storeId": "st", "type": "UserRegistered", "streamId": "user-1",
