@@ -2,36 +2,75 @@ import SLAMClient
 import SLAMJSON
 
 /// DESIGN.md section 2's invariants, checked through the server's queries after a run: no seat
-/// sold twice or held by two live reservations, every balance equal to its history, no balance
-/// below 0, and the seat map's sold seats exactly the confirmed reservations' seats.
+/// sold twice or held by two live reservations, every balance equal to its history and never
+/// below 0, points used once for each confirmed (or later cancelled) reservation and refunded
+/// once for each cancelled one, and the seat map's sold seats exactly the confirmed
+/// reservations' seats. A check that cannot see everything it needs (a query refused, a user with
+/// more reservations than `ListReservations` returns) is a violation too, never a silent pass.
+///
+/// HELD seats are not compared with HELD reservations: holds go on expiring while the check
+/// reads (with a short `--hold-ttl`), so the seat map and the reservation lists, read at
+/// different moments, may differ without anything being wrong. After the run nothing else
+/// changes: no seat is held, paid for or cancelled by anyone but the bench.
 struct InvariantCheck {
     let client: SLAMClient
     let scheduleId: String
     let userIds: [String]
 
+    /// `ListReservations` returns at most this many (PROTOCOL.md section 5), newest first, and
+    /// cannot page back.
+    static let listLimit = 1000
+
     func run() throws -> InvariantReport {
         var report = InvariantReport()
         let users = try pipelined(client, userIds.map { ("GetUser", "{\"userId\":\(q($0))}", nil) })
-        let histories = try pipelined(client, userIds.map { ("GetPointHistory", "{\"userId\":\(q($0)),\"limit\":1000}", nil) })
-        let reservations = try pipelined(client, userIds.map { ("ListReservations", "{\"userId\":\(q($0)),\"limit\":1000}", nil) })
+        let firstPages = try pipelined(client, userIds.map {
+            ("GetPointHistory", "{\"userId\":\(q($0)),\"limit\":\(Self.listLimit)}", nil)
+        })
+        let reservations = try pipelined(client, userIds.map {
+            ("ListReservations", "{\"userId\":\(q($0)),\"limit\":\(Self.listLimit)}", nil)
+        })
         var liveSeat: [Int64: String] = [:]
         var confirmedSeats = Set<Int64>()
         for (i, userId) in userIds.enumerated() {
-            let balance = users[i].body["balance"]?.int64Value ?? -1
+            guard let balance = field(users[i], "balance", of: userId, into: &report)?.int64Value else { continue }
             if balance < 0 { report.violations.append("user \(userId): balance \(balance) below 0") }
+            guard let entries = try history(userId, firstPage: firstPages[i], into: &report),
+                  let list = field(reservations[i], "reservations", of: userId, into: &report)?.arrayValue else { continue }
+            if list.count >= Self.listLimit {
+                report.violations.append("user \(userId): \(list.count) reservations, more than ListReservations shows; "
+                                         + "not checked (run with more --users or a shorter --duration)")
+                continue
+            }
+            // Points: the sum of the history is the balance, and each reservation's points went
+            // out once if it was ever paid for and came back once if it was cancelled.
             var sum: Int64 = 0
-            for e in histories[i].body["entries"]?.arrayValue ?? [] {
+            var used: [String: Int] = [:], refunded: [String: Int] = [:]
+            for e in entries {
                 let amount = e["amount"]?.int64Value ?? 0
-                sum += e["kind"]?.stringValue == "USE" ? -amount : amount
+                switch e["kind"]?.stringValue {
+                case "USE": sum -= amount; if let r = e["reservationId"]?.stringValue { used[r, default: 0] += 1 }
+                case "REFUND": sum += amount; if let r = e["reservationId"]?.stringValue { refunded[r, default: 0] += 1 }
+                default: sum += amount
+                }
             }
             if sum != balance { report.violations.append("user \(userId): balance \(balance) but history sums to \(sum)") }
             report.usersChecked += 1
-            for r in reservations[i].body["reservations"]?.arrayValue ?? [] {
-                guard r["scheduleId"]?.stringValue == scheduleId else { continue }
+            var seen = Set<String>()
+            for r in list {
+                let rid = r["reservationId"]?.stringValue ?? "?"
+                seen.insert(rid)
                 let status = r["status"]?.stringValue ?? ""
+                let paid = status == "CONFIRMED" || status == "CANCELLED"
+                let uses = used[rid, default: 0], refunds = refunded[rid, default: 0]
+                let expected = (paid ? 1 : 0, status == "CANCELLED" ? 1 : 0)
+                if (uses, refunds) != expected {
+                    report.violations.append("reservation \(rid) (\(status)): \(uses) USE and \(refunds) REFUND entries in the "
+                                             + "point history, not \(expected.0) and \(expected.1)")
+                }
+                guard r["scheduleId"]?.stringValue == scheduleId else { continue }
                 report.statusCounts[status, default: 0] += 1
                 guard status == "HELD" || status == "CONFIRMED" else { continue }
-                let rid = r["reservationId"]?.stringValue ?? "?"
                 for n in r["seatNumbers"]?.arrayValue ?? [] {
                     guard let seat = n.int64Value else { continue }
                     if let other = liveSeat[seat] {
@@ -41,10 +80,14 @@ struct InvariantCheck {
                     if status == "CONFIRMED" { confirmedSeats.insert(seat) }
                 }
             }
+            for rid in Set(used.keys).union(refunded.keys).subtracting(seen) {
+                report.violations.append("user \(userId): points used or refunded for \(rid), not one of their reservations")
+            }
         }
         let map = try client.call("GetSeatMap", ["scheduleId": .string(scheduleId)], timeoutMs: 30_000)
+        guard let seats = field(map, "seats", of: "schedule \(scheduleId)", into: &report)?.arrayValue else { return report }
         var sold = Set<Int64>()
-        for seat in map.body["seats"]?.arrayValue ?? [] where seat["status"]?.stringValue == "SOLD" {
+        for seat in seats where seat["status"]?.stringValue == "SOLD" {
             if let n = seat["number"]?.int64Value { sold.insert(n) }
         }
         report.soldSeats = sold.count
@@ -54,6 +97,35 @@ struct InvariantCheck {
                                      + " (\(sold.symmetricDifference(confirmedSeats).count) differ)")
         }
         return report
+    }
+
+    /// The reply's `name` field, or nil with a violation when the query was refused or the field
+    /// is missing: what could not be read could not be checked.
+    private func field(_ reply: Reply, _ name: String, of subject: String, into report: inout InvariantReport) -> JSON? {
+        guard reply.ok else {
+            report.violations.append("\(subject): not checked, the query was refused (\(reply.code ?? "?"))")
+            return nil
+        }
+        guard let value = reply.body[name] else {
+            report.violations.append("\(subject): not checked, the reply has no \(name)")
+            return nil
+        }
+        return value
+    }
+
+    /// A user's whole point history, newest first: the first page, then pages back (`before`)
+    /// while they come back full.
+    private func history(_ userId: String, firstPage: Reply, into report: inout InvariantReport) throws -> [JSON]? {
+        guard var page = field(firstPage, "entries", of: userId, into: &report)?.arrayValue else { return nil }
+        var entries = page
+        while page.count == Self.listLimit, let oldest = page.last?["n"]?.int64Value, oldest > 1 {
+            let reply = try client.call("GetPointHistory", ["userId": .string(userId), "limit": .int(Int64(Self.listLimit)),
+                                                            "before": .int(oldest)], timeoutMs: 30_000)
+            guard let next = field(reply, "entries", of: userId, into: &report)?.arrayValue else { return nil }
+            page = next
+            entries += page
+        }
+        return entries
     }
 }
 
