@@ -3,18 +3,21 @@
 
 Runs the same closed-loop ticket rush (`slam bench --max`) against SLAM twice, each on a fresh
 database: once with group commit disabled (`slam serve --no-group-commit`: one command per
-transaction, one fsync each), once as shipped, and prints both and their ratio.
+transaction, one fsync each), once as shipped, and prints both and their ratio. With
+`--repeat N` it alternates the two N times (the machine's speed drifts; back-to-back pairs see
+the same machine) and gives the ratio of the medians. Each run's report must say (from the
+server's GetStats) that it ran with the group commit setting asked for.
 
     swift build -c release --product slam
-    python3 tools/baseline.py [--seats 50000] [--users 20000] [--duration 10] [--sync full]
+    python3 tools/baseline.py [--seats 50000] [--users 20000] [--duration 10] [--sync full] [--repeat 1]
 """
 import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import slamproc  # noqa: E402
@@ -34,7 +37,16 @@ def run(label, serve_args, bench_args):
     if not os.path.exists(out):
         sys.exit(f"slam bench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
     with open(out) as f:
-        return json.load(f)
+        report = json.load(f)
+    want = "--no-group-commit" not in serve_args
+    if report.get("groupCommit") is not want or report.get("synchronous") != sync_of(serve_args):
+        sys.exit(f"{label}: the server reports groupCommit={report.get('groupCommit')}, "
+                 f"synchronous={report.get('synchronous')}; asked for {want}, {sync_of(serve_args)}")
+    return report
+
+
+def sync_of(serve_args):
+    return serve_args[serve_args.index("--sync") + 1].upper()
 
 
 def main():
@@ -47,6 +59,7 @@ def main():
     p.add_argument("--sync", default="full", choices=["full", "normal"])
     p.add_argument("--writer-cpu", type=int, help="slam serve --writer-cpu, in both runs")
     p.add_argument("--io-cpu", type=int, help="slam serve --io-cpu, in both runs")
+    p.add_argument("--repeat", type=int, default=1, help="alternate the two runs this many times (ratio of the medians)")
     p.add_argument("--json", help="write both results and the ratio here")
     a = p.parse_args()
     bench = ["--max", "--seats", str(a.seats), "--users", str(a.users), "--duration", str(a.duration),
@@ -55,21 +68,32 @@ def main():
     for option, cpu in (("--writer-cpu", a.writer_cpu), ("--io-cpu", a.io_cpu)):
         if cpu is not None:
             serve += [option, str(cpu)]
-    base = run("baseline (no group commit)", serve + ["--no-group-commit"], bench)
-    shipped = run("as shipped (group commit)", serve, bench)
-    ratio = shipped["commandsPerSecond"] / max(base["commandsPerSecond"], 1)
+    if a.repeat < 1:
+        sys.exit("--repeat must be at least 1")
+    bases, shippeds = [], []
+    for i in range(a.repeat):
+        n = f" ({i + 1}/{a.repeat})" if a.repeat > 1 else ""
+        bases.append(run("baseline (no group commit)" + n, serve + ["--no-group-commit"], bench))
+        shippeds.append(run("as shipped (group commit)" + n, serve, bench))
+    base_rate = statistics.median(r["commandsPerSecond"] for r in bases)
+    shipped_rate = statistics.median(r["commandsPerSecond"] for r in shippeds)
+    ratio = shipped_rate / max(base_rate, 1)
     print()
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}, synchronous={a.sync.upper()}"
           f"{', slam serve ' + ' '.join(serve[2:]) if len(serve) > 2 else ''}")
-    for label, r in (("no group commit", base), ("group commit", shipped)):
-        lat = r["latency"]
-        print(f"{label:16} {r['commandsPerSecond']:>9.0f} commands/s   p50 {lat['p50Ms']:.2f} ms  p99 {lat['p99Ms']:.2f} ms"
-              f"  p99.9 {lat['p999Ms']:.2f} ms   invariants {'OK' if r.get('invariants', {}).get('ok', True) else 'VIOLATED'}")
+    for label, runs in (("no group commit", bases), ("group commit", shippeds)):
+        for r in runs:
+            lat = r["latency"]
+            print(f"{label:16} {r['commandsPerSecond']:>9.0f} commands/s   p50 {lat['p50Ms']:.2f} ms  p99 {lat['p99Ms']:.2f} ms"
+                  f"  p99.9 {lat['p999Ms']:.2f} ms   invariants {'OK' if r.get('invariants', {}).get('ok', True) else 'VIOLATED'}")
+    if a.repeat > 1:
+        print(f"medians          {base_rate:.0f} and {shipped_rate:.0f} commands/s")
     print(f"ratio            {ratio:.1f}x")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"baseline": base, "groupCommit": shipped, "ratio": ratio}, f, indent=2)
-    if not all(r.get("invariants", {}).get("ok", True) for r in (base, shipped)):
+            json.dump({"baseline": bases if a.repeat > 1 else bases[0], "groupCommit": shippeds if a.repeat > 1 else shippeds[0],
+                       "ratio": ratio}, f, indent=2)
+    if not all(r.get("invariants", {}).get("ok", True) for r in bases + shippeds):
         sys.exit(1)
 
 

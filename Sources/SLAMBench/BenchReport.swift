@@ -42,9 +42,20 @@ public struct BenchReport: Sendable {
     public let holdsExpired: Int
     public let walPeakBytes: Int64
     public let commandsExecuted: Int64
+    /// GetStats `repliesDropped` during the run: replies the server did not send (PROTOCOL's
+    /// "exactly one reply" broken for a client too far behind).
+    public let repliesDropped: Int64
+    /// The server's settings, from GetStats (nil from a server that does not say).
+    public let synchronous: String?
+    public let groupCommit: Bool?
     public var invariants: InvariantReport?
 
-    public var commandsPerSecond: Double { Double(outcomes.replies) / max(seconds, 0.001) }
+    /// Replies received by the run's end, over its duration (those of the drain after it are not
+    /// counted: with the server behind, they would make it look faster than it was).
+    public var commandsPerSecond: Double { Double(outcomes.replies - outcomes.repliesAfterEnd) / max(seconds, 0.001) }
+    /// Open loop: commands sent later than scheduled because no simulated user was ready, or
+    /// never sent: the offered rate was not met on time.
+    public var offeredRateMissed: Bool { options.rate != nil && (outcomes.starved > 0 || outcomes.notSent > 0) }
     public var ok: Bool { invariants?.ok ?? true }
 
     public var text: String {
@@ -53,16 +64,20 @@ public struct BenchReport: Sendable {
         let mode = options.rate.map { "open loop at \($0)/s offered" }
             ?? "closed loop, \(options.connections) connections x \(options.inFlight) in flight"
         lines.append("SLAM rush: \(options.seats) seats, \(options.users) users\(options.queue ? ", waiting queue" : ""), \(mode), \(String(format: "%.1f", seconds)) s (set-up \(String(format: "%.1f", setupSeconds)) s)")
-        lines.append(String(format: "commands/s   %.0f  (%d replies, %d sent, %lld executed by the server)",
-                            commandsPerSecond, o.replies, o.sent, commandsExecuted))
+        lines.append("server       synchronous \(synchronous ?? "?"), group commit \(groupCommit.map { $0 ? "on" : "off" } ?? "?")")
+        if offeredRateMissed {
+            lines.append("warning      offered rate not met: \(o.starved) commands sent late (no simulated user ready; their latency counts from when they were due), \(o.notSent) never sent; use more --users")
+        }
+        lines.append(String(format: "commands/s   %.0f  (%d replies in the run, %d after its end, %d sent, %lld executed by the server)",
+                            commandsPerSecond, o.replies - o.repliesAfterEnd, o.repliesAfterEnd, o.sent, commandsExecuted))
         lines.append("latency      " + latency.text)
         lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received)")
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
-        if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), leaves \(o.left), token rejections \(o.queueRejections)") }
-        lines.append("errors       OVERLOADED \(o.overloaded), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")" + (o.starved > 0 ? ", starved send slots \(o.starved)" : ""))
+        if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
+        lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key), no reply \(o.noReply), replies dropped by the server \(repliesDropped), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
         if let inv = invariants {
-            lines.append("invariants   \(inv.ok ? "OK" : "VIOLATED"): \(inv.usersChecked) balances equal their history; \(inv.soldSeats) seats SOLD = \(inv.confirmedSeats) seats in confirmed reservations; reservations by status \(inv.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+            lines.append("invariants   \(inv.ok ? "OK" : "VIOLATED"): \(inv.usersChecked) users' balances equal their history, points used once per paid reservation and refunded once per cancelled one; \(inv.soldSeats) seats SOLD = \(inv.confirmedSeats) seats in confirmed reservations, none in two; reservations by status \(inv.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
             for v in inv.violations.prefix(20) { lines.append("  violation: " + v) }
         }
         return lines.joined(separator: "\n")
@@ -85,13 +100,18 @@ public struct BenchReport: Sendable {
         w.field("holdsExpired", holdsExpired)
         w.field("walPeakBytes", walPeakBytes)
         w.field("commandsExecuted", commandsExecuted)
+        w.field("repliesDropped", repliesDropped)
+        if let synchronous { w.field("synchronous", synchronous) }
+        if let groupCommit { w.field("groupCommit", groupCommit) }
+        w.field("offeredRateMissed", offeredRateMissed)
         w.key("outcomes"); w.beginObject()
         for (k, v) in [("sent", o.sent), ("replies", o.replies), ("holdsWon", o.holdsWon), ("seatUnavailable", o.seatUnavailable),
                        ("seatLimitExceeded", o.seatLimit), ("paid", o.paid), ("insufficientBalance", o.insufficient),
                        ("released", o.released), ("cancelled", o.cancelled), ("abandoned", o.abandoned),
                        ("holdExpired", o.holdExpired), ("joined", o.joined), ("left", o.left), ("waiting", o.waiting),
                        ("queueRejections", o.queueRejections), ("overloaded", o.overloaded), ("otherErrors", o.otherErrors),
-                       ("starved", o.starved)] {
+                       ("starved", o.starved), ("notSent", o.notSent), ("noReply", o.noReply),
+                       ("repliesAfterEnd", o.repliesAfterEnd), ("polls", o.polls)] {
             w.field(k, v)
         }
         w.key("errorCodes"); w.beginObject()

@@ -8,19 +8,33 @@ import ZMQ
 /// time, so a slow server shows up as latency, not as a slower client). Closed loop: each
 /// connection keeps `inFlight` requests outstanding.
 final class Driver: @unchecked Sendable {
-    enum Action { case join, leave, hold, pay(String), cancel(String) }
+    /// What a user does next. `poll` is the one query: a user waiting in the queue asks for its
+    /// token's status (`GetQueueStatus`) until it is active, outside the command schedule.
+    enum Action { case join, poll, leave, hold, pay(String), cancel(String) }
+
+    /// A command as sent: what a retry after `OVERLOADED` sends again, same key and body
+    /// (PROTOCOL.md section 6).
+    struct Request {
+        let type: String
+        let body: String
+        let key: String
+    }
 
     struct User {
         let userId: String
         var next: Action
         var token: String?
         var confirmed: [String] = []
+        /// The command to send again, refused with `OVERLOADED`.
+        var retry: Request?
     }
 
     struct Pending {
         let user: Int
         let action: Action
         let intended: UInt64
+        /// Nil for a poll.
+        let request: Request?
     }
 
     private let options: BenchOptions
@@ -32,6 +46,13 @@ final class Driver: @unchecked Sendable {
     private var ready: [Int] = []
     private var readyHead = 0
     private var delayed: [(at: UInt64, user: Int)] = []
+    /// Open loop: send slots that found no user ready, oldest first; each is sent as soon as a
+    /// user is, its latency counted from the slot's time (not dropped: a server slow enough to
+    /// keep every user waiting must show as latency, not as a lower offered rate).
+    private var owedSlots: [UInt64] = []
+    private var owedHead = 0
+    /// Users whose poll is due, sent outside the command schedule.
+    private var pollsDue: [Int] = []
     private var pending: [String: Pending] = [:]
     private var counter = 0
     var histogram = newHistogram()
@@ -88,16 +109,25 @@ final class Driver: @unchecked Sendable {
         while true {
             let now = nowMicros()
             if !closing, now >= stopAt { closing = true }
-            if closing, pending.isEmpty || now > stopAt + 15_000_000 { break }
+            if closing, pending.isEmpty || now > stopAt + drainMicros { break }
             promoteDelayed(now)
+            if !closing {
+                for u in pollsDue { try sendPoll(sockets, user: u) }
+                pollsDue.removeAll(keepingCapacity: true)
+            }
             if !closing, closedLoop {
                 for i in owed.indices {
                     while owed[i] > 0, readyHead < ready.count, try sendNext(sockets, preferred: i, intended: now) { owed[i] -= 1 }
                 }
             }
             if !closing, !closedLoop {
+                while owedHead < owedSlots.count, readyHead < ready.count {
+                    _ = try sendNext(sockets, preferred: nil, intended: owedSlots[owedHead])
+                    owedHead += 1
+                }
+                if owedHead > 4096, owedHead * 2 > owedSlots.count { owedSlots.removeFirst(owedHead); owedHead = 0 }
                 while nextSend <= Double(now), nextSend < Double(stopAt) {
-                    _ = try sendNext(sockets, preferred: nil, intended: UInt64(nextSend))
+                    if try !sendNext(sockets, preferred: nil, intended: UInt64(nextSend)) { owedSlots.append(UInt64(nextSend)) }
                     nextSend += interval
                 }
             }
@@ -111,18 +141,46 @@ final class Driver: @unchecked Sendable {
             #endif
             for (i, item) in items.prefix(sockets.count).enumerated() where item.isReadable {
                 while let frames = try sockets[i].receive(dontWait: true) {
-                    handle(frames)
-                    if closedLoop, !closing, try !sendNext(sockets, preferred: i, intended: nowMicros()) { owed[i] += 1 }
+                    let command = handle(frames, stopAt: stopAt)
+                    if command, closedLoop, !closing, try !sendNext(sockets, preferred: i, intended: nowMicros()) { owed[i] += 1 }
                 }
             }
         }
+        // Given up on: still counted, at the latency they had reached (at least the drain time).
+        let end = nowMicros()
+        for p in pending.values where p.request != nil {
+            recordLatency(end > p.intended ? end - p.intended : 1)
+            outcomes.noReply += 1
+        }
+        outcomes.notSent += owedSlots.count - owedHead
+    }
+
+    /// How long replies are waited for after the run's end.
+    let drainMicros: UInt64 = 15_000_000
+
+    private func recordLatency(_ micros: UInt64) {
+        _ = histogram.record(min(micros, histogram.highestTrackableValue))
     }
 
     private func promoteDelayed(_ now: UInt64) {
         guard !delayed.isEmpty else { return }
         var keep: [(at: UInt64, user: Int)] = []
-        for d in delayed { if d.at <= now { ready.append(d.user) } else { keep.append(d) } }
+        for d in delayed {
+            if d.at > now { keep.append(d) } else if case .poll = users[d.user].next { pollsDue.append(d.user) } else { ready.append(d.user) }
+        }
         delayed = keep
+    }
+
+    /// Sends a waiting user's `GetQueueStatus`: a query, outside the command schedule and the
+    /// closed loop's window, and not counted as a command.
+    private func sendPoll(_ sockets: [ZMQSocket], user u: Int) throws {
+        counter += 1
+        let requestId = "\(index)-\(counter)"
+        let header = "{\"type\":\"GetQueueStatus\",\"requestId\":\"\(requestId)\"}"
+        let body = "{\"tokenId\":\(q(users[u].token ?? "-"))}"
+        try sockets[u % sockets.count].send([[], Array("SLAM/1".utf8), Array(header.utf8), Array(body.utf8)])
+        pending[requestId] = Pending(user: u, action: .poll, intended: nowMicros(), request: nil)
+        outcomes.polls += 1
     }
 
     private func popReady() -> Int? {
@@ -140,13 +198,32 @@ final class Driver: @unchecked Sendable {
             outcomes.starved += 1
             return false
         }
-        let user = users[u]
+        var user = users[u]
         counter += 1
         let requestId = "\(index)-\(counter)"
-        let key = "\(runId)-\(index)-\(counter)"
+        let request: Request
+        if let retry = user.retry {
+            request = retry
+            user.retry = nil
+            users[u] = user
+        } else {
+            request = newRequest(user, key: "\(runId)-\(index)-\(counter)")
+        }
+        let header = "{\"type\":\"\(request.type)\",\"requestId\":\"\(requestId)\",\"idempotencyKey\":\"\(request.key)\"}"
+        let socket = sockets[preferred ?? (u % sockets.count)]
+        try socket.send([[], Array("SLAM/1".utf8), Array(header.utf8), Array(request.body.utf8)])
+        pending[requestId] = Pending(user: u, action: user.next, intended: intended, request: request)
+        outcomes.sent += 1
+        return true
+    }
+
+    /// The user's next command, under a new idempotency key.
+    private func newRequest(_ user: User, key: String) -> Request {
         let type: String
         let body: String
         switch user.next {
+        case .poll:
+            preconditionFailure("a poll is sent by sendPoll")
         case .join:
             type = "JoinQueue"
             body = "{\"userId\":\(q(user.userId)),\"scheduleId\":\(q(scheduleId))}"
@@ -170,38 +247,58 @@ final class Driver: @unchecked Sendable {
             type = "CancelReservation"
             body = "{\"userId\":\(q(user.userId)),\"reservationId\":\(q(rid))}"
         }
-        let header = "{\"type\":\"\(type)\",\"requestId\":\"\(requestId)\",\"idempotencyKey\":\"\(key)\"}"
-        let socket = sockets[preferred ?? (u % sockets.count)]
-        try socket.send([[], Array("SLAM/1".utf8), Array(header.utf8), Array(body.utf8)])
-        pending[requestId] = Pending(user: u, action: user.next, intended: intended)
-        outcomes.sent += 1
-        return true
+        return Request(type: type, body: body, key: key)
     }
 
     /// A round of buying is over: through a queue the user leaves it (freeing the slot for the
     /// next in line) and joins again; without one, holds again.
     private func roundDone(_ user: User) -> Action { options.queue && user.token != nil ? .leave : .hold }
 
-    private func handle(_ frames: [[UInt8]]) {
+    /// Takes a reply; returns whether it answered a command (a poll's frees no slot of the
+    /// closed loop's window).
+    private func handle(_ frames: [[UInt8]], stopAt: UInt64) -> Bool {
         guard frames.count == 4, let header = try? JSONParser.parse(frames[2]),
               let requestId = header["requestId"]?.stringValue, let p = pending.removeValue(forKey: requestId) else {
             outcomes.otherErrors += 1
-            return
+            return false
         }
         let now = nowMicros()
-        histogram.record(now > p.intended ? now - p.intended : 1)
-        outcomes.replies += 1
-        progress.add(1)
         let ok = header["ok"]?.boolValue ?? false
         let body = (try? JSONParser.parse(frames[3])) ?? .null
-        var delay: UInt64 = 0
         var user = users[p.user]
+        if case .poll = p.action {
+            // Active: hold; still waiting: ask again later; anything else: join again.
+            let status = ok ? body["status"]?.stringValue : nil
+            if status == "ACTIVE" {
+                user.next = .hold
+                ready.append(p.user)
+            } else if status == "WAITING" {
+                delayed.append((now + Self.pollInterval, p.user))
+            } else {
+                user.token = nil
+                user.next = .join
+                ready.append(p.user)
+            }
+            users[p.user] = user
+            return false
+        }
+        recordLatency(now > p.intended ? now - p.intended : 1)
+        outcomes.replies += 1
+        if now > stopAt { outcomes.repliesAfterEnd += 1 }
+        progress.add(1)
+        var delay: UInt64 = 0
         if ok {
             switch p.action {
+            case .poll:
+                break
             case .join:
                 outcomes.joined += 1
                 user.token = body["tokenId"]?.stringValue
-                if body["status"]?.stringValue == "ACTIVE" { user.next = .hold } else { outcomes.waiting += 1; user.next = .join; delay = 200_000 }
+                if body["status"]?.stringValue == "ACTIVE" { user.next = .hold } else {
+                    outcomes.waiting += 1
+                    user.next = .poll
+                    delay = Self.pollInterval
+                }
             case .hold:
                 outcomes.holdsWon += 1
                 let rid = body["reservationId"]?.stringValue ?? ""
@@ -236,7 +333,11 @@ final class Driver: @unchecked Sendable {
                 outcomes.queueRejections += 1
                 user.token = nil
                 user.next = .join
-            case "OVERLOADED": outcomes.overloaded += 1; delay = 10_000
+            case "OVERLOADED":
+                // Sent again, same key and body, a little later.
+                outcomes.overloaded += 1
+                user.retry = p.request
+                delay = 10_000
             default:
                 outcomes.otherErrors += 1
                 outcomes.errorCodes[code, default: 0] += 1
@@ -245,7 +346,11 @@ final class Driver: @unchecked Sendable {
         }
         users[p.user] = user
         if delay > 0 { delayed.append((now + delay, p.user)) } else { ready.append(p.user) }
+        return true
     }
+
+    /// How often a user waiting in the queue asks for its token's status.
+    static let pollInterval: UInt64 = 200_000
 }
 
 /// Replies counted across drivers, for the progress line.

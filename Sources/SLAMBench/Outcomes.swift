@@ -19,9 +19,21 @@ public struct Outcomes: Sendable {
     public var queueRejections = 0
     public var overloaded = 0
     public var otherErrors = 0
-    /// Send slots with no simulated user ready: in the open loop the offered rate was not met;
-    /// in the closed loop the connection is owed the send, made as soon as a user is ready.
+    /// Send slots with no simulated user ready: in the open loop the command is sent as soon as
+    /// one is, late, its latency counted from the slot's time (and the offered rate was not met
+    /// on time); in the closed loop the connection is owed the send, made as soon as a user is.
     public var starved = 0
+    /// Open loop: slots still owed when the run ended, never sent.
+    public var notSent = 0
+    /// Commands without a reply when the bench stopped waiting (counted in the latency at the
+    /// wait they had reached).
+    public var noReply = 0
+    /// Replies that came after the run's end (`--duration`), in the drain: counted in `replies`
+    /// and the latency, not in commands/s.
+    public var repliesAfterEnd = 0
+    /// `GetQueueStatus` queries of users waiting in the queue (not commands: not in `sent`,
+    /// `replies` or the latency).
+    public var polls = 0
     public var errorCodes: [String: Int] = [:]
 
     mutating func add(_ o: Outcomes) {
@@ -29,13 +41,16 @@ public struct Outcomes: Sendable {
         seatLimit += o.seatLimit; paid += o.paid; insufficient += o.insufficient; released += o.released
         cancelled += o.cancelled; abandoned += o.abandoned; holdExpired += o.holdExpired; joined += o.joined
         waiting += o.waiting; left += o.left; queueRejections += o.queueRejections; overloaded += o.overloaded
-        otherErrors += o.otherErrors; starved += o.starved
+        otherErrors += o.otherErrors; starved += o.starved; notSent += o.notSent; noReply += o.noReply
+        repliesAfterEnd += o.repliesAfterEnd; polls += o.polls
         for (k, v) in o.errorCodes { errorCodes[k, default: 0] += v }
     }
 }
 
 typealias LatencyHistogram = Histogram<UInt64>
 
+/// Microseconds from 1 µs to 100,000 s: past the longest run (`--duration` 86,400 s) and its
+/// drain, so no latency falls outside (one that did would be clamped to the top, not lost).
 func newHistogram() -> LatencyHistogram {
-    LatencyHistogram(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+    LatencyHistogram(lowestDiscernibleValue: 1, highestTrackableValue: 100_000_000_000, numberOfSignificantValueDigits: .three)
 }

@@ -69,7 +69,7 @@ public final class RushBench {
             Driver(index: i, options: opts, scheduleId: scheduleId, runId: runId,
                    userIds: stride(from: i, to: userIds.count, by: options.threads).map { userIds[$0] }, progress: progress)
         }
-        let lag = LagSubscriber(endpoint: options.events)
+        let lag = LagSubscriber(endpoint: options.events, scheduleId: scheduleId)
         try lag.start(context: context)
         let startAt = nowMicros() + 200_000
         let stopAt = startAt + UInt64(options.duration * 1_000_000)
@@ -116,11 +116,13 @@ public final class RushBench {
         lag.stop()
         walPeak = max(walPeak, statsAfter.body["walPeakBytes"]?.int64Value ?? 0)
 
+        func grew(_ name: String) -> Int64 { (statsAfter.body[name]?.int64Value ?? 0) - (statsBefore.body[name]?.int64Value ?? 0) }
         var report = BenchReport(options: opts, setupSeconds: setupSeconds, seconds: elapsed, outcomes: outcomes,
                                  latency: LatencySummary(histogram), publishLag: LatencySummary(lag.histogram),
                                  eventsReceived: lag.received, holdsExpired: lag.holdsExpired, walPeakBytes: walPeak,
-                                 commandsExecuted: (statsAfter.body["commands"]?.int64Value ?? 0)
-                                     - (statsBefore.body["commands"]?.int64Value ?? 0))
+                                 commandsExecuted: grew("commands"), repliesDropped: grew("repliesDropped"),
+                                 synchronous: statsBefore.body["synchronous"]?.stringValue,
+                                 groupCommit: statsBefore.body["groupCommit"]?.boolValue)
         if options.verify {
             log("checking invariants through the server…")
             report.invariants = try InvariantCheck(client: client, scheduleId: scheduleId, userIds: userIds).run()
@@ -133,6 +135,8 @@ public final class RushBench {
 /// `occurredAt` (the time the writer decided it, so the lag includes the commit's fsync).
 final class LagSubscriber: @unchecked Sendable {
     let endpoint: String
+    /// The run's schedule: `HoldExpired` events of others (an earlier run's) are not counted.
+    let scheduleId: String
     private(set) var histogram = newHistogram()
     private(set) var received = 0
     private(set) var holdsExpired = 0
@@ -141,7 +145,10 @@ final class LagSubscriber: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     var lastSeq: Int64 { seq.get() }
 
-    init(endpoint: String) { self.endpoint = endpoint }
+    init(endpoint: String, scheduleId: String) {
+        self.endpoint = endpoint
+        self.scheduleId = scheduleId
+    }
 
     func start(context: ZMQContext) throws {
         let socket = try context.socket(.sub)
@@ -156,9 +163,10 @@ final class LagSubscriber: @unchecked Sendable {
                     guard frames.count == 3, let h = try? JSONParser.parse(frames[1]),
                           let at = h["occurredAt"]?.stringValue.flatMap(RFC3339.parse) else { continue }
                     let lagMs = max(0, wallMillis() - at)
-                    histogram.record(UInt64(lagMs) * 1000 + 1)
+                    _ = histogram.record(min(UInt64(lagMs) * 1000 + 1, histogram.highestTrackableValue))
                     received += 1
-                    if h["type"]?.stringValue == "HoldExpired" { holdsExpired += 1 }
+                    if h["type"]?.stringValue == "HoldExpired",
+                       (try? JSONParser.parse(frames[2]))?["scheduleId"]?.stringValue == scheduleId { holdsExpired += 1 }
                     if let s = h["seq"]?.int64Value { seq.set(s) }
                 }
             }

@@ -40,6 +40,11 @@ def check(result, out):
     # every outcome the text reports is in the JSON too
     assert isinstance(report["holdsExpired"], int) and "expired (HoldExpired received)" in result.stdout
     assert isinstance(report["outcomes"]["errorCodes"], dict)
+    # what the server ran with, as GetStats says; every command answered
+    assert report["synchronous"] == "FULL" and report["groupCommit"] is True
+    assert "server       synchronous FULL, group commit on" in result.stdout, result.stdout
+    assert report["outcomes"]["noReply"] == 0 and report["repliesDropped"] == 0
+    assert report["outcomes"]["replies"] == report["outcomes"]["sent"]
     return report
 
 
@@ -63,6 +68,8 @@ def test_bench_through_a_waiting_queue():
             out = os.path.join(tmp, "queue.json")
             report = check(run_bench(commands, events, out, "--rate", "300", "--queue", "--queue-max-active", "20"), out)
             assert report["outcomes"]["joined"] > 0
+            # users waiting in the queue ask for their token's status (a query, not a command)
+            assert report["outcomes"]["waiting"] > 0 and report["outcomes"]["polls"] > 0
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0
