@@ -167,6 +167,16 @@ EXAMPLES = [
                                                     {"name": "S", "seatCount": 10, "price": "1000"}]}, False),
     ("requests/ScheduleConcert.json", {"concertId": C, "startsAt": "tomorrow", "reservationOpensAt": TS,
                                        "reservationClosesAt": TS, "sections": []}, False),
+] + [
+    # timestampIn: what the server's RFC 3339 reader takes, field by field
+    ("requests/ScheduleConcert.json", {"concertId": C, "startsAt": t, "reservationOpensAt": TS, "reservationClosesAt": TS,
+                                       "sections": [{"name": "R", "seatCount": 10, "price": 1000}]}, valid)
+    for t, valid in (("2026-12-24t19:00:60z", True), ("2026-12-24 23:59:59.123456-23:59", True),
+                     ("2026-13-24T19:00:00Z", False), ("2026-12-32T19:00:00Z", False), ("2026-12-00T19:00:00Z", False),
+                     ("2026-12-24T24:00:00Z", False), ("2026-12-24T19:60:00Z", False), ("2026-12-24T19:00:61Z", False),
+                     ("2026-12-24T19:00:00+24:00", False), ("2026-12-24T19:00:00+09:60", False),
+                     ("\u0662026-12-24T19:00:00Z", False), ("2026-12-24T19:00:00.Z", False))
+] + [
     ("requests/HoldSeats.json", {"userId": U, "scheduleId": SCH, "seatNumbers": [3, 1]}, True),
     ("requests/HoldSeats.json", {"userId": U, "scheduleId": SCH, "seatNumbers": [1], "queueToken": T}, True),
     ("requests/HoldSeats.json", {"userId": U, "scheduleId": SCH, "seatNumbers": []}, False),
@@ -216,6 +226,10 @@ EXAMPLES = [
         {"number": 2, "section": "R", "price": 100, "status": "SOLD"}]}, True),
     ("replies/GetStats.json", {"storeId": "st", "position": 3, "headSeq": 3, "publishedSeq": 2, "commands": 5,
                                "extra": {"anything": True}}, True),
+    ("replies/RegisterUser.json", {"userId": "usr_1", "name": "\u001fabc", "balance": 0}, True),
+    ("replies/RegisterUser.json", {"userId": "usr_1", "name": "abc\u3000", "balance": 0}, False),
+    ("requests/RegisterUser.json", {"name": "\u001f" + "a" * 100}, False),
+    ("requests/RegisterUser.json", {"name": "\u3000" + "a" * 100 + "\u0085"}, True),
     ("replies/GetStats.json", {"storeId": "st", "position": 3, "headSeq": 3, "publishedSeq": 2}, False),
     ("replies/GetStats.json", {"storeId": "st", "position": 3, "headSeq": 3, "publishedSeq": 2, "commands": 5,
                                "synchronous": "NORMAL", "groupCommit": False}, True),

@@ -1235,6 +1235,35 @@ def test_names_are_trimmed_and_counted_in_code_points(sock):
     assert ok(sock, "RegisterUser", {"name": "Zoë ☃"})["name"] == "Zoë ☃"
 
 
+def test_names_are_trimmed_of_unicode_white_space_only(sock):
+    # U+001F and U+FEFF are not White_Space (some regex engines' \s match them): kept, and the
+    # reply still passes the strict output schema; U+3000 and U+0085 are White_Space: trimmed.
+    assert ok(sock, "RegisterUser", {"name": "\u001fabc"})["name"] == "\u001fabc"
+    assert ok(sock, "RegisterUser", {"name": "\ufeffabc\ufeff"})["name"] == "\ufeffabc\ufeff"
+    assert ok(sock, "RegisterUser", {"name": "\u3000abc\u0085"})["name"] == "abc"
+    # 100 code points after trimming, with a character that is not white space in front: 101
+    err(sock, "RegisterUser", {"name": "\u001f" + "a" * 100}, "BAD_REQUEST")
+
+
+def test_a_queue_token_on_a_schedule_without_a_queue_is_ignored(sock):
+    user = new_user(sock, "no queue", 100000)
+    schedule = new_schedule(sock)
+    held = hold(sock, user, schedule, [1], queueToken="tok_never_issued")
+    assert held["seatNumbers"] == [1]
+
+
+def test_json_the_reader_cannot_read_is_refused_even_in_an_unknown_field(sock):
+    deep = "[" * 65 + "]" * 65
+    for body, field in ((b'{"name":"x","extra":' + deep.encode() + b"}", "body"),
+                        (b'{"name":"x","extra":1e400}', "body"),
+                        (b'{"name":"x","extra":"\\ud800"}', "body")):
+        h, b = call(sock, "RegisterUser", body)
+        assert h["ok"] is False and b["code"] == "BAD_REQUEST" and b["details"]["field"] == field, (body, b)
+    # 64 levels are read (and the unknown field then ignored)
+    fine = "[" * 63 + "]" * 63
+    assert ok(sock, "RegisterUser", b'{"name":"deep","extra":' + fine.encode() + b"}")["name"] == "deep"
+
+
 def test_unknown_fields_are_ignored(sock):
     stats = ok(sock, "GetStats", {"verbose": True, "nested": {"a": [1, 2]}}, header={"trace": "abc", "x": 1})
     assert "storeId" in stats
