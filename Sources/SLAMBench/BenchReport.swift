@@ -66,7 +66,8 @@ public struct BenchReport: Sendable {
         lines.append("SLAM rush: \(options.seats) seats, \(options.users) users\(options.queue ? ", waiting queue" : ""), \(mode), \(String(format: "%.1f", seconds)) s (set-up \(String(format: "%.1f", setupSeconds)) s)")
         lines.append("server       synchronous \(synchronous ?? "?"), group commit \(groupCommit.map { $0 ? "on" : "off" } ?? "?")")
         if offeredRateMissed {
-            lines.append("warning      offered rate not met: \(o.starved) commands sent late (no simulated user ready; their latency counts from when they were due), \(o.notSent) never sent; use more --users")
+            lines.append("warning      offered rate not met: \(o.starved - o.notSent) commands sent late (no simulated user free; their latency counts from when they were due), \(o.notSent) never sent (counted at the wait they had reached); "
+                         + (options.queue ? "users waiting in the queue cannot send: raise --queue-max-active" : "use more --users"))
         }
         lines.append(String(format: "commands/s   %.0f  (%d replies in the run, %d after its end, %d sent, %lld executed by the server)",
                             commandsPerSecond, o.replies - o.repliesAfterEnd, o.repliesAfterEnd, o.sent, commandsExecuted))
@@ -75,7 +76,7 @@ public struct BenchReport: Sendable {
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
-        lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key), no reply \(o.noReply), replies dropped by the server \(repliesDropped), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
+        lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply \(o.noReply), replies dropped by the server \(repliesDropped), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
         if let inv = invariants {
             lines.append("invariants   \(inv.ok ? "OK" : "VIOLATED"): \(inv.usersChecked) users' balances equal their history, points used once per paid reservation and refunded once per cancelled one; \(inv.soldSeats) seats SOLD = \(inv.confirmedSeats) seats in confirmed reservations, none in two; reservations by status \(inv.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
             for v in inv.violations.prefix(20) { lines.append("  violation: " + v) }
@@ -94,6 +95,7 @@ public struct BenchReport: Sendable {
         w.key("seconds"); w.value(seconds)
         w.key("setupSeconds"); w.value(setupSeconds)
         w.key("commandsPerSecond"); w.value(commandsPerSecond.rounded())
+        w.field("repliesInRun", outcomes.replies - outcomes.repliesAfterEnd)
         w.key("latency"); latency.write(&w)
         w.key("publishLag"); publishLag.write(&w)
         w.field("eventsReceived", eventsReceived)
@@ -109,7 +111,8 @@ public struct BenchReport: Sendable {
                        ("seatLimitExceeded", o.seatLimit), ("paid", o.paid), ("insufficientBalance", o.insufficient),
                        ("released", o.released), ("cancelled", o.cancelled), ("abandoned", o.abandoned),
                        ("holdExpired", o.holdExpired), ("joined", o.joined), ("left", o.left), ("waiting", o.waiting),
-                       ("queueRejections", o.queueRejections), ("overloaded", o.overloaded), ("otherErrors", o.otherErrors),
+                       ("queueRejections", o.queueRejections), ("overloaded", o.overloaded), ("resent", o.resent),
+                       ("otherErrors", o.otherErrors),
                        ("starved", o.starved), ("notSent", o.notSent), ("noReply", o.noReply),
                        ("repliesAfterEnd", o.repliesAfterEnd), ("polls", o.polls)] {
             w.field(k, v)

@@ -25,8 +25,9 @@ final class Driver: @unchecked Sendable {
         var next: Action
         var token: String?
         var confirmed: [String] = []
-        /// The command to send again, refused with `OVERLOADED`.
-        var retry: Request?
+        /// The command to send again, refused with `OVERLOADED`, and when it was first due: its
+        /// latency runs from then to the reply that is not `OVERLOADED`.
+        var retry: (request: Request, intended: UInt64)?
     }
 
     struct Pending {
@@ -45,14 +46,21 @@ final class Driver: @unchecked Sendable {
     private var rng: SplitMix
     private var ready: [Int] = []
     private var readyHead = 0
-    private var delayed: [(at: UInt64, user: Int)] = []
+    /// Users waiting to act again, by how long: after `OVERLOADED` (10 ms) and between polls
+    /// (`pollInterval`). Each delay is one constant, so each queue is in time order.
+    private var retryDelays = DelayQueue()
+    private var pollDelays = DelayQueue()
     /// Open loop: send slots that found no user ready, oldest first; each is sent as soon as a
     /// user is, its latency counted from the slot's time (not dropped: a server slow enough to
     /// keep every user waiting must show as latency, not as a lower offered rate).
     private var owedSlots: [UInt64] = []
     private var owedHead = 0
-    /// Users whose poll is due, sent outside the command schedule.
+    /// Users whose poll, or whose retry after `OVERLOADED`, is due: sent outside the command
+    /// schedule and (a retry being the same command) without taking a new slot of it.
     private var pollsDue: [Int] = []
+    private var retriesDue: [Int] = []
+    /// Retries waiting for their time or due (the run waits for them as for replies).
+    private var retriesWaiting = 0
     private var pending: [String: Pending] = [:]
     private var counter = 0
     var histogram = newHistogram()
@@ -108,13 +116,24 @@ final class Driver: @unchecked Sendable {
         var closing = false
         while true {
             let now = nowMicros()
-            if !closing, now >= stopAt { closing = true }
-            if closing, pending.isEmpty || now > stopAt + drainMicros { break }
+            if !closing, now >= stopAt {
+                closing = true
+                // Slots of the run the loop has not reached (it woke late): due, never sent.
+                while nextSend < Double(stopAt), !closedLoop {
+                    owedSlots.append(UInt64(nextSend))
+                    nextSend += interval
+                }
+            }
+            if closing, (pending.isEmpty && retriesWaiting == 0) || now > stopAt + drainMicros { break }
             promoteDelayed(now)
+            // A retry is the same command again, due since it was first sent: the drain after
+            // the run's end still sends it.
+            for u in retriesDue { try sendRetry(sockets, user: u) }
+            retriesDue.removeAll(keepingCapacity: true)
             if !closing {
                 for u in pollsDue { try sendPoll(sockets, user: u) }
-                pollsDue.removeAll(keepingCapacity: true)
             }
+            pollsDue.removeAll(keepingCapacity: true)
             if !closing, closedLoop {
                 for i in owed.indices {
                     while owed[i] > 0, readyHead < ready.count, try sendNext(sockets, preferred: i, intended: now) { owed[i] -= 1 }
@@ -141,17 +160,26 @@ final class Driver: @unchecked Sendable {
             #endif
             for (i, item) in items.prefix(sockets.count).enumerated() where item.isReadable {
                 while let frames = try sockets[i].receive(dontWait: true) {
-                    let command = handle(frames, stopAt: stopAt)
-                    if command, closedLoop, !closing, try !sendNext(sockets, preferred: i, intended: nowMicros()) { owed[i] += 1 }
+                    let freed = handle(frames, stopAt: stopAt)
+                    let t = nowMicros()
+                    if freed, closedLoop, t < stopAt, try !sendNext(sockets, preferred: i, intended: t) { owed[i] += 1 }
                 }
             }
         }
-        // Given up on: still counted, at the latency they had reached (at least the drain time).
+        // Given up on: still counted, at the latency they had reached (at least the drain time):
+        // commands without a reply, retries never answered, and open-loop commands due but never
+        // sent (no user was free before the end).
         let end = nowMicros()
+        func gaveUp(_ intended: UInt64) { recordLatency(end > intended ? end - intended : 1) }
         for p in pending.values where p.request != nil {
-            recordLatency(end > p.intended ? end - p.intended : 1)
+            gaveUp(p.intended)
             outcomes.noReply += 1
         }
+        for u in users.indices where users[u].retry != nil {
+            gaveUp(users[u].retry!.intended)
+            outcomes.noReply += 1
+        }
+        for slot in owedSlots[owedHead...] { gaveUp(slot) }
         outcomes.notSent += owedSlots.count - owedHead
     }
 
@@ -163,12 +191,26 @@ final class Driver: @unchecked Sendable {
     }
 
     private func promoteDelayed(_ now: UInt64) {
-        guard !delayed.isEmpty else { return }
-        var keep: [(at: UInt64, user: Int)] = []
-        for d in delayed {
-            if d.at > now { keep.append(d) } else if case .poll = users[d.user].next { pollsDue.append(d.user) } else { ready.append(d.user) }
-        }
-        delayed = keep
+        while let u = retryDelays.popDue(now) { retriesDue.append(u) }
+        while let u = pollDelays.popDue(now) { pollsDue.append(u) }
+    }
+
+    /// Sends a command again after `OVERLOADED`: same key and body, a new request id, its latency
+    /// still counted from when it was first due.
+    private func sendRetry(_ sockets: [ZMQSocket], user u: Int) throws {
+        guard let retry = users[u].retry else { return }
+        users[u].retry = nil
+        retriesWaiting -= 1
+        counter += 1
+        let requestId = "\(index)-\(counter)"
+        try send(sockets[u % sockets.count], retry.request, requestId: requestId)
+        pending[requestId] = Pending(user: u, action: users[u].next, intended: retry.intended, request: retry.request)
+        outcomes.resent += 1
+    }
+
+    private func send(_ socket: ZMQSocket, _ request: Request, requestId: String) throws {
+        let header = "{\"type\":\"\(request.type)\",\"requestId\":\"\(requestId)\",\"idempotencyKey\":\"\(request.key)\"}"
+        try socket.send([[], Array("SLAM/1".utf8), Array(header.utf8), Array(request.body.utf8)])
     }
 
     /// Sends a waiting user's `GetQueueStatus`: a query, outside the command schedule and the
@@ -198,20 +240,11 @@ final class Driver: @unchecked Sendable {
             outcomes.starved += 1
             return false
         }
-        var user = users[u]
+        let user = users[u]
         counter += 1
         let requestId = "\(index)-\(counter)"
-        let request: Request
-        if let retry = user.retry {
-            request = retry
-            user.retry = nil
-            users[u] = user
-        } else {
-            request = newRequest(user, key: "\(runId)-\(index)-\(counter)")
-        }
-        let header = "{\"type\":\"\(request.type)\",\"requestId\":\"\(requestId)\",\"idempotencyKey\":\"\(request.key)\"}"
-        let socket = sockets[preferred ?? (u % sockets.count)]
-        try socket.send([[], Array("SLAM/1".utf8), Array(header.utf8), Array(request.body.utf8)])
+        let request = newRequest(user, key: "\(runId)-\(index)-\(counter)")
+        try send(sockets[preferred ?? (u % sockets.count)], request, requestId: requestId)
         pending[requestId] = Pending(user: u, action: user.next, intended: intended, request: request)
         outcomes.sent += 1
         return true
@@ -254,8 +287,9 @@ final class Driver: @unchecked Sendable {
     /// next in line) and joins again; without one, holds again.
     private func roundDone(_ user: User) -> Action { options.queue && user.token != nil ? .leave : .hold }
 
-    /// Takes a reply; returns whether it answered a command (a poll's frees no slot of the
-    /// closed loop's window).
+    /// Takes a reply; returns whether it frees a slot of the closed loop's window: a command's
+    /// final answer does; a poll's does not (polls take none), nor an `OVERLOADED` (the command
+    /// is sent again and keeps its slot).
     private func handle(_ frames: [[UInt8]], stopAt: UInt64) -> Bool {
         guard frames.count == 4, let header = try? JSONParser.parse(frames[2]),
               let requestId = header["requestId"]?.stringValue, let p = pending.removeValue(forKey: requestId) else {
@@ -267,26 +301,36 @@ final class Driver: @unchecked Sendable {
         let body = (try? JSONParser.parse(frames[3])) ?? .null
         var user = users[p.user]
         if case .poll = p.action {
-            // Active: hold; still waiting: ask again later; anything else: join again.
+            // Active: hold. Still waiting, or the query not answered (OVERLOADED, INTERNAL): ask
+            // again later. The token gone (unknown, expired, left): join again.
             let status = ok ? body["status"]?.stringValue : nil
+            let gone = ok ? status != "WAITING" : body["code"]?.stringValue == "TOKEN_NOT_FOUND"
             if status == "ACTIVE" {
                 user.next = .hold
                 ready.append(p.user)
-            } else if status == "WAITING" {
-                delayed.append((now + Self.pollInterval, p.user))
-            } else {
+            } else if gone {
                 user.token = nil
                 user.next = .join
                 ready.append(p.user)
+            } else {
+                pollDelays.append(now + Self.pollInterval, p.user)
             }
             users[p.user] = user
+            return false
+        }
+        if !ok, body["code"]?.stringValue == "OVERLOADED" {
+            // Not executed: sent again, same key and body, 10 ms later; not an answer yet.
+            outcomes.overloaded += 1
+            users[p.user].retry = (p.request!, p.intended)
+            retriesWaiting += 1
+            retryDelays.append(now + 10_000, p.user)
             return false
         }
         recordLatency(now > p.intended ? now - p.intended : 1)
         outcomes.replies += 1
         if now > stopAt { outcomes.repliesAfterEnd += 1 }
         progress.add(1)
-        var delay: UInt64 = 0
+        var poll = false
         if ok {
             switch p.action {
             case .poll:
@@ -297,7 +341,7 @@ final class Driver: @unchecked Sendable {
                 if body["status"]?.stringValue == "ACTIVE" { user.next = .hold } else {
                     outcomes.waiting += 1
                     user.next = .poll
-                    delay = Self.pollInterval
+                    poll = true
                 }
             case .hold:
                 outcomes.holdsWon += 1
@@ -333,11 +377,6 @@ final class Driver: @unchecked Sendable {
                 outcomes.queueRejections += 1
                 user.token = nil
                 user.next = .join
-            case "OVERLOADED":
-                // Sent again, same key and body, a little later.
-                outcomes.overloaded += 1
-                user.retry = p.request
-                delay = 10_000
             default:
                 outcomes.otherErrors += 1
                 outcomes.errorCodes[code, default: 0] += 1
@@ -345,7 +384,7 @@ final class Driver: @unchecked Sendable {
             }
         }
         users[p.user] = user
-        if delay > 0 { delayed.append((now + delay, p.user)) } else { ready.append(p.user) }
+        if poll { pollDelays.append(now + Self.pollInterval, p.user) } else { ready.append(p.user) }
         return true
     }
 
@@ -353,6 +392,24 @@ final class Driver: @unchecked Sendable {
     /// waiting-room page would (every 200 ms, 15,000 waiting users made 75,000 queries a second,
     /// more than the commands, and the rush measured the polling).
     static let pollInterval: UInt64 = 1_000_000
+}
+
+/// Users waiting until a time, in the order they were added: with one constant delay per
+/// queue, also the order they fall due.
+struct DelayQueue {
+    private var items: [(at: UInt64, user: Int)] = []
+    private var head = 0
+
+    mutating func append(_ at: UInt64, _ user: Int) { items.append((at, user)) }
+
+    /// The next user due at `now`, if any.
+    mutating func popDue(_ now: UInt64) -> Int? {
+        guard head < items.count, items[head].at <= now else { return nil }
+        let u = items[head].user
+        head += 1
+        if head > 4096, head * 2 > items.count { items.removeFirst(head); head = 0 }
+        return u
+    }
 }
 
 /// Replies counted across drivers, for the progress line.

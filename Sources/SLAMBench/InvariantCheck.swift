@@ -42,16 +42,25 @@ struct InvariantCheck {
                                          + "not checked (run with more --users or a shorter --duration)")
                 continue
             }
-            // Points: the sum of the history is the balance, and each reservation's points went
-            // out once if it was ever paid for and came back once if it was cancelled.
+            // Points: the history, oldest first, numbered 1, 2, … with each entry's balance the
+            // one before it plus its amount, ends at the balance; each reservation's points went
+            // out once, its price, if it was ever paid for, and came back once, its price, if it
+            // was cancelled.
             var sum: Int64 = 0
-            var used: [String: Int] = [:], refunded: [String: Int] = [:]
-            for e in entries {
+            var used: [String: [Int64]] = [:], refunded: [String: [Int64]] = [:]
+            var misnumbered = false
+            for (k, e) in entries.reversed().enumerated() {
                 let amount = e["amount"]?.int64Value ?? 0
                 switch e["kind"]?.stringValue {
-                case "USE": sum -= amount; if let r = e["reservationId"]?.stringValue { used[r, default: 0] += 1 }
-                case "REFUND": sum += amount; if let r = e["reservationId"]?.stringValue { refunded[r, default: 0] += 1 }
+                case "USE": sum -= amount; if let r = e["reservationId"]?.stringValue { used[r, default: []].append(amount) }
+                case "REFUND": sum += amount; if let r = e["reservationId"]?.stringValue { refunded[r, default: []].append(amount) }
                 default: sum += amount
+                }
+                if !misnumbered, e["n"]?.int64Value != Int64(k + 1) || e["balance"]?.int64Value != sum {
+                    // The first only: one wrong entry puts every later one out of step.
+                    misnumbered = true
+                    report.violations.append("user \(userId): history entry \(k + 1) is n \(e["n"]?.int64Value ?? -1) with balance "
+                                             + "\(e["balance"]?.int64Value ?? -1), not n \(k + 1) with \(sum)")
                 }
             }
             if sum != balance { report.violations.append("user \(userId): balance \(balance) but history sums to \(sum)") }
@@ -62,11 +71,16 @@ struct InvariantCheck {
                 seen.insert(rid)
                 let status = r["status"]?.stringValue ?? ""
                 let paid = status == "CONFIRMED" || status == "CANCELLED"
-                let uses = used[rid, default: 0], refunds = refunded[rid, default: 0]
-                let expected = (paid ? 1 : 0, status == "CANCELLED" ? 1 : 0)
-                if (uses, refunds) != expected {
-                    report.violations.append("reservation \(rid) (\(status)): \(uses) USE and \(refunds) REFUND entries in the "
-                                             + "point history, not \(expected.0) and \(expected.1)")
+                // A free reservation (price 0) moves no points and has no entry.
+                let price = r["price"]?.int64Value ?? -1
+                let uses = used[rid, default: []], refunds = refunded[rid, default: []]
+                let expected = (price != 0 && paid ? 1 : 0, price != 0 && status == "CANCELLED" ? 1 : 0)
+                if (uses.count, refunds.count) != expected {
+                    report.violations.append("reservation \(rid) (\(status)): \(uses.count) USE and \(refunds.count) REFUND entries "
+                                             + "in the point history, not \(expected.0) and \(expected.1)")
+                } else if (uses + refunds).contains(where: { $0 != price }) {
+                    report.violations.append("reservation \(rid) (\(status)) costs \(price) points, but its history entries move "
+                                             + "\((uses + refunds).map(String.init).joined(separator: " and "))")
                 }
                 guard r["scheduleId"]?.stringValue == scheduleId else { continue }
                 report.statusCounts[status, default: 0] += 1

@@ -17,13 +17,18 @@ public struct Outcomes: Sendable {
     public var left = 0
     public var waiting = 0
     public var queueRejections = 0
+    /// `OVERLOADED` refusals (not answers: each command is sent again, same key and body, 10 ms
+    /// later, and counted once, at its final reply, its latency running from when it was first
+    /// due), and those sends again.
     public var overloaded = 0
+    public var resent = 0
     public var otherErrors = 0
     /// Send slots with no simulated user ready: in the open loop the command is sent as soon as
     /// one is, late, its latency counted from the slot's time (and the offered rate was not met
     /// on time); in the closed loop the connection is owed the send, made as soon as a user is.
     public var starved = 0
-    /// Open loop: slots still owed when the run ended, never sent.
+    /// Open loop: slots still owed when the run ended, never sent (among `starved`), counted in
+    /// the latency at the wait they had reached.
     public var notSent = 0
     /// Commands without a reply when the bench stopped waiting (counted in the latency at the
     /// wait they had reached).
@@ -41,6 +46,7 @@ public struct Outcomes: Sendable {
         seatLimit += o.seatLimit; paid += o.paid; insufficient += o.insufficient; released += o.released
         cancelled += o.cancelled; abandoned += o.abandoned; holdExpired += o.holdExpired; joined += o.joined
         waiting += o.waiting; left += o.left; queueRejections += o.queueRejections; overloaded += o.overloaded
+        resent += o.resent
         otherErrors += o.otherErrors; starved += o.starved; notSent += o.notSent; noReply += o.noReply
         repliesAfterEnd += o.repliesAfterEnd; polls += o.polls
         for (k, v) in o.errorCodes { errorCodes[k, default: 0] += v }

@@ -103,11 +103,11 @@ struct InvariantCheckTests {
         // A second USE of alice's payment, her balance lowered to match: the sum still agrees.
         let r = try f.planted("""
             INSERT INTO point_history (user_id, n, kind, amount, balance, reservation_id, at)
-                SELECT user_id, 99, kind, amount, balance - amount, reservation_id, at FROM point_history
+                SELECT user_id, 3, kind, amount, balance - amount, reservation_id, at FROM point_history
                 WHERE reservation_id = '\(f.paid)' AND kind = 'USE';
             UPDATE users SET balance = balance - 2000 WHERE name = 'alice';
             """, undo: """
-            DELETE FROM point_history WHERE n = 99;
+            DELETE FROM point_history WHERE n = 3 AND reservation_id = '\(f.paid)';
             UPDATE users SET balance = balance + 2000 WHERE name = 'alice';
             """)
         #expect(r.violations == ["reservation \(f.paid) (CONFIRMED): 2 USE and 0 REFUND entries in the point history, not 1 and 0"])
@@ -119,6 +119,32 @@ struct InvariantCheckTests {
         let r = try f.planted("UPDATE point_history SET kind = 'CHARGE' WHERE kind = 'REFUND'",
                               undo: "UPDATE point_history SET kind = 'REFUND' WHERE reservation_id IS NOT NULL AND kind = 'CHARGE'")
         #expect(r.violations.contains { $0.hasSuffix("(CANCELLED): 1 USE and 0 REFUND entries in the point history, not 1 and 1") }, "\(r.violations)")
+    }
+
+    @Test func pointsThatAreNotThePriceAreAViolationEvenWhenTheHistoryAddsUp() throws {
+        let f = try Fixture()
+        defer { f.close() }
+        // alice paid 1,999 for her 2,000-point reservation, her balances made to agree.
+        let r = try f.planted("""
+            UPDATE point_history SET amount = 1999, balance = 3001 WHERE reservation_id = '\(f.paid)';
+            UPDATE users SET balance = 3001 WHERE name = 'alice';
+            """, undo: """
+            UPDATE point_history SET amount = 2000, balance = 3000 WHERE reservation_id = '\(f.paid)';
+            UPDATE users SET balance = 3000 WHERE name = 'alice';
+            """)
+        #expect(r.violations == ["reservation \(f.paid) (CONFIRMED) costs 2000 points, but its history entries move 1999"])
+    }
+
+    @Test func aHistoryWithAGapOrAWrongRunningBalanceIsAViolation() throws {
+        let f = try Fixture()
+        defer { f.close() }
+        let gap = try f.planted("UPDATE point_history SET n = 4 WHERE user_id = '\(f.users[2])' AND n = 3",
+                                undo: "UPDATE point_history SET n = 3 WHERE user_id = '\(f.users[2])' AND n = 4")
+        #expect(gap.violations == ["user \(f.users[2]): history entry 3 is n 4 with balance 5000, not n 3 with 5000"])
+        // carol: CHARGE 5000 (5000), USE 1000 (4000), REFUND 1000 (5000).
+        let running = try f.planted("UPDATE point_history SET balance = 3999 WHERE user_id = '\(f.users[2])' AND n = 2",
+                                    undo: "UPDATE point_history SET balance = 4000 WHERE user_id = '\(f.users[2])' AND n = 2")
+        #expect(running.violations == ["user \(f.users[2]): history entry 2 is n 2 with balance 3999, not n 2 with 4000"])
     }
 
     @Test func whatCannotBeReadIsAViolationNotAPass() throws {
@@ -152,6 +178,11 @@ struct InvariantCheckTests {
         // A planted difference on the oldest page is found.
         let planted = try f.planted("UPDATE point_history SET amount = 5001 WHERE user_id = '\(f.users[1])' AND n = 1",
                                     undo: "UPDATE point_history SET amount = 5000 WHERE user_id = '\(f.users[1])' AND n = 1")
-        #expect(planted.violations == ["user \(f.users[1]): balance 6200 but history sums to 6201"])
+        #expect(planted.violations == ["user \(f.users[1]): history entry 1 is n 1 with balance 5000, not n 1 with 5001",
+                                       "user \(f.users[1]): balance 6200 but history sums to 6201"])
+        // The oldest entry of a long history read whole: a wrong running balance there is found.
+        let oldest = try f.planted("UPDATE point_history SET balance = 4999 WHERE user_id = '\(f.users[1])' AND n = 1",
+                                   undo: "UPDATE point_history SET balance = 5000 WHERE user_id = '\(f.users[1])' AND n = 1")
+        #expect(oldest.violations == ["user \(f.users[1]): history entry 1 is n 1 with balance 4999, not n 1 with 5000"])
     }
 }

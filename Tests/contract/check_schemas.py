@@ -175,7 +175,8 @@ EXAMPLES = [
                      ("2026-13-24T19:00:00Z", False), ("2026-12-32T19:00:00Z", False), ("2026-12-00T19:00:00Z", False),
                      ("2026-12-24T24:00:00Z", False), ("2026-12-24T19:60:00Z", False), ("2026-12-24T19:00:61Z", False),
                      ("2026-12-24T19:00:00+24:00", False), ("2026-12-24T19:00:00+09:60", False),
-                     ("\u0662026-12-24T19:00:00Z", False), ("2026-12-24T19:00:00.Z", False))
+                     ("\u0662026-12-24T19:00:00Z", False), ("2026-12-24T19:00:00.Z", False),
+                     ("2026-12-24T19:00:00Z\n", False))
 ] + [
     ("requests/HoldSeats.json", {"userId": U, "scheduleId": SCH, "seatNumbers": [3, 1]}, True),
     ("requests/HoldSeats.json", {"userId": U, "scheduleId": SCH, "seatNumbers": [1], "queueToken": T}, True),

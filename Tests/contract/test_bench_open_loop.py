@@ -1,9 +1,9 @@
-"""`slam bench`'s open loop against a fake server (pyzmq) that answers the rush's commands 100 ms
-late: two simulated users can then make about 20 commands a second, far below the 100 a second
-offered. The bench must say the offered rate was not met, keep sending the commands that were
-due (late, as users become free) and count their latency from when they were due, so the slow
-server shows up as latency, not as a slower client (coordinated omission); and commands/s counts
-only the replies that came within the run."""
+"""`slam bench` against a fake server (pyzmq) that answers what the bench asks, as the test
+wants it: late, to show that a server slower than the offered rate shows up as latency and not
+as a slower client (coordinated omission), the commands due while no user was free sent late
+with their latency counted from when they were due, and commands/s counting only the replies
+within the run; or `OVERLOADED` at first, to show that the command is sent again with its key
+and body and counted once."""
 import heapq
 import json
 import os
@@ -20,10 +20,13 @@ SLAM = os.environ.get("SLAM_BIN", os.path.join(ROOT, ".build", "debug", "slam"))
 DELAY = 0.1  # seconds, for the rush's commands; set-up and queries are answered at once
 
 
-def fake_server(router, stop):
-    """Answers every request ok with the ids the bench reads; the rush's commands DELAY late."""
+def fake_server(router, stop, delay=DELAY, overload=(), seen=None):
+    """Answers every request ok with the ids the bench reads; the rush's commands `delay` late.
+    The first try of each key of a type in `overload` is answered OVERLOADED; `seen` collects
+    (key, body) of every try of those types."""
     n = 0
     due = []  # (time, n, frames)
+    refused = set()
     poller = zmq.Poller()
     poller.register(router, zmq.POLLIN)
     while not stop.is_set():
@@ -45,14 +48,21 @@ def fake_server(router, stop):
             reply_header = {"requestId": h["requestId"], "ok": True}
             if "idempotencyKey" in h:
                 reply_header.update(replayed=False, position=n)
+            if t in overload:
+                seen.append((h["idempotencyKey"], body))
+                if h["idempotencyKey"] not in refused:
+                    refused.add(h["idempotencyKey"])
+                    reply_header = {"requestId": h["requestId"], "ok": False, "replayed": False}
+                    result = {"code": "OVERLOADED", "message": "the command queue is full"}
             frames = [peer, b"", b"SLAM/1", json.dumps(reply_header).encode(), json.dumps(result).encode()]
             late = t in ("HoldSeats", "PayReservation", "CancelReservation")
-            heapq.heappush(due, (time.monotonic() + (DELAY if late else 0), n, frames))
+            heapq.heappush(due, (time.monotonic() + (delay if late else 0), n, frames))
         while due and due[0][0] <= time.monotonic():
             router.send_multipart(heapq.heappop(due)[2])
 
 
-def test_a_server_slower_than_the_offered_rate_shows_up_as_latency():
+def run_against_fake(args, **server):
+    """Runs `slam bench` (no invariant check) against the fake server; returns its JSON report."""
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
     pub = ctx.socket(zmq.PUB)
@@ -61,26 +71,47 @@ def test_a_server_slower_than_the_offered_rate_shows_up_as_latency():
     commands_port = router.bind_to_random_port("tcp://127.0.0.1")
     events_port = pub.bind_to_random_port("tcp://127.0.0.1")
     stop = threading.Event()
-    thread = threading.Thread(target=fake_server, args=(router, stop), daemon=True)
+    thread = threading.Thread(target=fake_server, args=(router, stop), kwargs=server, daemon=True)
     thread.start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "slow.json")
+            out = os.path.join(tmp, "report.json")
             result = subprocess.run([SLAM, "bench", "--server", f"tcp://127.0.0.1:{commands_port}",
-                                     "--events", f"tcp://127.0.0.1:{events_port}", "--seats", "100", "--users", "2",
-                                     "--threads", "1", "--connections", "1", "--rate", "100", "--duration", "2",
-                                     "--no-verify", "--json", out],
+                                     "--events", f"tcp://127.0.0.1:{events_port}", "--no-verify", "--json", out, *args],
                                     capture_output=True, text=True, timeout=120)
             assert result.returncode == 0, result.stdout + result.stderr
-            assert "offered rate not met" in result.stdout, result.stdout
             with open(out) as f:
-                report = json.load(f)
+                return json.load(f), result.stdout
     finally:
         stop.set()
         thread.join()
         router.close()
         pub.close()
         ctx.term()
+
+
+def test_a_command_refused_overloaded_is_sent_again_with_its_key_and_body_and_counted_once():
+    seen = []
+    report, _ = run_against_fake(["--seats", "100", "--users", "20", "--rate", "200", "--duration", "1"],
+                                 delay=0, overload=("HoldSeats",), seen=seen)
+    o = report["outcomes"]
+    tries = {}
+    for key, body in seen:
+        tries.setdefault(key, []).append(body)
+    # every HoldSeats refused once, then sent again: the same bytes under the same key
+    assert tries and all(len(b) == 2 and b[0] == b[1] for b in tries.values() if len(b) > 1), tries
+    assert sum(len(b) == 2 for b in tries.values()) == o["overloaded"] == o["resent"] > 0, (o, len(tries))
+    # one reply and one latency per command, not per try
+    assert o["replies"] == o["sent"] and o["noReply"] == 0, o
+    assert report["latency"]["count"] == o["replies"], report
+    # each HoldSeats answered ok after its retry
+    assert o["holdsWon"] == sum(len(b) == 2 for b in tries.values()), (o, tries)
+
+
+def test_a_server_slower_than_the_offered_rate_shows_up_as_latency():
+    report, stdout = run_against_fake(["--seats", "100", "--users", "2", "--threads", "1", "--connections", "1",
+                                       "--rate", "100", "--duration", "2"])
+    assert "offered rate not met" in stdout, stdout
     o = report["outcomes"]
     assert report["offeredRateMissed"] is True
     # 200 slots in 2 s; two users each one command per 100 ms make about 40 of them in the run,
@@ -95,4 +126,7 @@ def test_a_server_slower_than_the_offered_rate_shows_up_as_latency():
     assert report["latency"]["p50Ms"] > 300, report["latency"]
     # Only the replies within the run count: at most about 20 commands a second were answered.
     assert report["commandsPerSecond"] <= 25, report
-    assert report["commandsPerSecond"] * report["seconds"] + o["repliesAfterEnd"] == o["replies"], report
+    assert report["repliesInRun"] + o["repliesAfterEnd"] == o["replies"], report
+    assert abs(report["commandsPerSecond"] - report["repliesInRun"] / report["seconds"]) <= 0.5, report
+    # every slot is counted once: sent (on time or late) or never sent, and each in the latency
+    assert report["latency"]["count"] == o["replies"] + o["notSent"], report
