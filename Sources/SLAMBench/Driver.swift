@@ -118,9 +118,11 @@ final class Driver: @unchecked Sendable {
             let now = nowMicros()
             if !closing, now >= stopAt {
                 closing = true
-                // Slots of the run the loop has not reached (it woke late): due, never sent.
+                // Slots of the run the loop has not reached (it woke late): due, not sent on
+                // time (starved) and now never.
                 while nextSend < Double(stopAt), !closedLoop {
                     owedSlots.append(UInt64(nextSend))
+                    outcomes.starved += 1
                     nextSend += interval
                 }
             }

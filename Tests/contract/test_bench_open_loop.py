@@ -7,6 +7,8 @@ and body and counted once."""
 import heapq
 import json
 import os
+import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -20,7 +22,7 @@ SLAM = os.environ.get("SLAM_BIN", os.path.join(ROOT, ".build", "debug", "slam"))
 DELAY = 0.1  # seconds, for the rush's commands; set-up and queries are answered at once
 
 
-def fake_server(router, stop, delay=DELAY, overload=(), seen=None):
+def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=None):
     """Answers every request ok with the ids the bench reads; the rush's commands `delay` late.
     The first try of each key of a type in `overload` is answered OVERLOADED; `seen` collects
     (key, body) of every try of those types."""
@@ -36,6 +38,8 @@ def fake_server(router, stop, delay=DELAY, overload=(), seen=None):
             h = json.loads(header)
             n += 1
             t = h["type"]
+            if t == "HoldSeats" and first_hold is not None:
+                first_hold.set()
             result = {"GetStats": {"storeId": "fake", "position": 0, "headSeq": 0, "publishedSeq": 0, "commands": n,
                                    "synchronous": "FULL", "groupCommit": True, "walBytes": 0, "walPeakBytes": 0,
                                    "repliesDropped": 0},
@@ -61,8 +65,9 @@ def fake_server(router, stop, delay=DELAY, overload=(), seen=None):
             router.send_multipart(heapq.heappop(due)[2])
 
 
-def run_against_fake(args, **server):
-    """Runs `slam bench` (no invariant check) against the fake server; returns its JSON report."""
+def run_against_fake(args, during=None, **server):
+    """Runs `slam bench` (no invariant check) against the fake server; returns its JSON report and
+    its output. `during(process)` runs while it does."""
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
     pub = ctx.socket(zmq.PUB)
@@ -76,12 +81,15 @@ def run_against_fake(args, **server):
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "report.json")
-            result = subprocess.run([SLAM, "bench", "--server", f"tcp://127.0.0.1:{commands_port}",
+            proc = subprocess.Popen([SLAM, "bench", "--server", f"tcp://127.0.0.1:{commands_port}",
                                      "--events", f"tcp://127.0.0.1:{events_port}", "--no-verify", "--json", out, *args],
-                                    capture_output=True, text=True, timeout=120)
-            assert result.returncode == 0, result.stdout + result.stderr
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if during:
+                during(proc)
+            stdout, stderr = proc.communicate(timeout=120)
+            assert proc.returncode == 0, stdout + stderr
             with open(out) as f:
-                return json.load(f), result.stdout
+                return json.load(f), stdout
     finally:
         stop.set()
         thread.join()
@@ -129,4 +137,27 @@ def test_a_server_slower_than_the_offered_rate_shows_up_as_latency():
     assert report["repliesInRun"] + o["repliesAfterEnd"] == o["replies"], report
     assert abs(report["commandsPerSecond"] - report["repliesInRun"] / report["seconds"]) <= 0.5, report
     # every slot is counted once: sent (on time or late) or never sent, and each in the latency
+    assert report["latency"]["count"] == o["replies"] + o["notSent"], report
+
+
+def test_slots_the_bench_did_not_reach_before_the_end_are_counted_never_sent():
+    """The bench stopped (SIGSTOP) from half a second into a 2 s run until after its end: the
+    slots due meanwhile were neither sent on time nor at all, and each is counted once."""
+    started = threading.Event()
+
+    def stall(proc):
+        assert started.wait(60), "the run did not start"
+        time.sleep(0.5)  # the stimulus (a stall from 0.5 s to 3 s into the run), not a wait for a result
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(2.5)
+        proc.send_signal(signal.SIGCONT)
+
+    report, stdout = run_against_fake(["--seats", "100", "--users", "50", "--threads", "1", "--connections", "1",
+                                       "--rate", "100", "--duration", "2"], during=stall, delay=0, first_hold=started)
+    o = report["outcomes"]
+    assert report["offeredRateMissed"] is True
+    assert o["sent"] + o["notSent"] == 200, o
+    assert o["notSent"] > 0 and o["starved"] >= o["notSent"], o
+    late = int(re.search(r"offered rate not met: (-?\d+) commands sent late", stdout).group(1))
+    assert late == o["starved"] - o["notSent"] >= 0, stdout
     assert report["latency"]["count"] == o["replies"] + o["notSent"], report
