@@ -33,8 +33,9 @@ public struct FoldError: Error, CustomStringConvertible {
 ///
 /// With `checks`, it also checks the invariants the events can show (DESIGN.md section 2) as it
 /// goes: positions contiguous, each wallet event's balance following from the previous one, no
-/// charge above the limit, no seat held while another reservation holds it, one `PointsUsed` per
-/// paid reservation and one `PointsRefunded` per refunded cancellation.
+/// charge above the limit, no seat held while another reservation holds it nor freed by one that
+/// does not, each reservation's moves in order (and in time), one `PointsUsed` per paid
+/// reservation and one `PointsRefunded` per refunded cancellation, both the owner's.
 public final class ProjectionFold {
     public let checks: Bool
     /// Throw on the first event the inline projection could not have applied (rebuild), or
@@ -329,6 +330,9 @@ public final class ProjectionFold {
         case EventKind.reservationConfirmed:
             let seats = chunk.seats[Int(e.seatsStart)..<Int(e.seatsStart + e.seatsCount)]
             let r = findReservation(bytes(e.s0), e.s0.hash)
+            if checks {
+                lifecycleCheck(r, text(e.s0), from: 0, type: "ReservationConfirmed", position: position, occurredAt: occurredAt)
+            }
             if let r {
                 reservations[Int(r)].status = 1
                 if checks { reservations[Int(r)].confirmed = true }
@@ -346,6 +350,15 @@ public final class ProjectionFold {
         case EventKind.holdExpired, EventKind.holdReleased, EventKind.reservationCancelled:
             let seats = chunk.seats[Int(e.seatsStart)..<Int(e.seatsStart + e.seatsCount)]
             let status: UInt8 = e.kind == EventKind.holdExpired ? 2 : e.kind == EventKind.holdReleased ? 3 : 4
+            if checks {
+                let type = Self.reservationEventNames[Int(status)]
+                let found = findReservation(bytes(e.s0), e.s0.hash)
+                lifecycleCheck(found, text(e.s0), from: status == 4 ? 1 : 0, type: type, position: position, occurredAt: occurredAt)
+                if let si = findSchedule(bytes(e.s2), e.s2.hash) {
+                    ownerCheck(Int(si), seats, found.map { string(reservations[Int($0)].id) } ?? text(e.s0), position: position,
+                               type: type, scheduleId: text(e.s2))
+                }
+            }
             if let r = findReservation(bytes(e.s0), e.s0.hash) {
                 reservations[Int(r)].status = status
                 if checks, status == 4 {
@@ -466,14 +479,15 @@ public final class ProjectionFold {
                 if kind == 1 {
                     reservations[Int(r)].used += 1
                     reservations[Int(r)].usedAmount += amount
-                    let owner = string(reservations[Int(r)].userId)
-                    if owner != userId {
-                        report(check, "PointsUsed at position \(position) charges user \(userId) for reservation \(reservationId) "
-                               + "of user \(owner)")
-                    }
                 } else {
                     reservations[Int(r)].refunds += 1
                     reservations[Int(r)].refundAmount += amount
+                }
+                // Points go out of, and come back to, the reservation's owner.
+                let owner = string(reservations[Int(r)].userId)
+                if owner != userId {
+                    report(check, "\(type) at position \(position) \(kind == 1 ? "charges" : "refunds") user \(userId) for "
+                           + "reservation \(reservationId) of user \(owner)")
                 }
             } else {
                 report(check, "\(type) at position \(position) (user \(userId), \(amount) points) names reservation "
@@ -494,6 +508,46 @@ public final class ProjectionFold {
             report("negative-balance", "\(type) at position \(position) takes user \(userId)'s balance to \(balance)")
         }
         users[Int(ui)].eventBalance = balance
+    }
+
+    /// The event's name for each status a reservation moves to (by its fold status).
+    static let reservationEventNames = ["SeatsHeld", "ReservationConfirmed", "HoldExpired", "HoldReleased", "ReservationCancelled"]
+
+    /// A reservation moves HELD → CONFIRMED (while its hold lasts: at or before `expiresAt`),
+    /// HELD → EXPIRED (after `expiresAt`), HELD → RELEASED, CONFIRMED → CANCELLED; an event
+    /// naming one never held, or in another status, describes what cannot happen.
+    private func lifecycleCheck(_ r: Int32?, _ named: @autoclosure () -> String, from: UInt8, type: String, position: Int64,
+                                occurredAt: Millis) {
+        guard let r else {
+            report("reservation-lifecycle", "\(type) at position \(position) names reservation \(named()), which was never held")
+            return
+        }
+        let res = reservations[Int(r)]
+        let id = string(res.id)
+        if res.status != from {
+            report("reservation-lifecycle", "\(type) at position \(position) for reservation \(id), which is "
+                   + "\(Self.reservationStatusNames[Int(res.status)])")
+        } else if type == "ReservationConfirmed", occurredAt > res.expiresAt {
+            report("reservation-lifecycle", "reservation \(id) confirmed at \(RFC3339.format(occurredAt)) (position \(position)), "
+                   + "after its hold expired at \(RFC3339.format(res.expiresAt))")
+        } else if type == "HoldExpired", occurredAt < res.expiresAt {
+            report("reservation-lifecycle", "reservation \(id) expired at \(RFC3339.format(occurredAt)) (position \(position)), "
+                   + "before its hold's end at \(RFC3339.format(res.expiresAt))")
+        }
+    }
+
+    /// The seats an ending reservation frees are its own: a release must not free a seat another
+    /// reservation holds (the seat map would offer it again while that reservation lives).
+    private func ownerCheck(_ s: Int, _ seats: ArraySlice<Int>, _ mine: String, position: Int64, type: String,
+                            scheduleId: String) {
+        let count = schedules[s].seatStatus.count
+        for n in seats {
+            let ownerRef = n >= 1 && n <= count ? schedules[s].seatReservation[n - 1] : Ref.none
+            let owner = ownerRef.isNil ? nil : string(ownerRef)
+            guard owner != mine else { continue }
+            report("doubled-seat", "\(type) at position \(position) frees seat \(n) of schedule \(scheduleId) for reservation "
+                   + "\(mine), which does not hold it" + (owner.map { " (reservation \($0) does)" } ?? ""))
+        }
     }
 
     /// A seat taken by `reservation` while another live reservation has it.

@@ -119,10 +119,18 @@ public enum Verifier {
                 tick()
             }
 
-            // 4. The invariants, on the live data.
-            try checkSeats(db, add: add); tick()
-            try checkBalances(db, add: add); tick()
+            // 4. The invariants, on the live data (those of a read-model table that is missing,
+            // already a violation, are skipped).
+            let present = Set(try String.fetchAll(db, sql: "SELECT name FROM live.sqlite_master WHERE type = 'table'"))
+            func have(_ tables: String...) -> Bool { tables.allSatisfy(present.contains) }
+            if have("reservations") { try checkSeats(db, add: add) }
+            tick()
+            if have("users", "point_history") { try checkBalances(db, add: add) }
+            tick()
             try checkOutbox(db, add: add); tick()
+            if have("schedules", "seats", "reservations", "queues", "queue_tokens") { try checkReadModels(db, add: add) }
+            try checkMeta(db, head: head, add: add)
+            try checkIdempotency(db, head: head, add: add)
             tick()
 
             DispatchQueue.global(qos: .utility).async { withExtendedLifetime(fold) {} }
@@ -250,20 +258,161 @@ public enum Verifier {
         }
     }
 
+    /// The read models against each other. The comparison with the fold shows that they are
+    /// what the log gives; a log the fold takes may still describe an impossible state (a seat
+    /// freed by a release that did not own it, a reservation confirmed twice, a token activated
+    /// beyond `maxActive`), and then the read models disagree among themselves.
+    private static func checkReadModels(_ db: Database, add: (Violation) -> Void) throws {
+        // A schedule's counters are its seats by status, adding up to its seat count; it is sold
+        // out exactly when none is available.
+        let schedules = try Row.fetchCursor(db, sql: """
+            SELECT s.schedule_id, s.seat_count, s.available, s.held, s.sold, s.sold_out,
+                   COALESCE(c.n, 0), COALESCE(c.a, 0), COALESCE(c.h, 0), COALESCE(c.so, 0)
+            FROM live.schedules s LEFT JOIN (
+                SELECT schedule_id, COUNT(*) AS n, SUM(status = 'AVAILABLE') AS a, SUM(status = 'HELD') AS h,
+                       SUM(status = 'SOLD') AS so
+                FROM live.seats GROUP BY schedule_id) c ON c.schedule_id = s.schedule_id
+            WHERE s.seat_count IS NOT COALESCE(c.n, 0) OR s.available IS NOT COALESCE(c.a, 0) OR s.held IS NOT COALESCE(c.h, 0)
+               OR s.sold IS NOT COALESCE(c.so, 0) OR s.sold_out IS NOT (s.available = 0)
+            """)
+        while let r = try schedules.next() {
+            add(Violation("schedule-counts", "schedule \(r[0] as String) counts \(r[1] as Int64) seats, \(r[2] as Int64) available, "
+                          + "\(r[3] as Int64) held, \(r[4] as Int64) sold, sold out \(r[5] as Int64); its seat map has "
+                          + "\(r[6] as Int64) seats, \(r[7] as Int64) available, \(r[8] as Int64) held, \(r[9] as Int64) sold"))
+        }
+        // A HELD seat names a HELD reservation, a SOLD seat a CONFIRMED one, of its schedule and
+        // holding it; an AVAILABLE seat names none.
+        let seats = try Row.fetchCursor(db, sql: """
+            SELECT s.schedule_id, s.number, s.status, s.reservation_id, r.status, r.schedule_id,
+                   EXISTS (SELECT 1 FROM json_each(r.seat_numbers) j WHERE j.value = s.number)
+            FROM live.seats s LEFT JOIN live.reservations r ON r.reservation_id = s.reservation_id
+            WHERE CASE s.status
+                WHEN 'AVAILABLE' THEN s.reservation_id IS NOT NULL
+                ELSE r.reservation_id IS NULL OR r.status IS NOT (CASE s.status WHEN 'HELD' THEN 'HELD' ELSE 'CONFIRMED' END)
+                     OR r.schedule_id IS NOT s.schedule_id
+                     OR NOT EXISTS (SELECT 1 FROM json_each(r.seat_numbers) j WHERE j.value = s.number)
+            END
+            """)
+        while let r = try seats.next() {
+            let schedule: String = r[0], number: Int64 = r[1], status: String = r[2]
+            let reservation: String? = r[3], reservationStatus: String? = r[4]
+            let text = reservation.map { id in
+                reservationStatus.map { "\(id) (\($0)\(r[6] as Bool ? "" : ", without this seat"))" } ?? "\(id), which does not exist"
+            } ?? "no reservation"
+            add(Violation("seat-owner", "seat \(number) of schedule \(schedule) is \(status) and names \(text)"))
+        }
+        // Every seat of a live reservation names it back.
+        let live = try Row.fetchCursor(db, sql: """
+            SELECT r.reservation_id, r.status, CAST(j.value AS INTEGER), s.status, s.reservation_id
+            FROM live.reservations r, json_each(r.seat_numbers) j
+            LEFT JOIN live.seats s ON s.schedule_id = r.schedule_id AND s.number = j.value
+            WHERE r.status IN ('HELD', 'CONFIRMED') AND s.reservation_id IS NOT r.reservation_id
+            """)
+        while let r = try live.next() {
+            let seatText = (r[3] as String?).map { "is \($0)" + ((r[4] as String?).map { " for \($0)" } ?? "") } ?? "does not exist"
+            add(Violation("seat-owner", "reservation \(r[0] as String) (\(r[1] as String)) holds seat \(r[2] as Int64), which "
+                          + seatText))
+        }
+        // A queue's counters are its tokens by status, and no more are active than it admits.
+        let queues = try Row.fetchCursor(db, sql: """
+            SELECT q.schedule_id, q.active, q.waiting, COALESCE(t.a, 0), COALESCE(t.w, 0), s.queue_max_active
+            FROM live.queues q LEFT JOIN live.schedules s ON s.schedule_id = q.schedule_id
+            LEFT JOIN (SELECT schedule_id, SUM(status = 'ACTIVE') AS a, SUM(status = 'WAITING') AS w
+                       FROM live.queue_tokens GROUP BY schedule_id) t ON t.schedule_id = q.schedule_id
+            WHERE q.active IS NOT COALESCE(t.a, 0) OR q.waiting IS NOT COALESCE(t.w, 0) OR s.queue_max_active IS NULL
+               OR q.active > s.queue_max_active
+            """)
+        while let r = try queues.next() {
+            add(Violation("queue-counts", "the queue of schedule \(r[0] as String) counts \(r[1] as Int64) active and "
+                          + "\(r[2] as Int64) waiting; its tokens: \(r[3] as Int64) active, \(r[4] as Int64) waiting; "
+                          + "maxActive \((r[5] as Int64?).map(String.init) ?? "none (no queue)")"))
+        }
+    }
+
+    /// Invariants 4 and 5 as far as the store shows them: a command's recorded reply names the
+    /// position of its last event, so every event caused by a key with a record (records older
+    /// than the retention are pruned) is at or before that position, the event there is the
+    /// key's own, and a refused command (`ok` false) caused none. A command executed twice, or a
+    /// record pointing at another command's event, breaks one of these. Every record's position
+    /// is within the log.
+    private static func checkIdempotency(_ db: Database, head: Int64, add: (Violation) -> Void) throws {
+        let events = try Row.fetchCursor(db, sql: """
+            SELECT e.position, e.type, e.causation_id, i.ok, i.position,
+                   (SELECT x.causation_id FROM live.events x WHERE x.position = i.position)
+            FROM live.events e JOIN live.idempotency i ON i.key = e.causation_id
+            WHERE e.causation_id NOT LIKE 'system:%'
+              AND (i.ok = 0 OR i.position < e.position
+                   OR (SELECT x.causation_id FROM live.events x WHERE x.position = i.position) IS NOT e.causation_id)
+            """)
+        while let r = try events.next() {
+            let position: Int64 = r[0], type: String = r[1], key: String = r[2], ok: Bool = r[3], recorded: Int64 = r[4]
+            let why = !ok ? "its record says the command was refused"
+                : recorded < position ? "its record names position \(recorded), before it (executed again?)"
+                : "its record names position \(recorded), an event of \((r[5] as String?) ?? "no command")"
+            add(Violation("idempotency", "\(type) at position \(position) was caused by key \(key), but " + why))
+        }
+        let outside = try Row.fetchCursor(db, sql: "SELECT key, position FROM live.idempotency WHERE position NOT BETWEEN 0 AND ?",
+                                          arguments: [head])
+        while let r = try outside.next() {
+            add(Violation("idempotency", "the record of key \(r[0] as String) names position \(r[1] as Int64), outside the log (1...\(head))"))
+        }
+    }
+
+    /// `meta`: the store's id, and the counters a restarted server starts from: the relay
+    /// republishes from `publishedSeq`, which past the head would leave events unpublished.
+    private static func checkMeta(_ db: Database, head: Int64, add: (Violation) -> Void) throws {
+        let meta = Dictionary(try Row.fetchAll(db, sql: "SELECT key, value FROM live.meta").map { ($0[0] as String, $0[1] as String?) },
+                              uniquingKeysWith: { a, _ in a })
+        if (meta["storeId"] ?? nil)?.isEmpty ?? true { add(Violation("meta", "meta has no storeId")) }
+        let published = (meta["publishedSeq"] ?? nil).flatMap { Int64($0) }
+        if published.map({ !(0...head).contains($0) }) ?? true {
+            add(Violation("meta", "meta's publishedSeq is \((meta["publishedSeq"] ?? nil) ?? "missing"); it must be 0 to the head, \(head)"))
+        }
+        let commands = (meta["commands"] ?? nil).flatMap { Int64($0) }
+        if commands.map({ $0 < 0 }) ?? true {
+            add(Violation("meta", "meta's commands is \((meta["commands"] ?? nil) ?? "missing"); it must be a count"))
+        }
+    }
+
+    /// `seq` runs 1...n within each `group` (a count and the bounds), and each number's successor
+    /// comes later in the log (a lookup in the unique index on (group, seq), no sort).
+    private static func numbering(_ db: Database, group: String, seq: String, add: (Violation) -> Void,
+                                  gap: (String, Int64, Int64, Int64) -> String, order: (String, Int64, Int64, Int64) -> String,
+                                  checks: (gap: String, order: String)) throws {
+        let groups = try Row.fetchCursor(db, sql: """
+            SELECT \(group), COUNT(*), MIN(\(seq)), MAX(\(seq)) FROM live.events GROUP BY \(group)
+            HAVING MIN(\(seq)) != 1 OR MAX(\(seq)) != COUNT(*) ORDER BY \(group)
+            """)
+        while let r = try groups.next() { add(Violation(checks.gap, gap(r[0], r[1], r[2], r[3]))) }
+        let disorder = try Row.fetchCursor(db, sql: """
+            SELECT a.\(group), b.\(seq), b.position, a.position FROM live.events a
+            JOIN live.events b ON b.\(group) = a.\(group) AND b.\(seq) = a.\(seq) + 1
+            WHERE b.position <= a.position
+            """)
+        while let r = try disorder.next() { add(Violation(checks.order, order(r[0], r[1], r[2], r[3]))) }
+    }
+
     /// Invariant 6. The outbox is the events table (an event's seq is its position, its message is
     /// built from its row), so every event is in it by construction and its seq runs with the
     /// positions (the fold's `position-gap` check). What is left to check: each category's
-    /// `categorySeq` runs 1...n, and each event carries its type's category.
+    /// `categorySeq` and each stream's versions run 1...n in position order, positions start at 1,
+    /// and each event carries its type's category.
     private static func checkOutbox(_ db: Database, add: (Violation) -> Void) throws {
-        let categories = try Row.fetchAll(db, sql: """
-            SELECT category, COUNT(*), MIN(category_seq), MAX(category_seq) FROM live.events GROUP BY category ORDER BY category
-            """)
-        for row in categories {
-            let category: String = row[0], n: Int64 = row[1], lo: Int64 = row[2], hi: Int64 = row[3]
-            if n != hi || lo != 1 {
-                add(Violation("outbox-gap", "outbox category \(category) has \(n) events with categorySeq \(lo)...\(hi); "
-                              + "categorySeq must run 1...\(n)"))
-            }
+        // Each category's categorySeq, and each stream's versions, run 1...n (distinct: unique
+        // indexes) in position order: a subscriber of one category sees the log's order.
+        try numbering(db, group: "category", seq: "category_seq", add: add,
+                      gap: { "outbox category \($0) has \($1) events with categorySeq \($2)...\($3); categorySeq must run 1...\($1)" },
+                      order: { "category \($0): categorySeq \($1) is at position \($2), before the one before it at \($3)" },
+                      checks: ("outbox-gap", "outbox-order"))
+        try numbering(db, group: "stream_id", seq: "stream_version", add: add,
+                      gap: { "stream \($0) has \($1) events with versions \($2)...\($3); they must run 1...\($1)" },
+                      order: { "stream \($0): version \($1) is at position \($2), before the one before it at \($3)" },
+                      checks: ("stream-version", "stream-version"))
+        // Positions are 1...head: none below 1 (the log's readers start after 0 and would never
+        // deliver it) and as many as the head.
+        if let r = try Row.fetchOne(db, sql: "SELECT MIN(position), COUNT(*), MAX(position) FROM live.events"),
+           let lo = r[0] as Int64?, lo != 1 || (r[1] as Int64) != (r[2] as Int64) {
+            add(Violation("position-gap", "positions run \(lo)...\(r[2] as Int64) over \(r[1] as Int64) events; they must run 1...n"))
         }
         let pairs = try Row.fetchAll(db, sql: "SELECT DISTINCT type, category FROM live.events")
         for row in pairs {

@@ -9,12 +9,19 @@ struct Verify: ParsableCommand {
         abstract: "Check a store: read models against a rebuild from the log, and the invariants.",
         discussion: """
             Rebuilds every read model from the log into a scratch database, compares it row for row \
-            with the store's, and checks DESIGN.md section 2's invariants that the data shows: no seat \
-            in two live reservations, no negative balance, no charge above 1,000,000, every balance the \
-            sum of its history, one PointsUsed per paid reservation and one PointsRefunded per refunded \
-            cancellation, contiguous positions (outbox seq) and categorySeq, every event in its type's category. Read-only and \
-            lock-free: it may run beside a server (it reads one snapshot). Exit 0 when all holds, 1 with \
-            each violation printed, 2 when the store cannot be read.
+            with the store's, and checks DESIGN.md section 2's invariants that the data shows. In the \
+            log: no seat taken while another live reservation holds it, nor freed by a reservation that \
+            does not hold it; reservations move HELD to CONFIRMED (by expiresAt), EXPIRED (after it) or \
+            RELEASED, CONFIRMED to CANCELLED, and nothing else; no negative balance, no charge above \
+            1,000,000; one PointsUsed of the price, by the owner, per paid reservation and one \
+            PointsRefunded to the owner per refunded cancellation; positions (outbox seq) 1...n, each \
+            category's categorySeq 1...n in position order, each stream's versions 1...n, every event in \
+            its type's category; an idempotency record at or after its key's events, at one of them. In \
+            the read models: every balance the sum of its history, no seat in two live reservations, \
+            schedule and queue counters equal to their seats and tokens, each HELD or SOLD seat naming a \
+            live reservation that holds it, meta's publishedSeq within the log. Read-only and lock-free: \
+            it may run beside a server (it reads one snapshot). Exit 0 when all holds, 1 with each \
+            violation printed, 2 when the store cannot be read.
             """
     )
 
@@ -38,10 +45,11 @@ struct Verify: ParsableCommand {
         meter.clear()
         let rows = report.rows.values.reduce(0, +)
         if report.ok {
-            print("slam verify: OK: \(report.events) events (positions 1...\(report.headPosition)), \(rows) read-model rows in "
-                  + "\(report.rows.count) tables equal a rebuild from the log; no doubled seat, balances match their "
-                  + "history, one deduction per payment and one refund per cancellation, positions and categorySeqs contiguous "
-                  + "(\(fmt(report.seconds)) s)")
+            print("slam verify: OK: \(report.events) events" + (report.headPosition > 0 ? " (positions 1...\(report.headPosition))" : "")
+                  + ", \(rows) read-model rows in \(report.rows.count) tables equal a rebuild from the log and agree among "
+                  + "themselves; no doubled seat, reservations in order, balances match their history, one deduction per payment "
+                  + "and one refund per cancellation, positions, categorySeqs and stream versions contiguous, idempotency "
+                  + "records at their events (\(fmt(report.seconds)) s)")
             return
         }
         for v in report.violations { print(v.description) }

@@ -64,6 +64,120 @@ struct VerifyTests {
         #expect(try Verifier.run(path: copy).ok)
     }
 
+    @Test("a reservation confirmed twice, and a release of seats its reservation does not hold")
+    func impossibleReservationEvents() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let a = f.users["a"]!
+        let confirmedRef = ReservationRef(reservationId: f.confirmed, userId: a, scheduleId: f.schedule, seatNumbers: [1, 2],
+                                          price: f.confirmedPrice)
+        // A ghost release frees seat 1, which a's confirmed reservation holds: the seat map would
+        // offer it again.
+        let ghost = ReservationRef(reservationId: "res_GHOST", userId: a, scheduleId: f.schedule, seatNumbers: [1], price: 0)
+        let at = f.start + 10_000_000
+        try appendInline(copy, [.reservationConfirmed(confirmedRef), .holdReleased(ghost)], at: at)
+        let report = try Verifier.run(path: copy)
+        #expect(!matching(report, "reservation-lifecycle", ["ReservationConfirmed", f.confirmed, "which is CONFIRMED"]).isEmpty,
+                "\(report.violations)")
+        #expect(!matching(report, "reservation-lifecycle", ["HoldReleased", "res_GHOST", "never held"]).isEmpty)
+        #expect(!matching(report, "doubled-seat", ["HoldReleased", "frees seat 1 ", "res_GHOST", "which does not hold it",
+                                                   f.confirmed]).isEmpty)
+        // The read models, what the log gives, disagree among themselves.
+        #expect(!matching(report, "seat-owner", ["reservation \(f.confirmed) (CONFIRMED) holds seat 1", "AVAILABLE"]).isEmpty)
+        #expect(report.violations.allSatisfy { !$0.check.hasPrefix("projection") }, "\(report.violations)")
+    }
+
+    @Test("points refunded to someone else than the reservation's owner")
+    func refundToAnotherUser() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let b = f.users["b"]!
+        let balance: Int64 = try #require(try scalar(copy, "SELECT balance FROM users WHERE user_id = ?", [b]))
+        try appendInline(copy, [.pointsRefunded(userId: b, amount: 100, balance: balance + 100, reservationId: f.confirmed)],
+                         at: f.start + 10_000_000)
+        let report = try Verifier.run(path: copy)
+        #expect(!matching(report, "points-refunded", ["PointsRefunded", "refunds user \(b) for reservation \(f.confirmed)",
+                                                      "of user \(f.users["a"]!)"]).isEmpty, "\(report.violations)")
+    }
+
+    @Test("a payment after the hold's end, and an expiry before it")
+    func lateConfirmationAndEarlyExpiry() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let b = f.users["b"]!
+        // Free seats (price 0), so no points move and only the times are wrong.
+        let late = ReservationRef(reservationId: "res_LATE", userId: b, scheduleId: f.schedule, seatNumbers: [9], price: 0)
+        let early = ReservationRef(reservationId: "res_EARLY", userId: b, scheduleId: f.schedule, seatNumbers: [10], price: 0)
+        let at = f.start + 10_000_000
+        try appendInline(copy, [.seatsHeld(late, expiresAt: at + 1_000), .seatsHeld(early, expiresAt: at + 60_000)], at: at)
+        try appendInline(copy, [.reservationConfirmed(late), .holdExpired(early)], at: at + 5_000)
+        let report = try Verifier.run(path: copy)
+        #expect(!matching(report, "reservation-lifecycle", ["res_LATE confirmed at", "after its hold expired"]).isEmpty,
+                "\(report.violations)")
+        #expect(!matching(report, "reservation-lifecycle", ["res_EARLY expired at", "before its hold's end"]).isEmpty)
+        #expect(report.counts.keys.sorted() == ["reservation-lifecycle"], "\(report.violations)")
+    }
+
+    @Test("read models that disagree among themselves, meta past the head, and records that do not match the log")
+    func crossChecks() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let head: Int64 = try #require(try scalar(copy, "SELECT MAX(position) FROM events"))
+        // The key of an accepted command with an event, its record made to point at the next
+        // event, another command's.
+        let key: String = try #require(try scalar(copy, """
+            SELECT i.key FROM idempotency i JOIN events e ON e.position = i.position AND e.causation_id = i.key
+            JOIN events n ON n.position = i.position + 1 AND n.causation_id IS NOT i.key
+            WHERE i.ok = 1 ORDER BY i.position LIMIT 1
+            """))
+        try execute(copy, """
+            UPDATE queues SET waiting = waiting + 1;
+            UPDATE schedules SET sold = sold + 1 WHERE schedule_id = ?;
+            UPDATE meta SET value = ? WHERE key = 'publishedSeq';
+            UPDATE idempotency SET position = position + 1 WHERE key = ?;
+            """, [f.schedule, String(head + 1), key])
+        let report = try Verifier.run(path: copy)
+        #expect(!matching(report, "queue-counts", ["counts", "its tokens"]).isEmpty, "\(report.violations)")
+        #expect(!matching(report, "schedule-counts", ["schedule \(f.schedule) counts"]).isEmpty)
+        #expect(!matching(report, "meta", ["publishedSeq is \(head + 1)", "the head, \(head)"]).isEmpty)
+        #expect(!matching(report, "idempotency", ["caused by key \(key)", "an event of"]).isEmpty)
+        // Pointing before its last event (as when a command ran again after it was recorded).
+        try execute(copy, "UPDATE idempotency SET position = position - 2 WHERE key = ?", [key])
+        #expect(!matching(try Verifier.run(path: copy), "idempotency", ["caused by key \(key)", "before it"]).isEmpty)
+        // A record outside the log.
+        try execute(copy, "UPDATE idempotency SET position = ? WHERE key = ?", [head + 5, key])
+        #expect(!matching(try Verifier.run(path: copy), "idempotency", ["key \(key) names position \(head + 5), outside the log"])
+            .isEmpty)
+    }
+
+    @Test("categorySeq out of position order, a stream version skipped, and a missing read-model table")
+    func orderAndMissingTable() throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        // Two events of one category swap their categorySeqs (the set stays 1...n).
+        let category: String = try #require(try scalar(copy, """
+            SELECT category FROM events GROUP BY category HAVING COUNT(*) >= 2 ORDER BY category LIMIT 1
+            """))
+        try execute(copy, """
+            UPDATE events SET category_seq = -category_seq WHERE category = ? AND category_seq IN (1, 2);
+            UPDATE events SET category_seq = CASE category_seq WHEN -1 THEN 2 ELSE 1 END WHERE category = ? AND category_seq < 0;
+            """, [category, category])
+        // The last event of a stream with two or more skips a version.
+        let stream: String = try #require(try scalar(copy, "SELECT stream_id FROM events GROUP BY stream_id HAVING COUNT(*) >= 2 LIMIT 1"))
+        try execute(copy, "UPDATE events SET stream_version = stream_version + 1 WHERE stream_id = ? AND stream_version = "
+                    + "(SELECT MAX(stream_version) FROM events WHERE stream_id = ?)", [stream, stream])
+        try execute(copy, "DROP TABLE reservations")
+        let report = try Verifier.run(path: copy)
+        #expect(!matching(report, "outbox-order", ["category \(category)", "categorySeq 2"]).isEmpty, "\(report.violations)")
+        #expect(!matching(report, "stream-version", ["stream \(stream)"]).isEmpty)
+        // Reported, not thrown (it would be exit 2, "cannot be read", and the list lost).
+        #expect(!matching(report, "projection-missing", ["reservations does not exist"]).isEmpty)
+    }
+
     @Test("a hole in a category's categorySeq")
     func categorySeqHole() throws {
         let copy = try Fixture.get().copy()
