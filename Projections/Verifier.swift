@@ -327,6 +327,25 @@ public enum Verifier {
                           + "\(r[2] as Int64) waiting; its tokens: \(r[3] as Int64) active, \(r[4] as Int64) waiting; "
                           + "maxActive \((r[5] as Int64?).map(String.init) ?? "none (no queue)")"))
         }
+        // First in, first out: no token admitted (it has an `activeUntil`) from behind one still
+        // waiting; and one live token per user and schedule.
+        let order = try Row.fetchCursor(db, sql: """
+            SELECT schedule_id, MAX(CASE WHEN active_until IS NOT NULL THEN wait_seq END) AS admitted,
+                   MIN(CASE WHEN status = 'WAITING' THEN wait_seq END) AS waiting
+            FROM live.queue_tokens GROUP BY schedule_id HAVING admitted > waiting
+            """)
+        while let r = try order.next() {
+            add(Violation("queue-order", "the queue of schedule \(r[0] as String) admitted its token \(r[1] as Int64) while token "
+                          + "\(r[2] as Int64), ahead of it, still waits"))
+        }
+        let doubled = try Row.fetchCursor(db, sql: """
+            SELECT schedule_id, user_id, group_concat(token_id, ', ') FROM live.queue_tokens WHERE status IN ('WAITING', 'ACTIVE')
+            GROUP BY schedule_id, user_id HAVING COUNT(*) > 1
+            """)
+        while let r = try doubled.next() {
+            add(Violation("queue-order", "user \(r[1] as String) has more than one live token in the queue of schedule "
+                          + "\(r[0] as String): \(r[2] as String)"))
+        }
     }
 
     /// Invariants 4 and 5 as far as the store shows them: a command's recorded reply names the

@@ -18,8 +18,9 @@ struct Verify: ParsableCommand {
             category's categorySeq 1...n in position order, each stream's versions 1...n, every event in \
             its type's category; an idempotency record at or after its key's events, at one of them. In \
             the read models: every balance the sum of its history, no seat in two live reservations, \
-            schedule and queue counters equal to their seats and tokens, each HELD or SOLD seat naming a \
-            live reservation that holds it, meta's publishedSeq within the log. Read-only and lock-free: \
+            schedule and queue counters equal to their seats and tokens, queues first in first out with \
+            one live token per user, each HELD or SOLD seat naming a live reservation that holds it, \
+            meta's publishedSeq within the log. Read-only and lock-free: \
             it may run beside a server (it reads one snapshot). Exit 0 when all holds, 1 with each \
             violation printed, 2 when the store cannot be read.
             """

@@ -154,6 +154,27 @@ struct VerifyTests {
             .isEmpty)
     }
 
+    @Test("a token admitted from behind one still waiting, and two live tokens of one user")
+    func queueOrder() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        // The fixture's queue, with three tokens of user d added after its last: one waiting, one
+        // admitted (and expired) from behind it, and a second live one.
+        let d = f.users["d"]!
+        let schedule: String = try #require(try scalar(copy, "SELECT schedule_id FROM queues LIMIT 1"))
+        let last: Int64 = try #require(try scalar(copy, "SELECT MAX(wait_seq) FROM queue_tokens WHERE schedule_id = ?", [schedule]))
+        try execute(copy, """
+            INSERT INTO queue_tokens (token_id, schedule_id, user_id, status, wait_seq, left_waiting, joined_at, active_until)
+            VALUES ('tok_WAITS', ?1, ?2, 'WAITING', ?3 + 1, 0, 0, NULL), ('tok_JUMPED', ?1, ?2, 'EXPIRED', ?3 + 2, 0, 0, 1),
+                   ('tok_SECOND', ?1, ?2, 'WAITING', ?3 + 3, 0, 0, NULL)
+            """, [schedule, d, last])
+        let report = try Verifier.run(path: copy)
+        #expect(!matching(report, "queue-order", ["schedule \(schedule) admitted its token \(last + 2) while token \(last + 1)",
+                                                  "still waits"]).isEmpty, "\(report.violations)")
+        #expect(!matching(report, "queue-order", ["user \(d) has more than one live token", "tok_WAITS", "tok_SECOND"]).isEmpty)
+    }
+
     @Test("categorySeq out of position order, a stream version skipped, and a missing read-model table")
     func orderAndMissingTable() throws {
         let copy = try Fixture.get().copy()
