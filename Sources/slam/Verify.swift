@@ -11,7 +11,7 @@ struct Verify: ParsableCommand {
             Rebuilds every read model from the log into a scratch database, compares it row for row \
             with the store's, and checks DESIGN.md section 2's invariants that the data shows. In the \
             log: no seat taken while another live reservation holds it, nor freed by a reservation that \
-            does not hold it; reservations move HELD to CONFIRMED (by expiresAt), EXPIRED (after it) or \
+            does not hold it; reservations move HELD to CONFIRMED (by expiresAt), EXPIRED (not before it) or \
             RELEASED, CONFIRMED to CANCELLED, and nothing else; no negative balance, no charge above \
             1,000,000; one PointsUsed of the price, by the owner, per paid reservation and one \
             PointsRefunded to the owner per refunded cancellation; positions (outbox seq) 1...n, each \
