@@ -158,31 +158,38 @@ final class Checkpointer: @unchecked Sendable {
             let size = walSize()
             stats.walBytes.set(size)
             stats.walPeakBytes.update { $0 = max($0, size) }
-            if size > config.walTruncateBytes, DispatchTime.now() >= nextTruncate {
-                let mode = "TRUNCATE"
-                var blocked = false, completed = false
-                do {
-                    // Its first column is 1 when readers (or a writer) kept it from completing.
-                    let row = try queue.writeWithoutTransaction { db in try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") }
-                    blocked = (row?[0] as Int64?) != 0
-                    completed = !blocked
-                } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
-                    blocked = true
-                } catch let error as DatabaseError {
-                    checkpointFailed(mode, code: error.extendedResultCode.rawValue, "\(error)")
-                } catch {
-                    logError("WAL checkpoint (\(mode)): \(error)")
-                }
-                if blocked { stats.truncatesBlocked.update { $0 += 1 } }
-                if completed {
-                    stats.checkpoints.update { $0 += 1 }
-                } else {
-                    // Held off, or failed (a full disk, say): each try holds off the writer, so the
-                    // next comes `walTruncateRetry` later, not at the next 100 ms look.
-                    nextTruncate = .now() + .milliseconds(Int(config.walTruncateRetry))
-                }
+            if size > config.walTruncateBytes, DispatchTime.now() >= nextTruncate, !truncate(queue) {
+                // Held off, or failed (a full disk, say): each try holds off the writer, so the
+                // next comes `walTruncateRetry` later, not at the next 100 ms look.
+                nextTruncate = .now() + .milliseconds(Int(config.walTruncateRetry))
             }
         }
+        // Stopping (the writer, relay and readers are done): the WAL copied into the database
+        // file and emptied, the file synced, so the file alone holds every commit (a copy of it
+        // is a whole backup) and the next start has no WAL to recover. Held off by a reader of
+        // another process (`slam verify`), the WAL stays, as after a crash, and is recovered.
+        if truncate(queue) { syncDatabaseFile() }
+    }
+
+    /// A TRUNCATE checkpoint; returns whether it completed (not held off by a reader, no error).
+    private func truncate(_ queue: DatabaseQueue) -> Bool {
+        let mode = "TRUNCATE"
+        var blocked = false, completed = false
+        do {
+            // Its first column is 1 when readers (or a writer) kept it from completing.
+            let row = try queue.writeWithoutTransaction { db in try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(\(mode))") }
+            blocked = (row?[0] as Int64?) != 0
+            completed = !blocked
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+            blocked = true
+        } catch let error as DatabaseError {
+            checkpointFailed(mode, code: error.extendedResultCode.rawValue, "\(error)")
+        } catch {
+            logError("WAL checkpoint (\(mode)): \(error)")
+        }
+        if blocked { stats.truncatesBlocked.update { $0 += 1 } }
+        if completed { stats.checkpoints.update { $0 += 1 } }
+        return completed
     }
 }
 

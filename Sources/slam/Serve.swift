@@ -53,7 +53,7 @@ struct Serve: ParsableCommand {
             FileHandle.standardError.write(Data("slam serve: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        // SIGINT/SIGTERM: stop reading, answer what is queued, commit, close, exit 0.
+        // SIGINT/SIGTERM: stop reading, answer what is queued, commit, checkpoint, close, exit 0.
         let signals = onStopSignals { server.stop() }
         print("SLAM ready commands=\(endpoints.commands) events=\(endpoints.events)")
         fflush(stdout)

@@ -57,6 +57,34 @@ struct CheckpointTests {
     }
 }
 
+@Suite("A clean stop")
+struct CleanStopTests {
+    /// After SIGINT/SIGTERM (`stop`, `wait`) the WAL is copied into the database file and
+    /// emptied: the file alone holds every commit, so a copy of it is a whole backup.
+    @Test func leavesEveryCommitInTheDatabaseFileAndTheWALEmpty() throws {
+        let server = try TestServer()
+        let path = server.server.config.dbPath
+        var removed = false
+        defer { if !removed { server.shutdown() } }
+        let client = try server.client()
+        let s = Scenario(client)
+        for i in 0..<50 { _ = try s.must("RegisterUser", ["name": .string("fan \(i)")]) }
+        let head = try #require(try s.must("GetStats")["headSeq"]?.int64Value)
+        client.close()
+        server.shutdown(removeFiles: false)
+        defer { try? FileManager.default.removeItem(at: server.directory) }
+        removed = true
+        let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+        #expect(wal == 0, "WAL of \(wal) bytes after a clean stop")
+        // The database file alone, without its WAL and shared memory, holds every event.
+        let alone = server.directory.appendingPathComponent("copy.sqlite").path
+        try FileManager.default.copyItem(atPath: path, toPath: alone)
+        let queue = try DatabaseQueue(path: alone)
+        defer { try? queue.close() }
+        #expect(try queue.read { db in try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM events") } == head)
+    }
+}
+
 @Suite("The writer's WAL hook")
 struct WalHookTests {
     /// A database in WAL mode with one table, the hook on its connection, and a checkpointer
