@@ -52,7 +52,7 @@ public struct BenchReport: Sendable {
 
     /// Replies received by the run's end, over its duration (those of the drain after it are not
     /// counted: with the server behind, they would make it look faster than it was).
-    public var commandsPerSecond: Double { Double(outcomes.replies - outcomes.repliesAfterEnd) / max(seconds, 0.001) }
+    public var commandsPerSecond: Double { Double(outcomes.repliesInRun) / max(seconds, 0.001) }
     /// Open loop: commands sent later than scheduled because no simulated user was ready, or
     /// never sent: the offered rate was not met on time.
     public var offeredRateMissed: Bool { options.rate != nil && (outcomes.starved > 0 || outcomes.notSent > 0) }
@@ -70,7 +70,7 @@ public struct BenchReport: Sendable {
                          + (options.queue ? "users waiting in the queue cannot send: raise --queue-max-active" : "use more --users"))
         }
         lines.append(String(format: "commands/s   %.0f  (%d replies in the run, %d after its end, %d sent, %lld executed by the server)",
-                            commandsPerSecond, o.replies - o.repliesAfterEnd, o.repliesAfterEnd, o.sent, commandsExecuted))
+                            commandsPerSecond, o.repliesInRun, o.repliesAfterEnd, o.sent, commandsExecuted))
         lines.append("latency      " + latency.text)
         lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received)")
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
@@ -95,7 +95,7 @@ public struct BenchReport: Sendable {
         w.key("seconds"); w.value(seconds)
         w.key("setupSeconds"); w.value(setupSeconds)
         w.key("commandsPerSecond"); w.value(commandsPerSecond.rounded())
-        w.field("repliesInRun", outcomes.replies - outcomes.repliesAfterEnd)
+        w.field("repliesInRun", outcomes.repliesInRun)
         w.key("latency"); latency.write(&w)
         w.key("publishLag"); publishLag.write(&w)
         w.field("eventsReceived", eventsReceived)

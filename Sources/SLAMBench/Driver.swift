@@ -44,8 +44,7 @@ final class Driver: @unchecked Sendable {
     private let index: Int
     private var users: [User]
     private var rng: SplitMix
-    private var ready: [Int] = []
-    private var readyHead = 0
+    private var ready = Fifo<Int>()
     /// Users waiting to act again, by how long: after `OVERLOADED` (10 ms) and between polls
     /// (`pollInterval`). Each delay is one constant, so each queue is in time order.
     private var retryDelays = DelayQueue()
@@ -53,8 +52,7 @@ final class Driver: @unchecked Sendable {
     /// Open loop: send slots that found no user ready, oldest first; each is sent as soon as a
     /// user is, its latency counted from the slot's time (not dropped: a server slow enough to
     /// keep every user waiting must show as latency, not as a lower offered rate).
-    private var owedSlots: [UInt64] = []
-    private var owedHead = 0
+    private var owedSlots = Fifo<UInt64>()
     /// Users whose poll, or whose retry after `OVERLOADED`, is due: sent outside the command
     /// schedule and (a retry being the same command) without taking a new slot of it.
     private var pollsDue: [Int] = []
@@ -75,7 +73,7 @@ final class Driver: @unchecked Sendable {
         self.progress = progress
         users = userIds.map { User(userId: $0, next: options.queue ? .join : .hold) }
         rng = SplitMix(seed: options.seed &+ UInt64(index) &* 7919)
-        ready = Array(users.indices)
+        for u in users.indices { ready.append(u) }
     }
 
     func run(context: ZMQContext, startAt: UInt64, stopAt: UInt64) throws {
@@ -138,15 +136,13 @@ final class Driver: @unchecked Sendable {
             pollsDue.removeAll(keepingCapacity: true)
             if !closing, closedLoop {
                 for i in owed.indices {
-                    while owed[i] > 0, readyHead < ready.count, try sendNext(sockets, preferred: i, intended: now) { owed[i] -= 1 }
+                    while owed[i] > 0, !ready.isEmpty, try sendNext(sockets, preferred: i, intended: now) { owed[i] -= 1 }
                 }
             }
             if !closing, !closedLoop {
-                while owedHead < owedSlots.count, readyHead < ready.count {
-                    _ = try sendNext(sockets, preferred: nil, intended: owedSlots[owedHead])
-                    owedHead += 1
+                while !ready.isEmpty, let slot = owedSlots.popFirst() {
+                    _ = try sendNext(sockets, preferred: nil, intended: slot)
                 }
-                if owedHead > 4096, owedHead * 2 > owedSlots.count { owedSlots.removeFirst(owedHead); owedHead = 0 }
                 while nextSend <= Double(now), nextSend < Double(stopAt) {
                     if try !sendNext(sockets, preferred: nil, intended: UInt64(nextSend)) { owedSlots.append(UInt64(nextSend)) }
                     nextSend += interval
@@ -172,24 +168,27 @@ final class Driver: @unchecked Sendable {
         // commands without a reply, retries never answered, and open-loop commands due but never
         // sent (no user was free before the end).
         let end = nowMicros()
-        func gaveUp(_ intended: UInt64) { recordLatency(end > intended ? end - intended : 1) }
         for p in pending.values where p.request != nil {
-            gaveUp(p.intended)
+            recordLatency(from: p.intended, to: end)
             outcomes.noReply += 1
         }
-        for u in users.indices where users[u].retry != nil {
-            gaveUp(users[u].retry!.intended)
+        for u in users.indices {
+            guard let retry = users[u].retry else { continue }
+            recordLatency(from: retry.intended, to: end)
             outcomes.noReply += 1
         }
-        for slot in owedSlots[owedHead...] { gaveUp(slot) }
-        outcomes.notSent += owedSlots.count - owedHead
+        while let slot = owedSlots.popFirst() {
+            recordLatency(from: slot, to: end)
+            outcomes.notSent += 1
+        }
     }
 
     /// How long replies are waited for after the run's end.
     let drainMicros: UInt64 = 15_000_000
 
-    private func recordLatency(_ micros: UInt64) {
-        _ = histogram.record(min(micros, histogram.highestTrackableValue))
+    /// A command's latency: from when it was due to `now` (at least 1 µs).
+    private func recordLatency(from intended: UInt64, to now: UInt64) {
+        histogram.recordClamped(now > intended ? now - intended : 1)
     }
 
     private func promoteDelayed(_ now: UInt64) {
@@ -227,18 +226,10 @@ final class Driver: @unchecked Sendable {
         outcomes.polls += 1
     }
 
-    private func popReady() -> Int? {
-        guard readyHead < ready.count else { return nil }
-        let u = ready[readyHead]
-        readyHead += 1
-        if readyHead > 4096, readyHead * 2 > ready.count { ready.removeFirst(readyHead); readyHead = 0 }
-        return u
-    }
-
     /// Sends the next ready user's next command; false (counted as starved) when no user is ready.
     @discardableResult
     private func sendNext(_ sockets: [ZMQSocket], preferred: Int?, intended: UInt64) throws -> Bool {
-        guard let u = popReady() else {
+        guard let u = ready.popFirst() else {
             outcomes.starved += 1
             return false
         }
@@ -328,7 +319,7 @@ final class Driver: @unchecked Sendable {
             retryDelays.append(now + 10_000, p.user)
             return false
         }
-        recordLatency(now > p.intended ? now - p.intended : 1)
+        recordLatency(from: p.intended, to: now)
         outcomes.replies += 1
         if now > stopAt { outcomes.repliesAfterEnd += 1 }
         progress.add(1)
@@ -396,21 +387,37 @@ final class Driver: @unchecked Sendable {
     static let pollInterval: UInt64 = 1_000_000
 }
 
+/// A first-in, first-out queue on an array: taken from the front by an index, the taken part
+/// dropped once it is most of the array.
+struct Fifo<Element> {
+    private var items: [Element] = []
+    private var head = 0
+
+    var isEmpty: Bool { head == items.count }
+    var first: Element? { isEmpty ? nil : items[head] }
+
+    mutating func append(_ e: Element) { items.append(e) }
+
+    mutating func popFirst() -> Element? {
+        guard !isEmpty else { return nil }
+        let e = items[head]
+        head += 1
+        if head > 4096, head * 2 > items.count { items.removeFirst(head); head = 0 }
+        return e
+    }
+}
+
 /// Users waiting until a time, in the order they were added: with one constant delay per
 /// queue, also the order they fall due.
 struct DelayQueue {
-    private var items: [(at: UInt64, user: Int)] = []
-    private var head = 0
+    private var items = Fifo<(at: UInt64, user: Int)>()
 
     mutating func append(_ at: UInt64, _ user: Int) { items.append((at, user)) }
 
     /// The next user due at `now`, if any.
     mutating func popDue(_ now: UInt64) -> Int? {
-        guard head < items.count, items[head].at <= now else { return nil }
-        let u = items[head].user
-        head += 1
-        if head > 4096, head * 2 > items.count { items.removeFirst(head); head = 0 }
-        return u
+        guard let next = items.first, next.at <= now else { return nil }
+        return items.popFirst()?.user
     }
 }
 

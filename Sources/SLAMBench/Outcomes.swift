@@ -41,6 +41,9 @@ public struct Outcomes: Sendable {
     public var polls = 0
     public var errorCodes: [String: Int] = [:]
 
+    /// Replies that came by the run's end: what commands/s counts.
+    public var repliesInRun: Int { replies - repliesAfterEnd }
+
     mutating func add(_ o: Outcomes) {
         sent += o.sent; replies += o.replies; holdsWon += o.holdsWon; seatUnavailable += o.seatUnavailable
         seatLimit += o.seatLimit; paid += o.paid; insufficient += o.insufficient; released += o.released
@@ -59,4 +62,11 @@ typealias LatencyHistogram = Histogram<UInt64>
 /// drain, so no latency falls outside (one that did would be clamped to the top, not lost).
 func newHistogram() -> LatencyHistogram {
     LatencyHistogram(lowestDiscernibleValue: 1, highestTrackableValue: 100_000_000_000, numberOfSignificantValueDigits: .three)
+}
+
+extension LatencyHistogram {
+    /// Records `value`, clamped to the top of the range (`record` would drop it).
+    mutating func recordClamped(_ value: UInt64) {
+        _ = record(Swift.min(value, highestTrackableValue))
+    }
 }

@@ -163,7 +163,7 @@ final class LagSubscriber: @unchecked Sendable {
                     guard frames.count == 3, let h = try? JSONParser.parse(frames[1]),
                           let at = h["occurredAt"]?.stringValue.flatMap(RFC3339.parse) else { continue }
                     let lagMs = max(0, wallMillis() - at)
-                    _ = histogram.record(min(UInt64(lagMs) * 1000 + 1, histogram.highestTrackableValue))
+                    histogram.recordClamped(UInt64(lagMs) * 1000 + 1)
                     received += 1
                     if h["type"]?.stringValue == "HoldExpired",
                        (try? JSONParser.parse(frames[2]))?["scheduleId"]?.stringValue == scheduleId { holdsExpired += 1 }
