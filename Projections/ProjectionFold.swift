@@ -331,7 +331,7 @@ public final class ProjectionFold {
             let seats = chunk.seats[Int(e.seatsStart)..<Int(e.seatsStart + e.seatsCount)]
             let r = findReservation(bytes(e.s0), e.s0.hash)
             if checks {
-                lifecycleCheck(r, text(e.s0), from: 0, type: "ReservationConfirmed", position: position, occurredAt: occurredAt)
+                lifecycleCheck(r, text(e.s0), to: 1, position: position, occurredAt: occurredAt)
             }
             if let r {
                 reservations[Int(r)].status = 1
@@ -350,23 +350,23 @@ public final class ProjectionFold {
         case EventKind.holdExpired, EventKind.holdReleased, EventKind.reservationCancelled:
             let seats = chunk.seats[Int(e.seatsStart)..<Int(e.seatsStart + e.seatsCount)]
             let status: UInt8 = e.kind == EventKind.holdExpired ? 2 : e.kind == EventKind.holdReleased ? 3 : 4
+            let r = findReservation(bytes(e.s0), e.s0.hash)
+            let si = findSchedule(bytes(e.s2), e.s2.hash)
             if checks {
-                let type = Self.reservationEventNames[Int(status)]
-                let found = findReservation(bytes(e.s0), e.s0.hash)
-                lifecycleCheck(found, text(e.s0), from: status == 4 ? 1 : 0, type: type, position: position, occurredAt: occurredAt)
-                if let si = findSchedule(bytes(e.s2), e.s2.hash) {
-                    ownerCheck(Int(si), seats, found.map { string(reservations[Int($0)].id) } ?? text(e.s0), position: position,
-                               type: type, scheduleId: text(e.s2))
+                lifecycleCheck(r, text(e.s0), to: status, position: position, occurredAt: occurredAt)
+                if let si {
+                    ownerCheck(Int(si), seats, r.map { string(reservations[Int($0)].id) } ?? text(e.s0), position: position,
+                               type: Self.reservationEventNames[Int(status)], scheduleId: text(e.s2))
                 }
             }
-            if let r = findReservation(bytes(e.s0), e.s0.hash) {
+            if let r {
                 reservations[Int(r)].status = status
                 if checks, status == 4 {
                     reservations[Int(r)].cancelled = true
                     reservations[Int(r)].refunded = e.n1
                 }
             }
-            if let si = findSchedule(bytes(e.s2), e.s2.hash) {
+            if let si {
                 let s = Int(si)
                 setSeats(s, seats, status: 0, reservation: .none)
                 let n = Int64(seats.count)
@@ -514,10 +514,13 @@ public final class ProjectionFold {
     static let reservationEventNames = ["SeatsHeld", "ReservationConfirmed", "HoldExpired", "HoldReleased", "ReservationCancelled"]
 
     /// A reservation moves HELD → CONFIRMED (while its hold lasts: at or before `expiresAt`),
-    /// HELD → EXPIRED (after `expiresAt`), HELD → RELEASED, CONFIRMED → CANCELLED; an event
-    /// naming one never held, or in another status, describes what cannot happen.
-    private func lifecycleCheck(_ r: Int32?, _ named: @autoclosure () -> String, from: UInt8, type: String, position: Int64,
+    /// HELD → EXPIRED (not before `expiresAt`), HELD → RELEASED, CONFIRMED → CANCELLED; an event
+    /// naming one never held, or in another status, describes what cannot happen. `status` is the
+    /// fold status the event moves it to (1 CONFIRMED ... 4 CANCELLED).
+    private func lifecycleCheck(_ r: Int32?, _ named: @autoclosure () -> String, to status: UInt8, position: Int64,
                                 occurredAt: Millis) {
+        let type = Self.reservationEventNames[Int(status)]
+        let from: UInt8 = status == 4 ? 1 : 0
         guard let r else {
             report("reservation-lifecycle", "\(type) at position \(position) names reservation \(named()), which was never held")
             return
@@ -527,10 +530,10 @@ public final class ProjectionFold {
         if res.status != from {
             report("reservation-lifecycle", "\(type) at position \(position) for reservation \(id), which is "
                    + "\(Self.reservationStatusNames[Int(res.status)])")
-        } else if type == "ReservationConfirmed", occurredAt > res.expiresAt {
+        } else if status == 1, occurredAt > res.expiresAt {
             report("reservation-lifecycle", "reservation \(id) confirmed at \(RFC3339.format(occurredAt)) (position \(position)), "
                    + "after its hold expired at \(RFC3339.format(res.expiresAt))")
-        } else if type == "HoldExpired", occurredAt < res.expiresAt {
+        } else if status == 2, occurredAt < res.expiresAt {
             report("reservation-lifecycle", "reservation \(id) expired at \(RFC3339.format(occurredAt)) (position \(position)), "
                    + "before its hold's end at \(RFC3339.format(res.expiresAt))")
         }

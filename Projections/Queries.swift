@@ -171,8 +171,8 @@ public enum Queries {
     /// `publishedSeq`: the relay's progress as the server knows it live (read before this read
     /// transaction began, so it is never above `headSeq`); the stored value, which the writer
     /// updates with its next transaction, when it is nil (no server) or behind.
-    /// GetStats; `settings` are the server's `synchronous` mode and whether it commits in groups
-    /// (what a benchmark must say it ran with, DESIGN.md section 3).
+    /// `settings`: the server's `synchronous` mode and whether it commits in groups (what a
+    /// benchmark must say it ran with, DESIGN.md section 3), when a server asks.
     public static func getStats(_ db: Database, storeId: String, publishedSeq: Int64? = nil,
                                 extra: [(String, Int64)] = [],
                                 settings: (synchronous: String, groupCommit: Bool)? = nil) throws -> [UInt8] {

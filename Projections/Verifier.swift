@@ -283,21 +283,22 @@ public enum Verifier {
         // A HELD seat names a HELD reservation, a SOLD seat a CONFIRMED one, of its schedule and
         // holding it; an AVAILABLE seat names none.
         let seats = try Row.fetchCursor(db, sql: """
-            SELECT s.schedule_id, s.number, s.status, s.reservation_id, r.status, r.schedule_id,
-                   EXISTS (SELECT 1 FROM json_each(r.seat_numbers) j WHERE j.value = s.number)
-            FROM live.seats s LEFT JOIN live.reservations r ON r.reservation_id = s.reservation_id
-            WHERE CASE s.status
-                WHEN 'AVAILABLE' THEN s.reservation_id IS NOT NULL
-                ELSE r.reservation_id IS NULL OR r.status IS NOT (CASE s.status WHEN 'HELD' THEN 'HELD' ELSE 'CONFIRMED' END)
-                     OR r.schedule_id IS NOT s.schedule_id
-                     OR NOT EXISTS (SELECT 1 FROM json_each(r.seat_numbers) j WHERE j.value = s.number)
+            SELECT schedule_id, number, status, reservation_id, reservation_status, holds FROM (
+                SELECT s.schedule_id, s.number, s.status, s.reservation_id, r.status AS reservation_status,
+                       r.schedule_id AS reservation_schedule,
+                       EXISTS (SELECT 1 FROM json_each(r.seat_numbers) j WHERE j.value = s.number) AS holds
+                FROM live.seats s LEFT JOIN live.reservations r ON r.reservation_id = s.reservation_id)
+            WHERE CASE status
+                WHEN 'AVAILABLE' THEN reservation_id IS NOT NULL
+                ELSE reservation_status IS NULL OR reservation_status IS NOT (CASE status WHEN 'HELD' THEN 'HELD' ELSE 'CONFIRMED' END)
+                     OR reservation_schedule IS NOT schedule_id OR NOT holds
             END
             """)
         while let r = try seats.next() {
             let schedule: String = r[0], number: Int64 = r[1], status: String = r[2]
             let reservation: String? = r[3], reservationStatus: String? = r[4]
             let text = reservation.map { id in
-                reservationStatus.map { "\(id) (\($0)\(r[6] as Bool ? "" : ", without this seat"))" } ?? "\(id), which does not exist"
+                reservationStatus.map { "\(id) (\($0)\(r[5] as Bool ? "" : ", without this seat"))" } ?? "\(id), which does not exist"
             } ?? "no reservation"
             add(Violation("seat-owner", "seat \(number) of schedule \(schedule) is \(status) and names \(text)"))
         }
@@ -356,12 +357,11 @@ public enum Verifier {
     /// is within the log.
     private static func checkIdempotency(_ db: Database, head: Int64, add: (Violation) -> Void) throws {
         let events = try Row.fetchCursor(db, sql: """
-            SELECT e.position, e.type, e.causation_id, i.ok, i.position,
-                   (SELECT x.causation_id FROM live.events x WHERE x.position = i.position)
+            SELECT e.position, e.type, e.causation_id, i.ok, i.position, x.causation_id
             FROM live.events e JOIN live.idempotency i ON i.key = e.causation_id
+            LEFT JOIN live.events x ON x.position = i.position
             WHERE e.causation_id NOT LIKE 'system:%'
-              AND (i.ok = 0 OR i.position < e.position
-                   OR (SELECT x.causation_id FROM live.events x WHERE x.position = i.position) IS NOT e.causation_id)
+              AND (i.ok = 0 OR i.position < e.position OR x.causation_id IS NOT e.causation_id)
             """)
         while let r = try events.next() {
             let position: Int64 = r[0], type: String = r[1], key: String = r[2], ok: Bool = r[3], recorded: Int64 = r[4]
