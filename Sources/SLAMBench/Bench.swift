@@ -19,6 +19,8 @@ public struct BenchOptions: Sendable {
     public var duration: Double = 10
     /// Driver threads.
     public var threads = 2
+    /// Seconds without a reply after which a request is sent again, the same bytes.
+    public var replyTimeout: Double = 5
     public var json: String? = nil
     public var seed: UInt64 = 42
     /// Check invariants through the server at the end.

@@ -76,7 +76,7 @@ public struct BenchReport: Sendable {
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
-        lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply \(o.noReply), replies dropped by the server \(repliesDropped), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
+        lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply within \(String(format: "%g", options.replyTimeout)) s \(o.timedOut) (sent again, the same bytes; second replies \(o.duplicateReplies)), no reply \(o.noReply), replies dropped by the server \(repliesDropped), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
         if let inv = invariants {
             lines.append("invariants   \(inv.ok ? "OK" : "VIOLATED"): \(inv.usersChecked) users' balances equal their history, points used once per paid reservation and refunded once per cancelled one; \(inv.soldSeats) seats SOLD = \(inv.confirmedSeats) seats in confirmed reservations, none in two; reservations by status \(inv.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
             for v in inv.violations.prefix(20) { lines.append("  violation: " + v) }
@@ -93,6 +93,7 @@ public struct BenchReport: Sendable {
             w.field("connections", options.connections); w.field("inFlight", options.inFlight)
         }
         w.key("seconds"); w.value(seconds)
+        w.key("replyTimeoutSeconds"); w.value(options.replyTimeout)
         w.key("setupSeconds"); w.value(setupSeconds)
         w.key("commandsPerSecond"); w.value(commandsPerSecond.rounded())
         w.field("repliesInRun", outcomes.repliesInRun)
@@ -112,6 +113,7 @@ public struct BenchReport: Sendable {
                        ("released", o.released), ("cancelled", o.cancelled), ("abandoned", o.abandoned),
                        ("holdExpired", o.holdExpired), ("joined", o.joined), ("left", o.left), ("waiting", o.waiting),
                        ("queueRejections", o.queueRejections), ("overloaded", o.overloaded), ("resent", o.resent),
+                       ("timedOut", o.timedOut), ("duplicateReplies", o.duplicateReplies),
                        ("otherErrors", o.otherErrors),
                        ("starved", o.starved), ("notSent", o.notSent), ("noReply", o.noReply),
                        ("repliesAfterEnd", o.repliesAfterEnd), ("polls", o.polls)] {

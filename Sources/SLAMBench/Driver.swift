@@ -60,6 +60,14 @@ final class Driver: @unchecked Sendable {
     /// Retries waiting for their time or due (the run waits for them as for replies).
     private var retriesWaiting = 0
     private var pending: [String: Pending] = [:]
+    /// Every request sent, by when its reply is overdue (`replyTimeout` after it was sent): one
+    /// constant delay, so in time order. A request still pending then is sent again, the same
+    /// bytes (PROTOCOL.md section 3: "a client that times out waiting for a reply resends the same
+    /// bytes"), and waited for again.
+    private var overdue = Fifo<(at: UInt64, requestId: String)>()
+    /// Requests sent again after a timeout: a second reply to one (the first try's, late, or the
+    /// replay) is expected, not an error.
+    private var resentAfterTimeout: Set<String> = []
     private var counter = 0
     var histogram = newHistogram()
     var outcomes = Outcomes()
@@ -126,6 +134,7 @@ final class Driver: @unchecked Sendable {
             }
             if closing, (pending.isEmpty && retriesWaiting == 0) || now > stopAt + drainMicros { break }
             promoteDelayed(now)
+            try resendOverdue(sockets, now: now)
             // A retry is the same command again, due since it was first sent: the drain after
             // the run's end still sends it.
             for u in retriesDue { try sendRetry(sockets, user: u) }
@@ -191,6 +200,25 @@ final class Driver: @unchecked Sendable {
         histogram.recordClamped(now > intended ? now - intended : 1)
     }
 
+    /// Sends again, the same bytes, each request whose reply is `replyTimeout` overdue (a reply
+    /// the server dropped, e.g. behind the reply high-water mark, or lost with a connection).
+    private func resendOverdue(_ sockets: [ZMQSocket], now: UInt64) throws {
+        while let next = overdue.first, next.at <= now {
+            _ = overdue.popFirst()
+            guard let p = pending[next.requestId] else { continue }
+            if let request = p.request {
+                try send(sockets[p.user % sockets.count], request, requestId: next.requestId)
+            } else {
+                try sendPollFrames(sockets[p.user % sockets.count], user: p.user, requestId: next.requestId)
+            }
+            resentAfterTimeout.insert(next.requestId)
+            outcomes.timedOut += 1
+            overdue.append((now + replyTimeoutMicros, next.requestId))
+        }
+    }
+
+    private var replyTimeoutMicros: UInt64 { UInt64(options.replyTimeout * 1_000_000) }
+
     private func promoteDelayed(_ now: UInt64) {
         while let u = retryDelays.popDue(now) { retriesDue.append(u) }
         while let u = pollDelays.popDue(now) { pollsDue.append(u) }
@@ -206,6 +234,7 @@ final class Driver: @unchecked Sendable {
         let requestId = "\(index)-\(counter)"
         try send(sockets[u % sockets.count], retry.request, requestId: requestId)
         pending[requestId] = Pending(user: u, action: users[u].next, intended: retry.intended, request: retry.request)
+        overdue.append((nowMicros() + replyTimeoutMicros, requestId))
         outcomes.resent += 1
     }
 
@@ -219,11 +248,17 @@ final class Driver: @unchecked Sendable {
     private func sendPoll(_ sockets: [ZMQSocket], user u: Int) throws {
         counter += 1
         let requestId = "\(index)-\(counter)"
+        try sendPollFrames(sockets[u % sockets.count], user: u, requestId: requestId)
+        let now = nowMicros()
+        pending[requestId] = Pending(user: u, action: .poll, intended: now, request: nil)
+        overdue.append((now + replyTimeoutMicros, requestId))
+        outcomes.polls += 1
+    }
+
+    private func sendPollFrames(_ socket: ZMQSocket, user u: Int, requestId: String) throws {
         let header = "{\"type\":\"GetQueueStatus\",\"requestId\":\"\(requestId)\"}"
         let body = "{\"tokenId\":\(q(users[u].token ?? "-"))}"
-        try sockets[u % sockets.count].send([[], Array("SLAM/1".utf8), Array(header.utf8), Array(body.utf8)])
-        pending[requestId] = Pending(user: u, action: .poll, intended: nowMicros(), request: nil)
-        outcomes.polls += 1
+        try socket.send([[], Array("SLAM/1".utf8), Array(header.utf8), Array(body.utf8)])
     }
 
     /// Sends the next ready user's next command; false (counted as starved) when no user is ready.
@@ -239,6 +274,7 @@ final class Driver: @unchecked Sendable {
         let request = newRequest(user, key: "\(runId)-\(index)-\(counter)")
         try send(sockets[preferred ?? (u % sockets.count)], request, requestId: requestId)
         pending[requestId] = Pending(user: u, action: user.next, intended: intended, request: request)
+        overdue.append((nowMicros() + replyTimeoutMicros, requestId))
         outcomes.sent += 1
         return true
     }
@@ -285,8 +321,13 @@ final class Driver: @unchecked Sendable {
     /// is sent again and keeps its slot).
     private func handle(_ frames: [[UInt8]], stopAt: UInt64) -> Bool {
         guard frames.count == 4, let header = try? JSONParser.parse(frames[2]),
-              let requestId = header["requestId"]?.stringValue, let p = pending.removeValue(forKey: requestId) else {
+              let requestId = header["requestId"]?.stringValue else {
             outcomes.otherErrors += 1
+            return false
+        }
+        guard let p = pending.removeValue(forKey: requestId) else {
+            // The second reply to a request sent again after a timeout; anything else is an error.
+            if resentAfterTimeout.remove(requestId) != nil { outcomes.duplicateReplies += 1 } else { outcomes.otherErrors += 1 }
             return false
         }
         let now = nowMicros()

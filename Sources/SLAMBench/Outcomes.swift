@@ -22,6 +22,11 @@ public struct Outcomes: Sendable {
     /// due), and those sends again.
     public var overloaded = 0
     public var resent = 0
+    /// Requests without a reply `replyTimeout` after they were sent, sent again (the same bytes:
+    /// same request id, key and body), each time; and the second replies that then came (the
+    /// first try's, late, or the replay), ignored.
+    public var timedOut = 0
+    public var duplicateReplies = 0
     public var otherErrors = 0
     /// Send slots with no simulated user ready: in the open loop the command is sent as soon as
     /// one is, late, its latency counted from the slot's time (and the offered rate was not met
@@ -49,7 +54,7 @@ public struct Outcomes: Sendable {
         seatLimit += o.seatLimit; paid += o.paid; insufficient += o.insufficient; released += o.released
         cancelled += o.cancelled; abandoned += o.abandoned; holdExpired += o.holdExpired; joined += o.joined
         waiting += o.waiting; left += o.left; queueRejections += o.queueRejections; overloaded += o.overloaded
-        resent += o.resent
+        resent += o.resent; timedOut += o.timedOut; duplicateReplies += o.duplicateReplies
         otherErrors += o.otherErrors; starved += o.starved; notSent += o.notSent; noReply += o.noReply
         repliesAfterEnd += o.repliesAfterEnd; polls += o.polls
         for (k, v) in o.errorCodes { errorCodes[k, default: 0] += v }

@@ -59,6 +59,8 @@ struct CLITests {
         (["bench", "--max", "--seats", "100001"], "--seats"),
         (["bench", "--max", "--connections", "1000000"], "--connections"),
         (["bench", "--max", "--queue", "--queue-max-active", "0"], "--queue-max-active"),
+        (["bench", "--max", "--reply-timeout", "0"], "--reply-timeout"),
+        (["bench", "--max", "--reply-timeout", "nan"], "--reply-timeout"),
         (["call", "GetStats", "--timeout", "-1"], "--timeout"),
         (["debug-generate", "--db", "/nonexistent/x.sqlite", "--seats", "3"], "--seats"),
         (["debug-generate", "--db", "/nonexistent/x.sqlite", "--batch", "0"], "--batch"),

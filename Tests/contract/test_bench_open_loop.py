@@ -3,7 +3,8 @@ wants it: late, to show that a server slower than the offered rate shows up as l
 as a slower client (coordinated omission), the commands due while no user was free sent late
 with their latency counted from when they were due, and commands/s counting only the replies
 within the run; or `OVERLOADED` at first, to show that the command is sent again with its key
-and body and counted once."""
+and body and counted once; or not at all (or late) at first, to show that a request without a
+reply is sent again, the same bytes, after `--reply-timeout`."""
 import heapq
 import json
 import os
@@ -22,11 +23,15 @@ SLAM = os.environ.get("SLAM_BIN", os.path.join(ROOT, ".build", "debug", "slam"))
 DELAY = 0.1  # seconds, for the rush's commands; set-up and queries are answered at once
 
 
-def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=None):
+def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=None, unanswered=(), first_late=None,
+                tries=None):
     """Answers every request ok with the ids the bench reads; the rush's commands `delay` late.
     The first try of each key of a type in `overload` is answered OVERLOADED; `seen` collects
-    (key, body) of every try of those types."""
+    (key, body) of every try of those types. The first try of each key of a type in `unanswered`
+    gets no reply, or, with `first_late`, one that many seconds late (after the bench has sent it
+    again); `tries` collects (header bytes, body bytes) of every try of those types."""
     n = 0
+    ignored = set()
     due = []  # (time, n, frames)
     refused = set()
     poller = zmq.Poller()
@@ -38,6 +43,13 @@ def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=No
             h = json.loads(header)
             n += 1
             t = h["type"]
+            first_try = False
+            if t in unanswered:
+                tries.append((header, body))
+                first_try = h["idempotencyKey"] not in ignored
+                ignored.add(h["idempotencyKey"])
+                if first_try and first_late is None:
+                    continue
             if t == "HoldSeats" and first_hold is not None:
                 first_hold.set()
             result = {"GetStats": {"storeId": "fake", "position": 0, "headSeq": 0, "publishedSeq": 0, "commands": n,
@@ -60,7 +72,8 @@ def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=No
                     result = {"code": "OVERLOADED", "message": "the command queue is full"}
             frames = [peer, b"", b"SLAM/1", json.dumps(reply_header).encode(), json.dumps(result).encode()]
             late = t in ("HoldSeats", "PayReservation", "CancelReservation")
-            heapq.heappush(due, (time.monotonic() + (delay if late else 0), n, frames))
+            wait = (delay if late else 0) + (first_late if first_try else 0)
+            heapq.heappush(due, (time.monotonic() + wait, n, frames))
         while due and due[0][0] <= time.monotonic():
             router.send_multipart(heapq.heappop(due)[2])
 
@@ -161,3 +174,40 @@ def test_slots_the_bench_did_not_reach_before_the_end_are_counted_never_sent():
     late = int(re.search(r"offered rate not met: (-?\d+) commands sent late", stdout).group(1))
     assert late == o["starved"] - o["notSent"] >= 0, stdout
     assert report["latency"]["count"] == o["replies"] + o["notSent"], report
+
+
+def test_a_request_without_a_reply_is_sent_again_the_same_bytes_after_the_reply_timeout():
+    tries = []
+    report, stdout = run_against_fake(["--seats", "100", "--users", "20", "--rate", "100", "--duration", "1",
+                                       "--reply-timeout", "0.3"],
+                                      delay=0, unanswered=("PayReservation",), tries=tries)
+    o = report["outcomes"]
+    by_key = {}
+    for header, body in tries:
+        by_key.setdefault(json.loads(header)["idempotencyKey"], []).append((header, body))
+    # each payment's first try went unanswered; the bench sent the same bytes again (the same
+    # request id, key and body), once, and took the reply to that
+    assert by_key and all(len(t) == 2 and t[0] == t[1] for t in by_key.values()), by_key
+    assert o["timedOut"] == len(by_key) == o["paid"] > 0, (o, len(by_key))
+    assert o["duplicateReplies"] == 0 and o["otherErrors"] == 0 and o["noReply"] == 0, o
+    # one reply and one latency per command, the payments' at least the timeout
+    assert o["replies"] == o["sent"], o
+    assert report["latency"]["count"] == o["replies"], report
+    assert report["latency"]["maxMs"] >= 300, report["latency"]
+    assert report["replyTimeoutSeconds"] == 0.3, report
+    assert f"no reply within 0.3 s {o['timedOut']} (sent again" in stdout, stdout
+
+
+def test_a_late_reply_to_a_request_sent_again_is_not_counted_twice():
+    tries = []
+    report, _ = run_against_fake(["--seats", "100", "--users", "20", "--rate", "100", "--duration", "1",
+                                  "--reply-timeout", "0.2"],
+                                 delay=0, unanswered=("PayReservation",), first_late=0.5, tries=tries)
+    o = report["outcomes"]
+    keys = {json.loads(h)["idempotencyKey"] for h, _ in tries}
+    # both tries of each payment answered: the second reply ignored, not an error (those of the
+    # last half second come after the bench has stopped listening)
+    assert o["timedOut"] == len(keys) == o["paid"] > 0, (o, len(keys))
+    assert 0 < o["duplicateReplies"] <= o["timedOut"], o
+    assert o["otherErrors"] == 0 and o["noReply"] == 0 and o["replies"] == o["sent"], o
+    assert report["latency"]["count"] == o["replies"], report
