@@ -53,7 +53,7 @@ let package = Package(
         ),
         .target(
             name: "SLAMServer",
-            dependencies: ["ZMQ", "SLAMJSON", "SLAMDomain", "SLAMStore", "SLAMProjections",
+            dependencies: ["ZMQ", "CWalBuffer", "SLAMJSON", "SLAMDomain", "SLAMStore", "SLAMProjections",
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .target(name: "SLAMClient", dependencies: ["ZMQ", "SLAMJSON"]),

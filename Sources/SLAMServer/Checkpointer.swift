@@ -1,3 +1,4 @@
+import CWalBuffer
 import Foundation
 import GRDB
 import GRDBSQLite
@@ -29,10 +30,10 @@ final class Checkpointer: @unchecked Sendable {
     /// the checkpoint lock taken).
     let passivesStarted = Shared(0)
     let passivesDone = Shared(0)
-    /// A descriptor of the database file of this thread's own, for `syncDatabaseFile` (settable
-    /// by tests), and the WAL and checkpointed frame counts and the WAL restarts the last
-    /// PASSIVE checkpoint saw.
-    var syncFd: Int32 = -1
+    /// How `syncDatabaseFile` syncs the file, given this thread's connection; returns SQLite's
+    /// result code (settable by tests).
+    var syncMainFile: (OpaquePointer) -> Int32 = { slam_sync_main_file($0) }
+    /// The WAL and checkpointed frame counts and the WAL restarts the last PASSIVE checkpoint saw.
     private(set) var lastWalFrames = 0
     private(set) var lastCheckpointed = 0
     private var lastRestarts: Int64 = 0
@@ -53,10 +54,6 @@ final class Checkpointer: @unchecked Sendable {
         self.path = path
         self.config = config
         self.stats = stats
-    }
-
-    deinit {
-        if syncFd >= 0 { close(syncFd) }
     }
 
     func start() throws {
@@ -95,19 +92,16 @@ final class Checkpointer: @unchecked Sendable {
     /// left alone, everything the PASSIVE checkpoints copied would be synced then, on the
     /// writer's thread (measured: 4.6 ms at the median at 10,000 commands/s); synced here, on
     /// this thread, the writer's sync finds only what its own checkpoint copied. The sync goes
-    /// through a descriptor of this thread's own, not SQLite's, so that SQLite's own syncs still
-    /// see a write-back error; a failure here goes to `ioFailure`. (If the file cannot be
-    /// opened, nothing is lost: SQLite's own sync comes before the WAL starts over.)
-    func syncDatabaseFile() {
-        if syncFd < 0 {
-            syncFd = open(path, O_RDONLY | O_CLOEXEC)
-            if syncFd < 0 {
-                logError("opening \(path) to sync it after a checkpoint: \(String(cString: strerror(errno)))")
-                return
-            }
-        }
-        if fdatasync(syncFd) != 0 {
-            ioFailure("syncing \(path) after a checkpoint: \(String(cString: strerror(errno)))")
+    /// through SQLite's own handle of the file on this thread's connection
+    /// (`slam_sync_main_file`), not a descriptor of this thread's own: closing that would drop
+    /// every POSIX lock the process holds on the file, SQLite's included, so that another
+    /// process could take this one's database for unused. The other connections' descriptors
+    /// still see a write-back error in their own syncs (Linux reports it once to each open
+    /// file); a failure here goes to `ioFailure`.
+    func syncDatabaseFile(_ queue: DatabaseQueue) {
+        let rc = queue.inDatabase { db in syncMainFile(db.sqliteConnection!) }
+        if rc != SQLITE_OK {
+            ioFailure("syncing \(path) after a checkpoint: \(String(cString: sqlite3_errstr(rc))) (SQLite result code \(rc))")
         }
     }
 
@@ -137,7 +131,7 @@ final class Checkpointer: @unchecked Sendable {
             let restarts = stats.walRestarts.get()
             let restarted = restarts != lastRestarts || frames < lastWalFrames
             let copied = restarted ? checkpointed > 0 : checkpointed > lastCheckpointed
-            if copied { syncDatabaseFile() }
+            if copied { syncDatabaseFile(queue) }
             (lastWalFrames, lastCheckpointed, lastRestarts) = (frames, checkpointed, restarts)
             stats.passiveCheckpoints.update { $0 += 1 }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
@@ -168,7 +162,7 @@ final class Checkpointer: @unchecked Sendable {
         // file and emptied, the file synced, so the file alone holds every commit (a copy of it
         // is a whole backup) and the next start has no WAL to recover. Held off by a reader of
         // another process (`slam verify`), the WAL stays, as after a crash, and is recovered.
-        if truncate(queue) { syncDatabaseFile() }
+        if truncate(queue) { syncDatabaseFile(queue) }
     }
 
     /// A TRUNCATE checkpoint; returns whether it completed (not held off by a reader, no error).

@@ -300,22 +300,39 @@ struct WalHookTests {
         #expect(try eventually { try stat("walCheckpoints") >= 1 }, "a TRUNCATE checkpoint once the reader left")
     }
 
+    /// The process's descriptors of `path` (Linux: /proc/self/fd).
+    static func descriptors(of path: String) throws -> Int {
+        let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        return try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").filter {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == real
+        }.count
+    }
+
+    @Test("the database file is synced through SQLite's own handle: no descriptor of the checkpointer's own, whose close would drop the process's POSIX locks on the file")
+    func syncHoldsNoDescriptorOfItsOwn() throws {
+        let f = try Fixture(soft: 16, hard: 64)
+        try f.checkpointQueue.inDatabase { db in _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM t") }
+        let before = try Self.descriptors(of: f.path)
+        #expect(before >= 2, "the two connections' descriptors")
+        var failures: [String] = []
+        f.checkpointer.ioFailure = { failures.append($0) }
+        f.checkpointer.syncDatabaseFile(f.checkpointQueue)
+        #expect(failures.isEmpty, "\(failures)")
+        #expect(try Self.descriptors(of: f.path) == before)
+    }
+
     @Test("a failed sync of the database file, or an I/O error in a checkpoint, goes to ioFailure (by default: stop at once)")
     func ioFailureIsFatal() throws {
         let f = try Fixture(soft: 16, hard: 64)
         var failures: [String] = []
         f.checkpointer.ioFailure = { failures.append($0) }
-        f.checkpointer.syncDatabaseFile()
+        f.checkpointer.syncDatabaseFile(f.checkpointQueue)
         #expect(failures.isEmpty, "a sync that succeeds: \(failures)")
-        // fdatasync on a pipe fails (EINVAL), as a failed write-back would (EIO).
-        var fds: [Int32] = [-1, -1]
-        #expect(pipe(&fds) == 0)
-        let own = f.checkpointer.syncFd
-        f.checkpointer.syncFd = fds[0]
-        f.checkpointer.syncDatabaseFile()
-        f.checkpointer.syncFd = own
-        close(fds[0])
-        close(fds[1])
+        // A failed write-back: SQLite's sync reports SQLITE_IOERR_FSYNC.
+        let sync = f.checkpointer.syncMainFile
+        f.checkpointer.syncMainFile = { _ in ResultCode.SQLITE_IOERR_FSYNC.rawValue }
+        f.checkpointer.syncDatabaseFile(f.checkpointQueue)
+        f.checkpointer.syncMainFile = sync
         #expect(failures.count == 1 && failures.first?.contains("syncing") == true, "\(failures)")
         // A checkpoint's I/O error goes there too; any other error is only logged.
         f.checkpointer.checkpointFailed("PASSIVE", code: ResultCode.SQLITE_IOERR_FSYNC.rawValue, "disk I/O error")

@@ -47,4 +47,12 @@ int slam_walbuffer_connection_writes(sqlite3 *db, long long *asked, long long *w
    through this VFS. Call on the connection's own thread. */
 int slam_walbuffer_fail_next_write(sqlite3 *db, int code);
 
+/* Syncs connection `db`'s main database file through SQLite's own handle of it (its xSync, as
+   SQLite's checkpoints do; fdatasync on Linux), so the caller needs no descriptor of the file of
+   its own: closing one would drop every POSIX lock the process holds on the file, SQLite's
+   included (SQLite's unix VFS defers closing its own descriptors while the file is locked).
+   Returns SQLite's result code (SQLITE_IOERR_FSYNC when the sync fails, SQLITE_NOTFOUND when the
+   connection has no main file). Call on the connection's own thread. */
+int slam_sync_main_file(sqlite3 *db);
+
 #endif
