@@ -78,9 +78,10 @@ def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=No
             router.send_multipart(heapq.heappop(due)[2])
 
 
-def run_against_fake(args, during=None, **server):
-    """Runs `slam bench` (no invariant check) against the fake server; returns its JSON report and
-    its output. `during(process)` runs while it does."""
+def run_against_fake(args, during=None, server_fn=None, **server):
+    """Runs `slam bench` (no invariant check) against the fake server (`fake_server`, or
+    `server_fn` with the same arguments); returns its JSON report and its output.
+    `during(process)` runs while it does."""
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
     pub = ctx.socket(zmq.PUB)
@@ -89,7 +90,7 @@ def run_against_fake(args, during=None, **server):
     commands_port = router.bind_to_random_port("tcp://127.0.0.1")
     events_port = pub.bind_to_random_port("tcp://127.0.0.1")
     stop = threading.Event()
-    thread = threading.Thread(target=fake_server, args=(router, stop), kwargs=server, daemon=True)
+    thread = threading.Thread(target=server_fn or fake_server, args=(router, stop), kwargs=server, daemon=True)
     thread.start()
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,93 @@
+"""`slam bench --queue` against a fake server (pyzmq) whose queue admits each token on its
+second status query: a user told to wait asks for its token's status (`GetQueueStatus`, a query)
+once a second, outside the command schedule, and holds with its token once it is active; a
+status query without a reply is sent again, the same bytes, after `--reply-timeout`."""
+import json
+import time
+
+from test_bench_open_loop import run_against_fake
+
+STATS = {"storeId": "fake", "position": 0, "headSeq": 0, "publishedSeq": 0, "commands": 0, "synchronous": "FULL",
+         "groupCommit": True, "walBytes": 0, "walPeakBytes": 0, "repliesDropped": 0}
+
+
+def queue_server(router, stop, log, unanswered_first_poll=False):
+    """Answers the rush through a queue: every JoinQueue waits, each token is ACTIVE from its
+    second status query on. `log` collects (time, type, header, body) of every request."""
+    import zmq
+    n = 0
+    polls = {}
+    poller = zmq.Poller()
+    poller.register(router, zmq.POLLIN)
+    while not stop.is_set():
+        if not poller.poll(20):
+            continue
+        peer, empty, proto, header, body = router.recv_multipart()
+        h, b = json.loads(header), json.loads(body)
+        n += 1
+        t = h["type"]
+        log.append((time.monotonic(), t, header, b))
+        if t == "GetQueueStatus":
+            polls[b["tokenId"]] = polls.get(b["tokenId"], 0) + 1
+            if unanswered_first_poll and polls[b["tokenId"]] == 1:
+                continue
+            result = {"tokenId": b["tokenId"], "status": "ACTIVE" if polls[b["tokenId"]] >= 2 else "WAITING"}
+        else:
+            result = {"GetStats": STATS,
+                      "CreateConcert": {"concertId": "con_1"},
+                      "ScheduleConcert": {"scheduleId": "sch_1"},
+                      "RegisterUser": {"userId": f"usr_{n}"},
+                      "ChargePoints": {"balance": 2000},
+                      "JoinQueue": {"tokenId": f"tok_{n}", "status": "WAITING", "position": 1},
+                      "LeaveQueue": {"status": "LEFT"},
+                      "HoldSeats": {"reservationId": f"res_{n}", "status": "HELD"},
+                      }.get(t, {"status": "CONFIRMED"})
+        reply_header = {"requestId": h["requestId"], "ok": True}
+        if "idempotencyKey" in h:
+            reply_header.update(replayed=False, position=n)
+        router.send_multipart([peer, b"", b"SLAM/1", json.dumps(reply_header).encode(), json.dumps(result).encode()])
+
+
+def test_waiting_users_poll_their_token_once_a_second_and_hold_with_it_once_active():
+    log = []
+    report, stdout = run_against_fake(["--queue", "--seats", "100", "--users", "4", "--threads", "1",
+                                       "--connections", "1", "--rate", "20", "--duration", "4"],
+                                      server_fn=queue_server, log=log)
+    o = report["outcomes"]
+    polls = [(at, b["tokenId"]) for at, t, _, b in log if t == "GetQueueStatus"]
+    joins = [at for at, t, _, _ in log if t == "JoinQueue"]
+    holds = [(at, b) for at, t, _, b in log if t == "HoldSeats"]
+    assert o["polls"] == len(polls) > 0, (o, len(polls))
+    # polls are queries: not commands sent, nor in the latency (which counts each command's
+    # reply, and the open loop's slots never sent while every user waited in the queue)
+    assert o["sent"] == sum(1 for _, t, h, _ in log if "idempotencyKey" in json.loads(h)
+                            and t not in ("CreateConcert", "ScheduleConcert", "RegisterUser", "ChargePoints")), o
+    assert report["latency"]["count"] == o["replies"] + o["notSent"], report
+    # each token asked about about once a second: never twice within 0.9 s
+    by_token = {}
+    for at, token in polls:
+        by_token.setdefault(token, []).append(at)
+    for token, times in by_token.items():
+        assert all(b - a >= 0.9 for a, b in zip(times, times[1:])), (token, times)
+    # a user holds only with a token the server called ACTIVE, after its second status query
+    active = {token: times[1] for token, times in by_token.items() if len(times) >= 2}
+    assert holds and all(b.get("queueToken") in active and at >= active[b["queueToken"]] for at, b in holds), (holds, active)
+    assert o["joined"] == len(joins) and o["waiting"] == o["joined"], o
+    assert o["timedOut"] == 0 and o["otherErrors"] == 0, o
+
+
+def test_a_status_query_without_a_reply_is_sent_again_the_same_bytes():
+    log = []
+    report, _ = run_against_fake(["--queue", "--seats", "100", "--users", "4", "--threads", "1",
+                                  "--connections", "1", "--rate", "20", "--duration", "4", "--reply-timeout", "0.3"],
+                                 server_fn=queue_server, log=log, unanswered_first_poll=True)
+    o = report["outcomes"]
+    by_token = {}
+    for at, t, header, b in log:
+        if t == "GetQueueStatus":
+            by_token.setdefault(b["tokenId"], []).append((at, header))
+    # each token's first query went unanswered and came again, the same bytes, 0.3 s or more later
+    assert by_token and all(len(q) >= 2 and q[0][1] == q[1][1] and q[1][0] - q[0][0] >= 0.29 for q in by_token.values()), by_token
+    assert o["timedOut"] == len(by_token), (o, len(by_token))
+    # the answer to the query sent again counted once: no error, and the users went on to hold
+    assert o["otherErrors"] == 0 and o["holdsWon"] > 0, o
