@@ -27,7 +27,7 @@ final class Driver: @unchecked Sendable {
         var confirmed: [String] = []
         /// The command to send again, refused with `OVERLOADED`, and when it was first due: its
         /// latency runs from then to the reply that is not `OVERLOADED`.
-        var retry: (request: Request, intended: UInt64)?
+        var retry: (request: Request, intended: UInt64, socket: Int)?
     }
 
     struct Pending {
@@ -36,6 +36,9 @@ final class Driver: @unchecked Sendable {
         let intended: UInt64
         /// Nil for a poll.
         let request: Request?
+        /// The connection it went on: a retry or a resend goes on the same one, so that its reply
+        /// frees the closed loop's slot on the connection that took it.
+        let socket: Int
     }
 
     private let options: BenchOptions
@@ -65,9 +68,9 @@ final class Driver: @unchecked Sendable {
     /// bytes (PROTOCOL.md section 3: "a client that times out waiting for a reply resends the same
     /// bytes"), and waited for again.
     private var overdue = Fifo<(at: UInt64, requestId: String)>()
-    /// Requests sent again after a timeout: a second reply to one (the first try's, late, or the
-    /// replay) is expected, not an error.
-    private var resentAfterTimeout: Set<String> = []
+    /// Requests sent again after a timeout, and how many times: as many replies again (the
+    /// earlier tries', late, or replays) may come after the first, and are not errors.
+    private var resentAfterTimeout: [String: Int] = [:]
     private var counter = 0
     var histogram = newHistogram()
     var outcomes = Outcomes()
@@ -201,20 +204,37 @@ final class Driver: @unchecked Sendable {
     }
 
     /// Sends again, the same bytes, each request whose reply is `replyTimeout` overdue (a reply
-    /// the server dropped, e.g. behind the reply high-water mark, or lost with a connection).
+    /// the server dropped, e.g. behind the reply high-water mark, or lost with a connection),
+    /// on the connection it went on. A request sent again waits twice as long as before for its
+    /// next try, up to eight times `replyTimeout` (a slow server is not sent more at the worst
+    /// time); the waits after the first are kept apart from `overdue`, whose single delay keeps
+    /// it in time order.
     private func resendOverdue(_ sockets: [ZMQSocket], now: UInt64) throws {
         while let next = overdue.first, next.at <= now {
             _ = overdue.popFirst()
-            guard let p = pending[next.requestId] else { continue }
-            if let request = p.request {
-                try send(sockets[p.user % sockets.count], request, requestId: next.requestId)
-            } else {
-                try sendPollFrames(sockets[p.user % sockets.count], user: p.user, requestId: next.requestId)
-            }
-            resentAfterTimeout.insert(next.requestId)
-            outcomes.timedOut += 1
-            overdue.append((now + replyTimeoutMicros, next.requestId))
+            try resendIfPending(sockets, next.requestId, now: now)
         }
+        guard !backedOff.isEmpty else { return }
+        for (requestId, at) in backedOff where at <= now {
+            backedOff[requestId] = nil
+            try resendIfPending(sockets, requestId, now: now)
+        }
+    }
+
+    /// Resent requests' next deadlines (few: only requests already sent again).
+    private var backedOff: [String: UInt64] = [:]
+
+    private func resendIfPending(_ sockets: [ZMQSocket], _ requestId: String, now: UInt64) throws {
+        guard let p = pending[requestId] else { return }
+        if let request = p.request {
+            try send(sockets[p.socket], request, requestId: requestId)
+        } else {
+            try sendPollFrames(sockets[p.socket], user: p.user, requestId: requestId)
+        }
+        let tries = resentAfterTimeout[requestId, default: 0] + 1
+        resentAfterTimeout[requestId] = tries
+        outcomes.timedOut += 1
+        backedOff[requestId] = now + replyTimeoutMicros << UInt64(min(tries, 3))
     }
 
     private var replyTimeoutMicros: UInt64 { UInt64(options.replyTimeout * 1_000_000) }
@@ -232,8 +252,9 @@ final class Driver: @unchecked Sendable {
         retriesWaiting -= 1
         counter += 1
         let requestId = "\(index)-\(counter)"
-        try send(sockets[u % sockets.count], retry.request, requestId: requestId)
-        pending[requestId] = Pending(user: u, action: users[u].next, intended: retry.intended, request: retry.request)
+        try send(sockets[retry.socket], retry.request, requestId: requestId)
+        pending[requestId] = Pending(user: u, action: users[u].next, intended: retry.intended, request: retry.request,
+                                     socket: retry.socket)
         overdue.append((nowMicros() + replyTimeoutMicros, requestId))
         outcomes.resent += 1
     }
@@ -248,9 +269,10 @@ final class Driver: @unchecked Sendable {
     private func sendPoll(_ sockets: [ZMQSocket], user u: Int) throws {
         counter += 1
         let requestId = "\(index)-\(counter)"
-        try sendPollFrames(sockets[u % sockets.count], user: u, requestId: requestId)
+        let socket = u % sockets.count
+        try sendPollFrames(sockets[socket], user: u, requestId: requestId)
         let now = nowMicros()
-        pending[requestId] = Pending(user: u, action: .poll, intended: now, request: nil)
+        pending[requestId] = Pending(user: u, action: .poll, intended: now, request: nil, socket: socket)
         overdue.append((now + replyTimeoutMicros, requestId))
         outcomes.polls += 1
     }
@@ -272,8 +294,9 @@ final class Driver: @unchecked Sendable {
         counter += 1
         let requestId = "\(index)-\(counter)"
         let request = newRequest(user, key: "\(runId)-\(index)-\(counter)")
-        try send(sockets[preferred ?? (u % sockets.count)], request, requestId: requestId)
-        pending[requestId] = Pending(user: u, action: user.next, intended: intended, request: request)
+        let socket = preferred ?? (u % sockets.count)
+        try send(sockets[socket], request, requestId: requestId)
+        pending[requestId] = Pending(user: u, action: user.next, intended: intended, request: request, socket: socket)
         overdue.append((nowMicros() + replyTimeoutMicros, requestId))
         outcomes.sent += 1
         return true
@@ -326,8 +349,13 @@ final class Driver: @unchecked Sendable {
             return false
         }
         guard let p = pending.removeValue(forKey: requestId) else {
-            // The second reply to a request sent again after a timeout; anything else is an error.
-            if resentAfterTimeout.remove(requestId) != nil { outcomes.duplicateReplies += 1 } else { outcomes.otherErrors += 1 }
+            // Another reply to a request sent again after a timeout; anything else is an error.
+            if let extra = resentAfterTimeout[requestId] {
+                resentAfterTimeout[requestId] = extra > 1 ? extra - 1 : nil
+                outcomes.duplicateReplies += 1
+            } else {
+                outcomes.otherErrors += 1
+            }
             return false
         }
         let now = nowMicros()
@@ -355,7 +383,7 @@ final class Driver: @unchecked Sendable {
         if !ok, body["code"]?.stringValue == "OVERLOADED" {
             // Not executed: sent again, same key and body, 10 ms later; not an answer yet.
             outcomes.overloaded += 1
-            users[p.user].retry = (p.request!, p.intended)
+            users[p.user].retry = (p.request!, p.intended, p.socket)
             retriesWaiting += 1
             retryDelays.append(now + 10_000, p.user)
             return false

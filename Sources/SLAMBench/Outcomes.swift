@@ -22,9 +22,9 @@ public struct Outcomes: Sendable {
     /// due), and those sends again.
     public var overloaded = 0
     public var resent = 0
-    /// Requests without a reply `replyTimeout` after they were sent, sent again (the same bytes:
-    /// same request id, key and body), each time; and the second replies that then came (the
-    /// first try's, late, or the replay), ignored.
+    /// Requests (commands and status polls) without a reply `replyTimeout` after they were
+    /// sent, sent again (the same bytes: same request id, key and body), each time; and the
+    /// further replies that then came (an earlier try's, late, or a replay), ignored.
     public var timedOut = 0
     public var duplicateReplies = 0
     public var otherErrors = 0

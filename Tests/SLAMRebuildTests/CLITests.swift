@@ -61,6 +61,7 @@ struct CLITests {
         (["bench", "--max", "--queue", "--queue-max-active", "0"], "--queue-max-active"),
         (["bench", "--max", "--reply-timeout", "0"], "--reply-timeout"),
         (["bench", "--max", "--reply-timeout", "nan"], "--reply-timeout"),
+        (["bench", "--max", "--reply-timeout", "61"], "--reply-timeout"),
         (["call", "GetStats", "--timeout", "-1"], "--timeout"),
         (["debug-generate", "--db", "/nonexistent/x.sqlite", "--seats", "3"], "--seats"),
         (["debug-generate", "--db", "/nonexistent/x.sqlite", "--batch", "0"], "--batch"),

@@ -24,14 +24,15 @@ DELAY = 0.1  # seconds, for the rush's commands; set-up and queries are answered
 
 
 def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=None, unanswered=(), first_late=None,
-                tries=None):
+                tries=None, unanswered_tries=1):
     """Answers every request ok with the ids the bench reads; the rush's commands `delay` late.
     The first try of each key of a type in `overload` is answered OVERLOADED; `seen` collects
-    (key, body) of every try of those types. The first try of each key of a type in `unanswered`
-    gets no reply, or, with `first_late`, one that many seconds late (after the bench has sent it
-    again); `tries` collects (header bytes, body bytes) of every try of those types."""
+    (key, body) of every try of those types. The first `unanswered_tries` tries of each key of a
+    type in `unanswered` get no reply, or, with `first_late`, one that many seconds late (after
+    the bench has sent it again); `tries` collects (time, header bytes, body bytes, connection)
+    of every try of those types."""
     n = 0
-    ignored = set()
+    tried = {}
     due = []  # (time, n, frames)
     refused = set()
     poller = zmq.Poller()
@@ -45,9 +46,9 @@ def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=No
             t = h["type"]
             first_try = False
             if t in unanswered:
-                tries.append((header, body))
-                first_try = h["idempotencyKey"] not in ignored
-                ignored.add(h["idempotencyKey"])
+                tries.append((time.monotonic(), header, body, peer))
+                tried[h["idempotencyKey"]] = tried.get(h["idempotencyKey"], 0) + 1
+                first_try = tried[h["idempotencyKey"]] <= unanswered_tries
                 if first_try and first_late is None:
                     continue
             if t == "HoldSeats" and first_hold is not None:
@@ -184,10 +185,10 @@ def test_a_request_without_a_reply_is_sent_again_the_same_bytes_after_the_reply_
                                       delay=0, unanswered=("PayReservation",), tries=tries)
     o = report["outcomes"]
     by_key = {}
-    for header, body in tries:
-        by_key.setdefault(json.loads(header)["idempotencyKey"], []).append((header, body))
+    for _, header, body, peer in tries:
+        by_key.setdefault(json.loads(header)["idempotencyKey"], []).append((header, body, peer))
     # each payment's first try went unanswered; the bench sent the same bytes again (the same
-    # request id, key and body), once, and took the reply to that
+    # request id, key and body) on the same connection, once, and took the reply to that
     assert by_key and all(len(t) == 2 and t[0] == t[1] for t in by_key.values()), by_key
     assert o["timedOut"] == len(by_key) == o["paid"] > 0, (o, len(by_key))
     assert o["duplicateReplies"] == 0 and o["otherErrors"] == 0 and o["noReply"] == 0, o
@@ -205,10 +206,47 @@ def test_a_late_reply_to_a_request_sent_again_is_not_counted_twice():
                                   "--reply-timeout", "0.2"],
                                  delay=0, unanswered=("PayReservation",), first_late=0.5, tries=tries)
     o = report["outcomes"]
-    keys = {json.loads(h)["idempotencyKey"] for h, _ in tries}
+    keys = {json.loads(h)["idempotencyKey"] for _, h, _, _ in tries}
     # both tries of each payment answered: the second reply ignored, not an error (those of the
     # last half second come after the bench has stopped listening)
     assert o["timedOut"] == len(keys) == o["paid"] > 0, (o, len(keys))
     assert 0 < o["duplicateReplies"] <= o["timedOut"], o
     assert o["otherErrors"] == 0 and o["noReply"] == 0 and o["replies"] == o["sent"], o
     assert report["latency"]["count"] == o["replies"], report
+
+
+def test_a_request_sent_again_waits_longer_each_time_and_every_late_reply_is_expected():
+    tries = []
+    report, _ = run_against_fake(["--seats", "100", "--users", "20", "--rate", "100", "--duration", "2",
+                                  "--reply-timeout", "0.1"],
+                                 delay=0, unanswered=("PayReservation",), unanswered_tries=2, first_late=0.6, tries=tries)
+    o = report["outcomes"]
+    by_key = {}
+    for at, header, body, peer in tries:
+        by_key.setdefault(json.loads(header)["idempotencyKey"], []).append((at, header, body, peer))
+    # three tries of each payment, the same bytes on the same connection; the second wait about
+    # twice the first
+    assert by_key and all(len(t) == 3 and t[0][1:] == t[1][1:] == t[2][1:] for t in by_key.values()), by_key
+    assert all(t[2][0] - t[1][0] >= 0.18 for t in by_key.values()), [(t[1][0] - t[0][0], t[2][0] - t[1][0]) for t in by_key.values()]
+    assert o["timedOut"] == 2 * len(by_key) == 2 * o["paid"] > 0, (o, len(by_key))
+    # up to two late replies to each: none an error, none counted as the command's reply again
+    assert 0 < o["duplicateReplies"] <= o["timedOut"], o
+    assert o["duplicateReplies"] > len(by_key), o
+    assert o["otherErrors"] == 0 and o["noReply"] == 0 and o["replies"] == o["sent"], o
+    assert report["latency"]["count"] == o["replies"], report
+
+
+def test_in_the_closed_loop_a_request_is_sent_again_on_its_own_connection():
+    tries = []
+    report, _ = run_against_fake(["--seats", "100", "--users", "40", "--max", "--connections", "4", "--in-flight", "2",
+                                  "--threads", "1", "--duration", "1", "--reply-timeout", "0.2"],
+                                 delay=0, unanswered=("PayReservation",), tries=tries)
+    o = report["outcomes"]
+    by_key = {}
+    for _, header, body, peer in tries:
+        by_key.setdefault(json.loads(header)["idempotencyKey"], []).append((header, body, peer))
+    # the closed loop sends on the connection a reply freed: the resend goes on that one too,
+    # so that its reply frees the slot where it was taken
+    assert by_key and all(len(t) == 2 and t[0] == t[1] for t in by_key.values() if len(t) > 1), by_key
+    assert len({t[0][2] for t in by_key.values()}) > 1, "payments went on more than one connection"
+    assert o["timedOut"] >= 1 and o["otherErrors"] == 0, o
