@@ -385,12 +385,15 @@ int slam_walbuffer_connection_writes(sqlite3 *db, long long *asked, long long *w
     return SQLITE_OK;
 }
 
-int slam_sync_main_file(sqlite3 *db) {
+int slam_sync_main_file(sqlite3 *db, int *lastErrno) {
     sqlite3_file *file = 0;
+    *lastErrno = 0;
     int rc = sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file);
     if (rc != SQLITE_OK) return rc;
     if (file == 0 || file->pMethods == 0) return SQLITE_NOTFOUND;
-    return file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
+    rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
+    if (rc != SQLITE_OK) sqlite3_file_control(db, "main", SQLITE_FCNTL_LAST_ERRNO, lastErrno);
+    return rc;
 }
 
 int slam_walbuffer_fail_next_write(sqlite3 *db, int code) {

@@ -31,8 +31,12 @@ final class Checkpointer: @unchecked Sendable {
     let passivesStarted = Shared(0)
     let passivesDone = Shared(0)
     /// How `syncDatabaseFile` syncs the file, given this thread's connection; returns SQLite's
-    /// result code (settable by tests).
-    var syncMainFile: (OpaquePointer) -> Int32 = { slam_sync_main_file($0) }
+    /// result code and, when the sync failed, the system's errno (settable by tests).
+    var syncMainFile: (OpaquePointer) -> (code: Int32, errno: Int32) = { db in
+        var lastErrno: Int32 = 0
+        let code = slam_sync_main_file(db, &lastErrno)
+        return (code, lastErrno)
+    }
     /// The WAL and checkpointed frame counts and the WAL restarts the last PASSIVE checkpoint saw.
     private(set) var lastWalFrames = 0
     private(set) var lastCheckpointed = 0
@@ -97,12 +101,14 @@ final class Checkpointer: @unchecked Sendable {
     /// every POSIX lock the process holds on the file, SQLite's included, so that another
     /// process could take this one's database for unused. The other connections' descriptors
     /// still see a write-back error in their own syncs (Linux reports it once to each open
-    /// file); a failure here goes to `ioFailure`.
+    /// file); an I/O error here goes to `ioFailure`, any other failure is logged (nothing is
+    /// lost: SQLite's own sync comes before the WAL starts over).
     func syncDatabaseFile(_ queue: DatabaseQueue) {
-        let rc = queue.inDatabase { db in syncMainFile(db.sqliteConnection!) }
-        if rc != SQLITE_OK {
-            ioFailure("syncing \(path) after a checkpoint: \(String(cString: sqlite3_errstr(rc))) (SQLite result code \(rc))")
-        }
+        let (rc, lastErrno) = queue.inDatabase { db in syncMainFile(db.sqliteConnection!) }
+        guard rc != SQLITE_OK else { return }
+        let cause = lastErrno != 0 ? String(cString: strerror(lastErrno)) : String(cString: sqlite3_errstr(rc))
+        let message = "syncing \(path) after a checkpoint: \(cause) (SQLite result code \(rc))"
+        if Self.isIOError(rc) { ioFailure(message) } else { logError(message) }
     }
 
     /// Whether `code` (an SQLite result code, extended or not) is an I/O error.

@@ -300,6 +300,7 @@ struct WalHookTests {
         #expect(try eventually { try stat("walCheckpoints") >= 1 }, "a TRUNCATE checkpoint once the reader left")
     }
 
+    #if os(Linux)
     /// The process's descriptors of `path` (Linux: /proc/self/fd).
     static func descriptors(of path: String) throws -> Int {
         let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
@@ -307,7 +308,9 @@ struct WalHookTests {
             (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == real
         }.count
     }
+    #endif
 
+    #if os(Linux)
     @Test("the database file is synced through SQLite's own handle: no descriptor of the checkpointer's own, whose close would drop the process's POSIX locks on the file")
     func syncHoldsNoDescriptorOfItsOwn() throws {
         let f = try Fixture(soft: 16, hard: 64)
@@ -320,6 +323,7 @@ struct WalHookTests {
         #expect(failures.isEmpty, "\(failures)")
         #expect(try Self.descriptors(of: f.path) == before)
     }
+    #endif
 
     @Test("a failed sync of the database file, or an I/O error in a checkpoint, goes to ioFailure (by default: stop at once)")
     func ioFailureIsFatal() throws {
@@ -330,10 +334,14 @@ struct WalHookTests {
         #expect(failures.isEmpty, "a sync that succeeds: \(failures)")
         // A failed write-back: SQLite's sync reports SQLITE_IOERR_FSYNC.
         let sync = f.checkpointer.syncMainFile
-        f.checkpointer.syncMainFile = { _ in ResultCode.SQLITE_IOERR_FSYNC.rawValue }
+        f.checkpointer.syncMainFile = { _ in (ResultCode.SQLITE_IOERR_FSYNC.rawValue, EIO) }
+        f.checkpointer.syncDatabaseFile(f.checkpointQueue)
+        // Not an I/O error (no main file, say): logged, not fatal.
+        f.checkpointer.syncMainFile = { _ in (ResultCode.SQLITE_NOTFOUND.rawValue, 0) }
         f.checkpointer.syncDatabaseFile(f.checkpointQueue)
         f.checkpointer.syncMainFile = sync
         #expect(failures.count == 1 && failures.first?.contains("syncing") == true, "\(failures)")
+        #expect(failures.first?.contains(String(cString: strerror(EIO))) == true, "the system's error: \(failures)")
         // A checkpoint's I/O error goes there too; any other error is only logged.
         f.checkpointer.checkpointFailed("PASSIVE", code: ResultCode.SQLITE_IOERR_FSYNC.rawValue, "disk I/O error")
         f.checkpointer.checkpointFailed("PASSIVE", code: ResultCode.SQLITE_FULL.rawValue, "database or disk is full")

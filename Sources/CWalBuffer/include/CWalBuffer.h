@@ -51,8 +51,9 @@ int slam_walbuffer_fail_next_write(sqlite3 *db, int code);
    SQLite's checkpoints do; fdatasync on Linux), so the caller needs no descriptor of the file of
    its own: closing one would drop every POSIX lock the process holds on the file, SQLite's
    included (SQLite's unix VFS defers closing its own descriptors while the file is locked).
-   Returns SQLite's result code (SQLITE_IOERR_FSYNC when the sync fails, SQLITE_NOTFOUND when the
-   connection has no main file). Call on the connection's own thread. */
-int slam_sync_main_file(sqlite3 *db);
+   Returns SQLite's result code (SQLITE_IOERR_FSYNC when the sync fails, with the system's errno
+   in `*lastErrno`; SQLITE_NOTFOUND when the connection has no main file). Call on the
+   connection's own thread. */
+int slam_sync_main_file(sqlite3 *db, int *lastErrno);
 
 #endif
