@@ -250,3 +250,11 @@ def test_in_the_closed_loop_a_request_is_sent_again_on_its_own_connection():
     assert by_key and all(len(t) == 2 and t[0] == t[1] for t in by_key.values() if len(t) > 1), by_key
     assert len({t[0][2] for t in by_key.values()}) > 1, "payments went on more than one connection"
     assert o["timedOut"] >= 1 and o["otherErrors"] == 0, o
+
+
+def test_the_open_loop_offers_rate_times_duration_commands():
+    # 3,000/s over two threads is a slot every 666.67 µs on each: the slots are counted, not
+    # found by adding up the interval (which lands just short of the end and makes one more)
+    report, _ = run_against_fake(["--seats", "1000", "--users", "200", "--rate", "3000", "--duration", "1"], delay=0)
+    o = report["outcomes"]
+    assert o["sent"] + o["notSent"] == 3000, o
