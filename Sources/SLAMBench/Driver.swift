@@ -111,6 +111,8 @@ final class Driver: @unchecked Sendable {
         let mySlots = slotsInRun / options.threads + (index < slotsInRun % options.threads ? 1 : 0)
         var slot = 0
         func slotTime(_ k: Int) -> UInt64 { startAt + UInt64(Double(k) * interval) }
+        /// When the loop must next wake to send: the next slot's time, or the run's end.
+        func nextWake() -> UInt64 { slot < mySlots ? slotTime(slot) : stopAt }
         while nowMicros() < startAt { usleep(200) }
         // Closed loop: sends owed to each connection, a reply having freed a slot when no user
         // was ready (all waiting for replies or for their next turn); paid as users become ready,
@@ -162,18 +164,19 @@ final class Driver: @unchecked Sendable {
                 while !ready.isEmpty, let slot = owedSlots.popFirst() {
                     _ = try sendNext(sockets, preferred: nil, intended: slot)
                 }
-                while slot < mySlots, slotTime(slot) <= now {
-                    if try !sendNext(sockets, preferred: nil, intended: slotTime(slot)) { owedSlots.append(slotTime(slot)) }
+                while slot < mySlots {
+                    let due = slotTime(slot)
+                    guard due <= now else { break }
+                    if try !sendNext(sockets, preferred: nil, intended: due) { owedSlots.append(due) }
                     slot += 1
                 }
             }
             #if os(Linux)
-            if let timer, !closing { timer.arm(atMicros: slot < mySlots ? slotTime(slot) : stopAt) }
+            if let timer, !closing { timer.arm(atMicros: nextWake()) }
             try zmqPoll(&items, timeoutMs: 50)
             if let timer, items[sockets.count].isReadable { timer.drain() }
             #else
-            let next = slot < mySlots ? slotTime(slot) : stopAt
-            let timeout = closing || closedLoop ? 50 : max(1, Int((Int64(next) - Int64(nowMicros())) / 1000))
+            let timeout = closing || closedLoop ? 50 : max(1, Int((Int64(nextWake()) - Int64(nowMicros())) / 1000))
             try zmqPoll(&items, timeoutMs: timeout)
             #endif
             for (i, item) in items.prefix(sockets.count).enumerated() where item.isReadable {
@@ -247,6 +250,12 @@ final class Driver: @unchecked Sendable {
 
     private var replyTimeoutMicros: UInt64 { UInt64(options.replyTimeout * 1_000_000) }
 
+    /// A request just sent: waited for, and sent again if no reply has come `replyTimeout` later.
+    private func waitForReply(_ requestId: String, _ p: Pending, sentAt: UInt64) {
+        pending[requestId] = p
+        overdue.append((sentAt + replyTimeoutMicros, requestId))
+    }
+
     private func promoteDelayed(_ now: UInt64) {
         while let u = retryDelays.popDue(now) { retriesDue.append(u) }
         while let u = pollDelays.popDue(now) { pollsDue.append(u) }
@@ -261,9 +270,8 @@ final class Driver: @unchecked Sendable {
         counter += 1
         let requestId = "\(index)-\(counter)"
         try send(sockets[retry.socket], retry.request, requestId: requestId)
-        pending[requestId] = Pending(user: u, action: users[u].next, intended: retry.intended, request: retry.request,
-                                     socket: retry.socket)
-        overdue.append((nowMicros() + replyTimeoutMicros, requestId))
+        waitForReply(requestId, Pending(user: u, action: users[u].next, intended: retry.intended, request: retry.request,
+                                        socket: retry.socket), sentAt: nowMicros())
         outcomes.resent += 1
     }
 
@@ -280,8 +288,7 @@ final class Driver: @unchecked Sendable {
         let socket = u % sockets.count
         try sendPollFrames(sockets[socket], user: u, requestId: requestId)
         let now = nowMicros()
-        pending[requestId] = Pending(user: u, action: .poll, intended: now, request: nil, socket: socket)
-        overdue.append((now + replyTimeoutMicros, requestId))
+        waitForReply(requestId, Pending(user: u, action: .poll, intended: now, request: nil, socket: socket), sentAt: now)
         outcomes.polls += 1
     }
 
@@ -304,8 +311,8 @@ final class Driver: @unchecked Sendable {
         let request = newRequest(user, key: "\(runId)-\(index)-\(counter)")
         let socket = preferred ?? (u % sockets.count)
         try send(sockets[socket], request, requestId: requestId)
-        pending[requestId] = Pending(user: u, action: user.next, intended: intended, request: request, socket: socket)
-        overdue.append((nowMicros() + replyTimeoutMicros, requestId))
+        waitForReply(requestId, Pending(user: u, action: user.next, intended: intended, request: request, socket: socket),
+                     sentAt: nowMicros())
         outcomes.sent += 1
         return true
     }
