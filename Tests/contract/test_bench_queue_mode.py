@@ -5,16 +5,14 @@ status query without a reply is sent again, the same bytes, after `--reply-timeo
 import json
 import time
 
-from test_bench_open_loop import run_against_fake
+import zmq
 
-STATS = {"storeId": "fake", "position": 0, "headSeq": 0, "publishedSeq": 0, "commands": 0, "synchronous": "FULL",
-         "groupCommit": True, "walBytes": 0, "walPeakBytes": 0, "repliesDropped": 0}
+from test_bench_open_loop import ok_header, reply_frames, result_for, run_against_fake
 
 
 def queue_server(router, stop, log, unanswered_first_poll=False):
     """Answers the rush through a queue: every JoinQueue waits, each token is ACTIVE from its
     second status query on. `log` collects (time, type, header, body) of every request."""
-    import zmq
     n = 0
     polls = {}
     poller = zmq.Poller()
@@ -32,20 +30,13 @@ def queue_server(router, stop, log, unanswered_first_poll=False):
             if unanswered_first_poll and polls[b["tokenId"]] == 1:
                 continue
             result = {"tokenId": b["tokenId"], "status": "ACTIVE" if polls[b["tokenId"]] >= 2 else "WAITING"}
+        elif t == "JoinQueue":
+            result = {"tokenId": f"tok_{n}", "status": "WAITING", "position": 1}
+        elif t == "LeaveQueue":
+            result = {"status": "LEFT"}
         else:
-            result = {"GetStats": STATS,
-                      "CreateConcert": {"concertId": "con_1"},
-                      "ScheduleConcert": {"scheduleId": "sch_1"},
-                      "RegisterUser": {"userId": f"usr_{n}"},
-                      "ChargePoints": {"balance": 2000},
-                      "JoinQueue": {"tokenId": f"tok_{n}", "status": "WAITING", "position": 1},
-                      "LeaveQueue": {"status": "LEFT"},
-                      "HoldSeats": {"reservationId": f"res_{n}", "status": "HELD"},
-                      }.get(t, {"status": "CONFIRMED"})
-        reply_header = {"requestId": h["requestId"], "ok": True}
-        if "idempotencyKey" in h:
-            reply_header.update(replayed=False, position=n)
-        router.send_multipart([peer, b"", b"SLAM/1", json.dumps(reply_header).encode(), json.dumps(result).encode()])
+            result = result_for(t, n)
+        router.send_multipart(reply_frames(peer, ok_header(h, n), result))
 
 
 def test_waiting_users_poll_their_token_once_a_second_and_hold_with_it_once_active():
