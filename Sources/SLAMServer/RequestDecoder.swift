@@ -14,8 +14,8 @@ struct RequestDecoder {
         case refused(Rejection, requestId: String?, isCommand: Bool)
     }
 
-    /// A request refused for its frames or protocol, read where the header belongs (the third
-    /// frame after the routing id) when that frame is a JSON object: its string `requestId` is
+    /// A request refused for its size, frames or protocol, read where the header belongs (the
+    /// third frame after the routing id) when that frame is a JSON object: its string `requestId` is
     /// echoed ("absent only when the request had none readable", PROTOCOL.md section 2, so a
     /// pipelining client can still match the error to its request), and a `type` naming a
     /// command adds `replayed: false` (section 3: on every reply to a command).
@@ -41,9 +41,15 @@ struct RequestDecoder {
         var total = 0
         for f in frames.dropFirst() { total += f.count }
         if total > maxRequestBytes {
-            return .refused(Rejection(.payloadTooLarge, "the request is \(total) bytes; the limit is \(maxRequestBytes)",
-                                      details: ["limit": .int(Int64(maxRequestBytes))]),
-                            requestId: nil, isCommand: false)
+            // Not parsed, but for its header when that frame alone is within the limit: its
+            // `requestId` lets a client that matches replies by it (any pipelining one) receive
+            // the refusal, as for a request refused for its frames or protocol.
+            let tooLarge = Rejection(.payloadTooLarge, "the request is \(total) bytes; the limit is \(maxRequestBytes)",
+                                     details: ["limit": .int(Int64(maxRequestBytes))])
+            guard frames.count >= 4, frames[3].count <= maxRequestBytes else {
+                return .refused(tooLarge, requestId: nil, isCommand: false)
+            }
+            return refusedUnparsed(tooLarge, frames)
         }
         guard frames.count == 5 else {
             return refusedUnparsed(Rejection(.badRequest, "a request is 4 frames (\"\", \"SLAM/1\", header, body); got \(frames.count - 1)",

@@ -213,10 +213,14 @@ struct BadInputTests {
                      field: "name"),
             .command("empty artist", "CreateConcert", body: #"{"name":"A","artist":" "}"#, field: "artist"),
         ]
-        // Over the size limit: refused unparsed, so no requestId to echo.
+        // Over the size limit: not parsed, but for a header frame within the limit (its requestId
+        // echoed, `replayed: false` when it names a command); a header over the limit is not read.
         let big = #"{"name":""# + String(repeating: "x", count: 70 * 1024) + #""}"#
         cases.append(BadRequest("70 KiB request", header: header(type: "RegisterUser", requestId: "big", key: "big-key"), body: big,
-                                requestId: nil, code: "PAYLOAD_TOO_LARGE"))
+                                requestId: "big", code: "PAYLOAD_TOO_LARGE", replayed: false))
+        let bigHeader = #"{"type":"RegisterUser","requestId":"big-header","idempotencyKey":"k","pad":""#
+            + String(repeating: "x", count: 70 * 1024) + #""}"#
+        cases.append(BadRequest("70 KiB header", header: bigHeader, body: #"{"name":"x"}"#, requestId: nil, code: "PAYLOAD_TOO_LARGE"))
         return cases
     }
 

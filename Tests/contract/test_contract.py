@@ -1298,9 +1298,17 @@ RAW_CASES = [
     ("body-array", lambda: [b"", PROTO, _hdr(requestId="r-array"), b"[]"], "BAD_REQUEST", True),
     ("body-trailing-garbage", lambda: [b"", PROTO, _hdr(requestId="r-trailing"), b"{} {}"], "BAD_REQUEST", True),
     ("body-empty", lambda: [b"", PROTO, _hdr(requestId="r-empty"), b""], "BAD_REQUEST", True),
+    # Over the size limit: not parsed, but for a header frame within the limit, so that a client
+    # matching replies by requestId gets the refusal.
     ("payload-too-large", lambda: [b"", PROTO, _hdr(), json.dumps({"pad": "x" * (70 * 1024)}).encode()],
-     "PAYLOAD_TOO_LARGE", False),
+     "PAYLOAD_TOO_LARGE", True),
     ("payload-too-large-before-protocol", lambda: [b"", b"SLAM/2", _hdr(), b" " * (70 * 1024)],
+     "PAYLOAD_TOO_LARGE", True),
+    ("payload-too-large-command", lambda: [b"", PROTO, _hdr("RegisterUser", idempotencyKey="k-big"),
+                                           json.dumps({"name": "x" * (70 * 1024)}).encode()],
+     "PAYLOAD_TOO_LARGE", True),
+    ("payload-too-large-header", lambda: [b"", PROTO, json.dumps({"type": "GetStats", "requestId": "r-big-header",
+                                                                   "pad": "x" * (70 * 1024)}).encode(), b"{}"],
      "PAYLOAD_TOO_LARGE", False),
     # A readable header naming a command: `replayed: false` as well (section 3).
     ("SLAM/2-command", lambda: [b"", b"SLAM/2", _hdr("RegisterUser", idempotencyKey="k-proto"), b'{"name": "x"}'],
