@@ -20,7 +20,12 @@ final class CommandWriter: @unchecked Sendable {
     private let config: ServerConfig
     private let queue: BoundedQueue<CommandJob>
     private let replies: ReplySink
-    /// Called after every commit that appended events (wakes the relay).
+    /// Called after every commit that appended events, before its replies go: the new heads,
+    /// for the relay's heartbeat (it must never say less than a reply already sent), without
+    /// waking the relay.
+    private let headsMoved: (_ headSeq: Int64, _ categories: [String: Int64]) -> Void
+    /// Called after every commit that appended events, once the writer's own checkpoint (if one
+    /// is due) is done: wakes the relay.
     private let committed: (_ headSeq: Int64, _ categories: [String: Int64]) -> Void
     /// The WAL hook installed on the writer's connection: its checkpoints run after the replies.
     private let walHook: WalHook?
@@ -46,7 +51,9 @@ final class CommandWriter: @unchecked Sendable {
     private var headsStale = false
 
     init(store: EventStore, clock: Clock, config: ServerConfig, queue: BoundedQueue<CommandJob>, replies: ReplySink,
-         stats: ServerStats, walHook: WalHook? = nil, committed: @escaping (Int64, [String: Int64]) -> Void) throws {
+         stats: ServerStats, walHook: WalHook? = nil, headsMoved: @escaping (Int64, [String: Int64]) -> Void = { _, _ in },
+         committed: @escaping (Int64, [String: Int64]) -> Void) throws {
+        self.headsMoved = headsMoved
         self.walHook = walHook
         self.stats = stats
         self.store = store
@@ -134,6 +141,8 @@ final class CommandWriter: @unchecked Sendable {
         // A committed sweep that left due holds behind is due again at once; otherwise (and
         // after a failed batch, which must not be retried in a loop) after the interval.
         if sweep { nextSweep = sweepBacklog && !failed ? cadence.now() : cadence.now() + config.sweepInterval }
+        let moved = !failed && writer.headSeq != headBefore
+        if moved { headsMoved(writer.headSeq, writer.categoryHeads) }
         replies.push(outgoing)
         stats.batches.update { $0 += 1 }
         // The writer's own checkpoint, if one is due, after the replies and before the relay
@@ -143,7 +152,7 @@ final class CommandWriter: @unchecked Sendable {
             store.pool.writeWithoutTransaction { db in _ = hook.checkpointIfDue(db) }
         }
         // Not after a failed batch: its heads were rolled back (or, unread, are stale).
-        if !failed, writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
+        if moved { committed(writer.headSeq, writer.categoryHeads) }
     }
 
     /// Deletes idempotency records past the retention, at most `pruneLimit`, in a savepoint of

@@ -43,7 +43,16 @@ final class Relay: @unchecked Sendable {
         self.retryInterval = retryInterval
     }
 
-    /// Called by the writer after a commit.
+    /// Called by the writer after a commit, before its replies go: the heartbeat's heads, no
+    /// wake-up (the writer wakes the relay with `notify` once its own checkpoint, if due, is done).
+    func advance(headSeq: Int64, categories: [String: Int64]) {
+        condition.lock()
+        self.headSeq = headSeq
+        self.categories = categories
+        condition.unlock()
+    }
+
+    /// Called by the writer after a commit: the heads, and a wake-up to publish.
     func notify(headSeq: Int64, categories: [String: Int64]) {
         condition.lock()
         self.headSeq = headSeq
@@ -76,6 +85,8 @@ final class Relay: @unchecked Sendable {
     /// commit's wake-up, which under load would spin.
     private func run() {
         var last = published.get()
+        /// Each category's highest `categorySeq` this relay has sent.
+        var sent: [String: Int64] = [:]
         var nextHeartbeat: Millis = 0
         var retryAt: Millis?
         while true {
@@ -88,14 +99,20 @@ final class Relay: @unchecked Sendable {
             }
             dirty = false
             let stop = stopping
-            let heads = (headSeq, categories)
             condition.unlock()
             func beatIfDue() {
                 let now = clock.now()
                 guard now >= nextHeartbeat else { return }
                 nextHeartbeat = now + 1000
+                // The heads as the writer last gave them (a reply already sent is never ahead of
+                // them), raised to what this relay has sent, should it have read past them.
+                condition.lock()
+                var heads = (seq: headSeq, categories: categories)
+                condition.unlock()
+                heads.seq = max(heads.seq, last)
+                heads.categories.merge(sent) { known, sent in max(known, sent) }
                 do {
-                    try socket.send([Array("$heartbeat".utf8), heartbeat(headSeq: max(heads.0, last), categories: heads.1)],
+                    try socket.send([Array("$heartbeat".utf8), heartbeat(headSeq: heads.seq, categories: heads.categories)],
                                     dontWait: true)
                 } catch {
                     logError("relay heartbeat: \(error)")
@@ -115,6 +132,7 @@ final class Relay: @unchecked Sendable {
                         // the subscriber recovers through ReadEvents.
                         try socket.send([Array(m.topic.utf8), Array(m.header.utf8), Array(m.body.utf8)], dontWait: true)
                         last = m.seq
+                        sent[m.category] = m.categorySeq
                     }
                     published.set(last)
                     if full { beatIfDue() }
