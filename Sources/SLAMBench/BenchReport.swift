@@ -40,6 +40,8 @@ public struct BenchReport: Sendable {
     /// abandoned ones do only if the server's hold time, `slam serve --hold-ttl`, is shorter than
     /// the run).
     public let holdsExpired: Int
+    /// How late those expiries were recorded (invariant 8; a violation when `verify` is on).
+    public let expiries: ExpiryLateness
     public let walPeakBytes: Int64
     public let commandsExecuted: Int64
     /// GetStats `repliesDropped` during the run: replies the server did not send (PROTOCOL's
@@ -75,6 +77,9 @@ public struct BenchReport: Sendable {
         lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received)")
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
+        if expiries.timed > 0 {
+            lines.append("expiries     \(expiries.timed) of the run's holds expired (HoldExpired after their SeatsHeld), recorded at most \(expiries.maxMs) ms after their expiresAt, \(expiries.late) more than \(ExpiryLateness.limitMs) ms after")
+        }
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
         lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply within \(String(format: "%g", options.replyTimeout)) s \(o.timedOut) (sent again, the same bytes; second replies \(o.duplicateReplies)), no reply \(o.noReply), replies dropped by the server \(repliesDropped), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
         if let inv = invariants {
@@ -101,6 +106,9 @@ public struct BenchReport: Sendable {
         w.key("publishLag"); publishLag.write(&w)
         w.field("eventsReceived", eventsReceived)
         w.field("holdsExpired", holdsExpired)
+        w.key("expiries"); w.beginObject()
+        w.field("timed", expiries.timed); w.field("maxLateMs", expiries.maxMs); w.field("late", expiries.late)
+        w.endObject()
         w.field("walPeakBytes", walPeakBytes)
         w.field("commandsExecuted", commandsExecuted)
         w.field("repliesDropped", repliesDropped)

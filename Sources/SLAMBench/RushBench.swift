@@ -119,20 +119,57 @@ public final class RushBench {
         func grew(_ name: String) -> Int64 { (statsAfter.body[name]?.int64Value ?? 0) - (statsBefore.body[name]?.int64Value ?? 0) }
         var report = BenchReport(options: opts, setupSeconds: setupSeconds, seconds: elapsed, outcomes: outcomes,
                                  latency: LatencySummary(histogram), publishLag: LatencySummary(lag.histogram),
-                                 eventsReceived: lag.received, holdsExpired: lag.holdsExpired, walPeakBytes: walPeak,
+                                 eventsReceived: lag.received, holdsExpired: lag.holdsExpired, expiries: lag.expiries,
+                                 walPeakBytes: walPeak,
                                  commandsExecuted: grew("commands"), repliesDropped: grew("repliesDropped"),
                                  synchronous: statsBefore.body["synchronous"]?.stringValue,
                                  groupCommit: statsBefore.body["groupCommit"]?.boolValue)
         if options.verify {
             log("checking invariants through the server…")
             report.invariants = try InvariantCheck(client: client, scheduleId: scheduleId, userIds: userIds).run()
+            report.invariants?.violations += lag.expiries.violations
         }
         return report
     }
 }
 
+/// How late the server recorded the run's hold expiries: each `HoldExpired` of the run's
+/// schedule against the `expiresAt` of its `SeatsHeld` (both received by the bench's
+/// subscriber). DESIGN.md invariant 8: while the server runs, no expiry is recorded more than
+/// one second late.
+public struct ExpiryLateness: Sendable {
+    /// The most an expiry may be recorded after its `expiresAt`.
+    public static let limitMs: Int64 = 1000
+    /// `HoldExpired` events whose `SeatsHeld` the subscriber had received (others, their hold's
+    /// event lost to a slow subscription, cannot be timed).
+    public var timed = 0
+    public var maxMs: Int64 = 0
+    /// Those recorded more than `limitMs` after their `expiresAt`: reservation id and lateness,
+    /// the first few.
+    public var late = 0
+    public var lateExamples: [(reservationId: String, ms: Int64)] = []
+
+    mutating func record(_ reservationId: String, lateMs: Int64) {
+        timed += 1
+        maxMs = max(maxMs, lateMs)
+        if lateMs > Self.limitMs {
+            late += 1
+            if lateExamples.count < 20 { lateExamples.append((reservationId, lateMs)) }
+        }
+    }
+
+    /// The violations to report: one per late expiry listed, and the count.
+    var violations: [String] {
+        guard late > 0 else { return [] }
+        return ["\(late) hold expiries recorded more than \(Self.limitMs) ms after their expiresAt (DESIGN.md invariant 8), "
+                + "the latest \(maxMs) ms after"]
+            + lateExamples.map { "hold \($0.reservationId) expired \($0.ms) ms after its expiresAt" }
+    }
+}
+
 /// Subscribes to every event and measures commit-to-delivery lag: now minus the event's
-/// `occurredAt` (the time the writer decided it, so the lag includes the commit's fsync).
+/// `occurredAt` (the time the writer decided it, so the lag includes the commit's fsync); and
+/// times the run's hold expiries (`ExpiryLateness`).
 final class LagSubscriber: @unchecked Sendable {
     let endpoint: String
     /// The run's schedule: `HoldExpired` events of others (an earlier run's) are not counted.
@@ -140,6 +177,9 @@ final class LagSubscriber: @unchecked Sendable {
     private(set) var histogram = newHistogram()
     private(set) var received = 0
     private(set) var holdsExpired = 0
+    private(set) var expiries = ExpiryLateness()
+    /// The `expiresAt` of each hold of the run's schedule not yet expired, by reservation id.
+    private var holdExpiresAt: [String: Millis] = [:]
     private let stopFlag = Shared(false)
     private let seq = Shared<Int64>(0)
     private let done = DispatchSemaphore(value: 0)
@@ -165,8 +205,17 @@ final class LagSubscriber: @unchecked Sendable {
                     let lagMs = max(0, wallMillis() - at)
                     histogram.recordClamped(UInt64(lagMs) * 1000 + 1)
                     received += 1
-                    if h["type"]?.stringValue == "HoldExpired",
-                       (try? JSONParser.parse(frames[2]))?["scheduleId"]?.stringValue == scheduleId { holdsExpired += 1 }
+                    let type = h["type"]?.stringValue
+                    if type == "SeatsHeld" || type == "HoldExpired",
+                       let body = try? JSONParser.parse(frames[2]), body["scheduleId"]?.stringValue == scheduleId,
+                       let rid = body["reservationId"]?.stringValue {
+                        if type == "SeatsHeld" {
+                            holdExpiresAt[rid] = body["expiresAt"]?.stringValue.flatMap(RFC3339.parse)
+                        } else {
+                            holdsExpired += 1
+                            if let expiresAt = holdExpiresAt.removeValue(forKey: rid) { expiries.record(rid, lateMs: at - expiresAt) }
+                        }
+                    }
                     if let s = h["seq"]?.int64Value { seq.set(s) }
                 }
             }
