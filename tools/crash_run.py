@@ -10,7 +10,11 @@ random moments, restart it on the same database, and check what the clients were
   kills), the second reply replays the first;
 - `slam verify` passes on the database: no seat held or sold twice, every balance equal to its
   history, one deduction per payment and one refund per cancellation, contiguous positions and
-  outbox (invariants 1-3, 6, 7).
+  outbox (invariants 1-3, 6, 7);
+- no expiry was recorded more than a second late while the server ran, and the ones overdue at a
+  restart within a second of it (invariant 8): each `HoldExpired`'s `occurredAt` is at most one
+  second after the later of its hold's `expiresAt` (from `SeatsHeld`) and the moment the server
+  that recorded it was ready.
 
 The load holds 1-3 seats at a time, pays, releases holds, cancels paid reservations (refunds)
 and leaves holds to expire (the server runs with `--hold-ttl 2`, so its sweep records expiries
@@ -20,6 +24,7 @@ or a load thread that failed, fails the run.
     python3 tools/crash_run.py [--rounds 5] [--clients 4]
 """
 import argparse
+import datetime
 import json
 import os
 import random
@@ -121,9 +126,17 @@ def load(endpoint, schedule, users, record, stop, seed):
         c.close()
 
 
+def millis(timestamp):
+    """An RFC 3339 timestamp as the server writes it (UTC, milliseconds) in Unix milliseconds."""
+    t = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    return round(t.timestamp() * 1000)
+
+
 def read_events(c):
-    """Every event's causationId by position, through ReadEvents pages."""
+    """Every event's causationId by position, through ReadEvents pages; and each expired hold's
+    `expiresAt` and the `occurredAt` of its `HoldExpired`, by reservation id."""
     out, after = {}, 0
+    expires_at, expired_at = {}, {}
     while True:
         h, b = c.call("ReadEvents", {"afterSeq": after, "limit": 1000})
         if not (h and h.get("ok")):
@@ -131,8 +144,24 @@ def read_events(c):
         for e in b["events"]:
             out[e["header"]["position"]] = e["header"]["causationId"]
             after = e["header"]["seq"]
+            if e["header"]["type"] == "SeatsHeld":
+                expires_at[e["body"]["reservationId"]] = millis(e["body"]["expiresAt"])
+            elif e["header"]["type"] == "HoldExpired":
+                expired_at[e["body"]["reservationId"]] = millis(e["header"]["occurredAt"])
         if not b["events"]:
-            return out
+            return out, {rid: (expires_at[rid], at) for rid, at in expired_at.items()}
+
+
+def late_expiries(expiries, readies):
+    """The expiries recorded more than a second after the later of their `expiresAt` and the
+    moment the server that recorded them was ready (`readies`: each server's start and ready
+    times, in Unix milliseconds, in order): (reservation id, expiresAt, occurredAt, ready)."""
+    late = []
+    for rid, (expires, recorded) in expiries.items():
+        ready = max((r for start, r in readies if start <= recorded), default=0)
+        if recorded > max(expires, ready) + 1000:
+            late.append((rid, expires, recorded, ready))
+    return late
 
 
 def main():
@@ -142,7 +171,15 @@ def main():
     p.add_argument("--users", type=int, default=500)
     a = p.parse_args()
     serve_args = ("--hold-ttl", str(HOLD_TTL_S))
-    server = slamproc.Server(*serve_args)
+    readies = []  # each server's (start, ready), Unix milliseconds
+
+    def start_server(**kwargs):
+        start = time.time()
+        started = slamproc.Server(*serve_args, **kwargs)
+        readies.append((round(start * 1000), round(time.time() * 1000)))
+        return started
+
+    server = start_server()
     db, binary = server.db, server.binary
     ctx = zmq.Context.instance()
     c = Client(ctx, server.commands)
@@ -182,7 +219,7 @@ def main():
             empty_rounds.append(rnd + 1)
         print(f"round {rnd + 1}: killed with SIGKILL; {len(record.acked)} commands acknowledged so far, "
               f"{len(record.in_flight)} in flight at a kill", flush=True)
-        server = slamproc.Server(*serve_args, db=db, binary=binary)
+        server = start_server(db=db, binary=binary)
         # The commands the server died with, resent as their clients would, right away.
         c = Client(ctx, server.commands)
         for type_, body, key in record.in_flight[len(resent):]:
@@ -191,7 +228,11 @@ def main():
     # Every acknowledged command replays exactly as it was answered, and an accepted one's last
     # event is where its reply said, caused by its key.
     c = Client(ctx, server.commands)
-    causes = read_events(c)
+    causes, expiries = read_events(c)
+    late = late_expiries(expiries, readies)
+    for rid, expires, recorded, ready in late[:20]:
+        print(f"EXPIRY LATE: hold {rid} expired at {expires}, recorded at {recorded} "
+              f"({recorded - max(expires, ready)} ms after the later of that and its server's start, {ready})")
     bad = 0
     for type_, body, key, h, b in record.acked:
         h2, b2 = c.call(type_, body, key)
@@ -226,8 +267,9 @@ def main():
           + f"; holds expired by the sweep: {sum(1 for cause in causes.values() if cause == 'system:expiry')}")
     print(f"{len(record.acked)} acknowledged commands after {a.rounds} SIGKILLs: {bad} lost or changed; "
           f"{len(record.in_flight)} in flight at a kill: {twice} executed more than once; "
+          f"{len(expiries)} expiries: {len(late)} recorded more than a second late; "
           f"slam verify exit {verify.returncode}")
-    failed = bad or twice or verify.returncode != 0 or record.failures or empty_rounds
+    failed = bad or twice or late or verify.returncode != 0 or record.failures or empty_rounds
     sys.exit(1 if failed else 0)
 
 
