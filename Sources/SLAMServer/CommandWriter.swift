@@ -20,12 +20,7 @@ final class CommandWriter: @unchecked Sendable {
     private let config: ServerConfig
     private let queue: BoundedQueue<CommandJob>
     private let replies: ReplySink
-    /// Called after every commit that appended events, before its replies go: the new heads,
-    /// for the relay's heartbeat (it must never say less than a reply already sent), without
-    /// waking the relay.
-    private let headsMoved: (_ headSeq: Int64, _ categories: [String: Int64]) -> Void
-    /// Called after every commit that appended events, once the writer's own checkpoint (if one
-    /// is due) is done: wakes the relay.
+    /// Called after every commit that appended events (wakes the relay).
     private let committed: (_ headSeq: Int64, _ categories: [String: Int64]) -> Void
     /// The WAL hook installed on the writer's connection: its checkpoints run after the replies.
     private let walHook: WalHook?
@@ -51,9 +46,7 @@ final class CommandWriter: @unchecked Sendable {
     private var headsStale = false
 
     init(store: EventStore, clock: Clock, config: ServerConfig, queue: BoundedQueue<CommandJob>, replies: ReplySink,
-         stats: ServerStats, walHook: WalHook? = nil, headsMoved: @escaping (Int64, [String: Int64]) -> Void = { _, _ in },
-         committed: @escaping (Int64, [String: Int64]) -> Void) throws {
-        self.headsMoved = headsMoved
+         stats: ServerStats, walHook: WalHook? = nil, committed: @escaping (Int64, [String: Int64]) -> Void) throws {
         self.walHook = walHook
         self.stats = stats
         self.store = store
@@ -97,7 +90,9 @@ final class CommandWriter: @unchecked Sendable {
         let now = clock.now()
         var outgoing: [[[UInt8]]] = []
         outgoing.reserveCapacity(jobs.count)
-        let headBefore = writer.headSeq
+        // The head this batch starts from (re-read below when stale, so that a batch appending
+        // up to a stale value still counts as having appended).
+        var headBefore = writer.headSeq
         // What this transaction records as published: the relay may move on meanwhile, and the
         // newer value must not be taken as recorded (it would stay unrecorded until the next move).
         let published = publishedSeq.get()
@@ -109,6 +104,7 @@ final class CommandWriter: @unchecked Sendable {
                     if self.headsStale {
                         try self.writer.reload(db)
                         self.headsStale = false
+                        headBefore = self.writer.headSeq
                     }
                     if sweep { sweepBacklog = try self.sweep(db, now: now) }
                     for job in jobs { outgoing.append(try self.process(job, db)) }
@@ -141,10 +137,9 @@ final class CommandWriter: @unchecked Sendable {
         // A committed sweep that left due holds behind is due again at once; otherwise (and
         // after a failed batch, which must not be retried in a loop) after the interval.
         if sweep { nextSweep = sweepBacklog && !failed ? cadence.now() : cadence.now() + config.sweepInterval }
-        let moved = !failed && writer.headSeq != headBefore
-        if moved { headsMoved(writer.headSeq, writer.categoryHeads) }
-        replies.push(outgoing)
+        // Counted before the replies go: a client that has its reply sees its batch in GetStats.
         stats.batches.update { $0 += 1 }
+        replies.push(outgoing)
         // The writer's own checkpoint, if one is due, after the replies and before the relay
         // wakes: a relay that starts reading before the checkpoint has finished takes a read
         // mark on the WAL and keeps the next commit from starting it over.
@@ -152,7 +147,7 @@ final class CommandWriter: @unchecked Sendable {
             store.pool.writeWithoutTransaction { db in _ = hook.checkpointIfDue(db) }
         }
         // Not after a failed batch: its heads were rolled back (or, unread, are stale).
-        if moved { committed(writer.headSeq, writer.categoryHeads) }
+        if !failed, writer.headSeq != headBefore { committed(writer.headSeq, writer.categoryHeads) }
     }
 
     /// Deletes idempotency records past the retention, at most `pruneLimit`, in a savepoint of

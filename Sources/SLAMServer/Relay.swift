@@ -43,16 +43,7 @@ final class Relay: @unchecked Sendable {
         self.retryInterval = retryInterval
     }
 
-    /// Called by the writer after a commit, before its replies go: the heartbeat's heads, no
-    /// wake-up (the writer wakes the relay with `notify` once its own checkpoint, if due, is done).
-    func advance(headSeq: Int64, categories: [String: Int64]) {
-        condition.lock()
-        self.headSeq = headSeq
-        self.categories = categories
-        condition.unlock()
-    }
-
-    /// Called by the writer after a commit: the heads, and a wake-up to publish.
+    /// Called by the writer after a commit.
     func notify(headSeq: Int64, categories: [String: Int64]) {
         condition.lock()
         self.headSeq = headSeq
@@ -99,20 +90,22 @@ final class Relay: @unchecked Sendable {
             }
             dirty = false
             let stop = stopping
+            let heads = (headSeq, categories)
             condition.unlock()
+            // A heartbeat names the heads the writer gave before this wake-up, raised to what this
+            // relay has sent, `headSeq` and each category alike (it reads whatever is committed
+            // when it reads, which may be past them). After reads that worked, that covers
+            // everything committed before they began: no heartbeat names less than a subscriber
+            // has received, nor than the position of a reply sent before the reads began (its
+            // commit was readable by then); and, but for one sent between pages of a backlog, no
+            // more than the relay has sent.
             func beatIfDue() {
                 let now = clock.now()
                 guard now >= nextHeartbeat else { return }
                 nextHeartbeat = now + 1000
-                // The heads as the writer last gave them (a reply already sent is never ahead of
-                // them), raised to what this relay has sent, should it have read past them.
-                condition.lock()
-                var heads = (seq: headSeq, categories: categories)
-                condition.unlock()
-                heads.seq = max(heads.seq, last)
-                heads.categories.merge(sent) { known, sent in max(known, sent) }
+                let categories = heads.1.merging(sent) { given, sent in max(given, sent) }
                 do {
-                    try socket.send([Array("$heartbeat".utf8), heartbeat(headSeq: heads.seq, categories: heads.categories)],
+                    try socket.send([Array("$heartbeat".utf8), heartbeat(headSeq: max(heads.0, last), categories: categories)],
                                     dontWait: true)
                 } catch {
                     logError("relay heartbeat: \(error)")

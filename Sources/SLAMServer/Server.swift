@@ -93,8 +93,7 @@ public final class Server: @unchecked Sendable {
 
         var relayRef: Relay?
         let writer = try CommandWriter(store: store, clock: clock, config: config, queue: commands, replies: replies,
-                                       stats: stats, walHook: walHook,
-                                       headsMoved: { seq, cats in relayRef?.advance(headSeq: seq, categories: cats) }) { seq, cats in
+                                       stats: stats, walHook: walHook) { seq, cats in
             relayRef?.notify(headSeq: seq, categories: cats)
         }
         let relay = Relay(store: store, socket: pub, published: writer.publishedSeq, heads: writer.heads)
