@@ -178,7 +178,7 @@ final class LagSubscriber: @unchecked Sendable {
     private(set) var received = 0
     private(set) var holdsExpired = 0
     private(set) var expiries = ExpiryLateness()
-    /// The `expiresAt` of each hold of the run's schedule not yet expired, by reservation id.
+    /// The `expiresAt` of each live hold of the run's schedule, by reservation id.
     private var holdExpiresAt: [String: Millis] = [:]
     private let stopFlag = Shared(false)
     private let seq = Shared<Int64>(0)
@@ -205,15 +205,20 @@ final class LagSubscriber: @unchecked Sendable {
                     let lagMs = max(0, wallMillis() - at)
                     histogram.recordClamped(UInt64(lagMs) * 1000 + 1)
                     received += 1
+                    // A hold's expiresAt is kept until it expires, is paid for or is released, so
+                    // that the map holds the live holds only, however long the run.
                     let type = h["type"]?.stringValue
-                    if type == "SeatsHeld" || type == "HoldExpired",
+                    if type == "SeatsHeld" || type == "HoldExpired" || type == "ReservationConfirmed" || type == "HoldReleased",
                        let body = try? JSONParser.parse(frames[2]), body["scheduleId"]?.stringValue == scheduleId,
                        let rid = body["reservationId"]?.stringValue {
-                        if type == "SeatsHeld" {
+                        switch type {
+                        case "SeatsHeld":
                             holdExpiresAt[rid] = body["expiresAt"]?.stringValue.flatMap(RFC3339.parse)
-                        } else {
+                        case "HoldExpired":
                             holdsExpired += 1
                             if let expiresAt = holdExpiresAt.removeValue(forKey: rid) { expiries.record(rid, lateMs: at - expiresAt) }
+                        default:
+                            holdExpiresAt[rid] = nil
                         }
                     }
                     if let s = h["seq"]?.int64Value { seq.set(s) }
