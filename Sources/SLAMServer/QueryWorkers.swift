@@ -87,7 +87,9 @@ final class QueryWorkers: @unchecked Sendable {
             return try store.pool.read { db in try Queries.listSchedules(db, concertId: concertId, openAt: openAt) }
         case "GetSeatMap":
             let scheduleId = try f.id("scheduleId")
-            let section = try f.optionalString("section")
+            // Trimmed as section names are when stored, so the name a schedule was given finds
+            // its section.
+            let section = try f.optionalString("section")?.trimmingWhitespace()
             return try store.pool.read { db in try Queries.getSeatMap(db, scheduleId: scheduleId, section: section) }
         case "GetReservation":
             let reservationId = try f.id("reservationId")

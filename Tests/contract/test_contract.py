@@ -538,6 +538,8 @@ def test_full_flow(sock):
                             "price": 15000 if n <= 10 else 10000, "status": "AVAILABLE"}
     section_s = ok(sock, "GetSeatMap", {"scheduleId": sid, "section": "S"})
     assert sorted(s["number"] for s in section_s["seats"]) == list(range(11, 31))
+    # names are stored trimmed (section 2), and so is the filter: " S " finds section "S"
+    assert ok(sock, "GetSeatMap", {"scheduleId": sid, "section": " S\t"}) == section_s
 
     # -- ListSchedules, with and without filters
     all_schedules = ok(sock, "ListSchedules", {})["schedules"]
