@@ -140,6 +140,13 @@ final class CommandWriter: @unchecked Sendable {
         // Counted before the replies go: a client that has its reply sees its batch in GetStats.
         stats.batches.update { $0 += 1 }
         replies.push(outgoing)
+        // Past the cap, the users are forgotten (reloaded when next named), after the replies:
+        // between batches the read models hold everything the state does.
+        if state.users.count > config.maxCachedUsers {
+            state.users = [:]
+            stats.writerUserEvictions.update { $0 += 1 }
+        }
+        stats.writerUsers.set(Int64(state.users.count))
         // The writer's own checkpoint, if one is due, after the replies and before the relay
         // wakes: a relay that starts reading before the checkpoint has finished takes a read
         // mark on the WAL and keeps the next commit from starting it over.

@@ -45,11 +45,16 @@ final class ServerStats: @unchecked Sendable {
     let batches = Shared<Int64>(0)
     /// Replies dropped: their client gone, or past `replyHighWaterMark` replies behind.
     let repliesDropped = Shared<Int64>(0)
+    /// Users in the writer's memory after its last batch, and the times it forgot them all
+    /// (`ServerConfig.maxCachedUsers`).
+    let writerUsers = Shared<Int64>(0)
+    let writerUserEvictions = Shared<Int64>(0)
 
     var fields: [(String, Int64)] {
         [("walBytes", walBytes.get()), ("walPeakBytes", walPeakBytes.get()), ("walCheckpoints", checkpoints.get()),
          ("walPassiveCheckpoints", passiveCheckpoints.get()), ("walRestarts", walRestarts.get()),
          ("walWriterCheckpoints", writerCheckpoints.get()), ("walTruncatesBlocked", truncatesBlocked.get()),
-         ("batches", batches.get()), ("repliesDropped", repliesDropped.get())]
+         ("batches", batches.get()), ("repliesDropped", repliesDropped.get()), ("writerUsers", writerUsers.get()),
+         ("writerUserEvictions", writerUserEvictions.get())]
     }
 }

@@ -69,6 +69,11 @@ public struct ServerConfig: Sendable {
     public var ioCPU: Int?
     /// One command per transaction: for the baseline benchmark only.
     public var groupCommit = true
+    /// The most users the writer keeps in memory (their balances and wallet versions, loaded
+    /// from the read models when a command first names one). Past it, between two batches, it
+    /// forgets them all and loads each again when next named (a row and an index lookup), so a
+    /// server up for months keeps its memory bounded however many users it has seen.
+    public var maxCachedUsers = 1_000_000
 
     public init() {}
 }
