@@ -11,10 +11,11 @@ random moments, restart it on the same database, and check what the clients were
 - `slam verify` passes on the database: no seat held or sold twice, every balance equal to its
   history, one deduction per payment and one refund per cancellation, contiguous positions and
   outbox (invariants 1-3, 6, 7);
-- no expiry was recorded more than a second late while the server ran, and the ones overdue at a
-  restart within a second of it (invariant 8): each `HoldExpired`'s `occurredAt` is at most one
-  second after the later of its hold's `expiresAt` (from `SeatsHeld`) and the moment the server
-  that recorded it was ready.
+- no expiry was recorded more than a second late while a server ran, and the ones overdue at a
+  restart within a second of it (invariant 8): each hold not paid for or released by its
+  `expiresAt` has its `HoldExpired` at most one second after the later of its `expiresAt` and
+  the moment the first server up then (and not killed within that second) was ready; a hold
+  with none by such a second before the last event read fails too.
 
 The load holds 1-3 seats at a time, pays, releases holds, cancels paid reservations (refunds)
 and leaves holds to expire (the server runs with `--hold-ttl 2`, so its sweep records expiries
@@ -133,34 +134,51 @@ def millis(timestamp):
 
 
 def read_events(c):
-    """Every event's causationId by position, through ReadEvents pages; and each expired hold's
-    `expiresAt` and the `occurredAt` of its `HoldExpired`, by reservation id."""
+    """Every event's causationId by position, through ReadEvents pages; each hold's `expiresAt`
+    and, when it ended, how and when (`occurredAt`), by reservation id; and the `occurredAt` of
+    the last event."""
     out, after = {}, 0
-    expires_at, expired_at = {}, {}
+    holds, ended, last_at = {}, {}, 0
     while True:
         h, b = c.call("ReadEvents", {"afterSeq": after, "limit": 1000})
         if not (h and h.get("ok")):
             raise SystemExit(f"ReadEvents failed: {h} {b}")
         for e in b["events"]:
-            out[e["header"]["position"]] = e["header"]["causationId"]
-            after = e["header"]["seq"]
-            if e["header"]["type"] == "SeatsHeld":
-                expires_at[e["body"]["reservationId"]] = millis(e["body"]["expiresAt"])
-            elif e["header"]["type"] == "HoldExpired":
-                expired_at[e["body"]["reservationId"]] = millis(e["header"]["occurredAt"])
+            header, body = e["header"], e["body"]
+            out[header["position"]] = header["causationId"]
+            after = header["seq"]
+            last_at = max(last_at, millis(header["occurredAt"]))
+            if header["type"] == "SeatsHeld":
+                holds[body["reservationId"]] = millis(body["expiresAt"])
+            elif header["type"] in ("HoldExpired", "ReservationConfirmed", "HoldReleased"):
+                ended[body["reservationId"]] = (header["type"], millis(header["occurredAt"]))
         if not b["events"]:
-            return out, {rid: (expires_at[rid], at) for rid, at in expired_at.items()}
+            return out, {rid: (expires, ended.get(rid)) for rid, expires in holds.items()}, last_at
 
 
-def late_expiries(expiries, readies):
-    """The expiries recorded more than a second after the later of their `expiresAt` and the
-    moment the server that recorded them was ready (`readies`: each server's start and ready
-    times, in Unix milliseconds, in order): (reservation id, expiresAt, occurredAt, ready)."""
+def late_expiries(holds, runs, now):
+    """DESIGN.md invariant 8 across restarts. `holds`: reservation id -> (expiresAt, how and when
+    it ended, or None); `runs`: each server's (ready, killed or None), Unix milliseconds, in
+    order; `now`: when the events were read (the last one's occurredAt). An expiry is due within
+    a second of the later of its `expiresAt` and its server's start; a server killed before that
+    second was up passes it to the next. Returns (reservation id, expiresAt, recorded or None,
+    deadline) for each hold that expired later than its deadline, or had not expired (nor been
+    paid for or released) by a deadline before `now`."""
     late = []
-    for rid, (expires, recorded) in expiries.items():
-        ready = max((r for start, r in readies if start <= recorded), default=0)
-        if recorded > max(expires, ready) + 1000:
-            late.append((rid, expires, recorded, ready))
+    for rid, (expires, end) in holds.items():
+        if end and end[0] != "HoldExpired" and end[1] <= expires:
+            continue  # paid for or released in time: it never expires
+        recorded = end[1] if end and end[0] == "HoldExpired" else None
+        for ready, killed in runs:
+            if killed is not None and killed < expires:
+                continue  # this server was gone before the hold was due
+            deadline = max(expires, ready) + 1000
+            if recorded is not None and recorded <= deadline:
+                break
+            if killed is None or deadline < killed:
+                if recorded is not None or deadline < now:
+                    late.append((rid, expires, recorded, deadline))
+                break
     return late
 
 
@@ -171,12 +189,11 @@ def main():
     p.add_argument("--users", type=int, default=500)
     a = p.parse_args()
     serve_args = ("--hold-ttl", str(HOLD_TTL_S))
-    readies = []  # each server's (start, ready), Unix milliseconds
+    runs = []  # each server's [ready, killed or None], Unix milliseconds
 
     def start_server(**kwargs):
-        start = time.time()
         started = slamproc.Server(*serve_args, **kwargs)
-        readies.append((round(start * 1000), round(time.time() * 1000)))
+        runs.append([round(time.time() * 1000), None])
         return started
 
     server = start_server()
@@ -208,6 +225,7 @@ def main():
         for t in threads:
             t.start()
         time.sleep(random.uniform(0.3, 1.5))
+        runs[-1][1] = round(time.time() * 1000)
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
         stop.set()
@@ -228,11 +246,12 @@ def main():
     # Every acknowledged command replays exactly as it was answered, and an accepted one's last
     # event is where its reply said, caused by its key.
     c = Client(ctx, server.commands)
-    causes, expiries = read_events(c)
-    late = late_expiries(expiries, readies)
-    for rid, expires, recorded, ready in late[:20]:
-        print(f"EXPIRY LATE: hold {rid} expired at {expires}, recorded at {recorded} "
-              f"({recorded - max(expires, ready)} ms after the later of that and its server's start, {ready})")
+    causes, holds, last_at = read_events(c)
+    late = late_expiries(holds, runs, last_at)
+    expiries = sum(1 for _, end in holds.values() if end and end[0] == "HoldExpired")
+    for rid, expires, recorded, deadline in late[:20]:
+        print(f"EXPIRY LATE: hold {rid} due at {expires}, to be recorded by {deadline}: "
+              + (f"recorded at {recorded}" if recorded is not None else f"not recorded by {last_at}"))
     bad = 0
     for type_, body, key, h, b in record.acked:
         h2, b2 = c.call(type_, body, key)
@@ -267,7 +286,7 @@ def main():
           + f"; holds expired by the sweep: {sum(1 for cause in causes.values() if cause == 'system:expiry')}")
     print(f"{len(record.acked)} acknowledged commands after {a.rounds} SIGKILLs: {bad} lost or changed; "
           f"{len(record.in_flight)} in flight at a kill: {twice} executed more than once; "
-          f"{len(expiries)} expiries: {len(late)} recorded more than a second late; "
+          f"{expiries} expiries: {len(late)} recorded more than a second late or not at all; "
           f"slam verify exit {verify.returncode}")
     failed = bad or twice or late or verify.returncode != 0 or record.failures or empty_rounds
     sys.exit(1 if failed else 0)
