@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "SLAMRebuildTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "SLAMStore",
                                                              "SLAMProjections", "SLAMDomain",
                                                              .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "SLAMBenchTests", dependencies: ["SLAMBench", "SLAMClient", "SLAMTesting", "SLAMJSON", "SLAMDomain",
+        .testTarget(name: "SLAMBenchTests", dependencies: ["SLAMBench", "SLAMClient", "SLAMTesting", "SLAMJSON", "SLAMDomain", "SLAMServer",
                                                            .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SLAMTimeTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "SLAMStore",
                                                           "SLAMDomain", "ZMQ", .product(name: "GRDB", package: "GRDB.swift")]),

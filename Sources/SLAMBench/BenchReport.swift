@@ -77,8 +77,10 @@ public struct BenchReport: Sendable {
         lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received)")
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
-        if expiries.timed > 0 {
-            lines.append("expiries     \(expiries.timed) of the run's holds expired (HoldExpired after their SeatsHeld), recorded at most \(expiries.maxMs) ms after their expiresAt, \(expiries.late) more than \(ExpiryLateness.limitMs) ms after")
+        if expiries.timed > 0 || expiries.missing != 0 {
+            let missing = expiries.missing.map { "\($0) due more than \(ExpiryLateness.limitMs) ms before the last event and not recorded" }
+                ?? "holds not recorded unchecked (the subscriber missed events)"
+            lines.append("expiries     \(expiries.timed) of the run's holds expired (HoldExpired after their SeatsHeld), recorded at most \(expiries.maxMs) ms after their expiresAt, \(expiries.late) more than \(ExpiryLateness.limitMs) ms after; \(missing)")
         }
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
         lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply within \(String(format: "%g", options.replyTimeout)) s \(o.timedOut) (sent again, the same bytes; second replies \(o.duplicateReplies)), no reply \(o.noReply), replies dropped by the server \(repliesDropped), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
@@ -108,6 +110,8 @@ public struct BenchReport: Sendable {
         w.field("holdsExpired", holdsExpired)
         w.key("expiries"); w.beginObject()
         w.field("timed", expiries.timed); w.field("maxLateMs", expiries.maxMs); w.field("late", expiries.late)
+        // `missing` only when checked (the subscriber missed no event).
+        if let missing = expiries.missing { w.field("missing", missing) }
         w.endObject()
         w.field("walPeakBytes", walPeakBytes)
         w.field("commandsExecuted", commandsExecuted)

@@ -158,12 +158,36 @@ public struct ExpiryLateness: Sendable {
         }
     }
 
-    /// The violations to report: one per late expiry listed, and the count.
+    /// Holds still live (no `HoldExpired`, payment or release received) whose second after
+    /// `expiresAt` ended before the last event received was recorded: events come in the order
+    /// recorded, so theirs was not recorded in time. Nil when the subscriber missed events (a
+    /// gap in `seq`), which could be the ones that ended them: not checked.
+    public var missing: Int? = 0
+    public var missingExamples: [String] = []
+
+    /// Counts the holds of `live` (reservation id → `expiresAt`) due more than `limitMs` before
+    /// `lastRecorded`, the `occurredAt` of the last event received; `complete`: no event missed.
+    mutating func checkUnrecorded(_ live: [String: Millis], lastRecorded: Millis, complete: Bool) {
+        guard complete else { missing = nil; return }
+        let overdue = live.filter { $0.value + Self.limitMs < lastRecorded }.keys.sorted()
+        missing = overdue.count
+        missingExamples = Array(overdue.prefix(20))
+    }
+
+    /// The violations to report: the counts, and the first few holds of each.
     var violations: [String] {
-        guard late > 0 else { return [] }
-        return ["\(late) hold expiries recorded more than \(Self.limitMs) ms after their expiresAt (DESIGN.md invariant 8), "
-                + "the latest \(maxMs) ms after"]
-            + lateExamples.map { "hold \($0.reservationId) expired \($0.ms) ms after its expiresAt" }
+        var out: [String] = []
+        if late > 0 {
+            out.append("\(late) hold expiries recorded more than \(Self.limitMs) ms after their expiresAt (DESIGN.md invariant 8), "
+                       + "the latest \(maxMs) ms after")
+            out += lateExamples.map { "hold \($0.reservationId) expired \($0.ms) ms after its expiresAt" }
+        }
+        if let missing, missing > 0 {
+            out.append("\(missing) holds not recorded as expired (nor paid for or released) more than \(Self.limitMs) ms after their "
+                       + "expiresAt, by the last event received (DESIGN.md invariant 8)")
+            out += missingExamples.map { "hold \($0) not recorded as expired" }
+        }
+        return out
     }
 }
 
@@ -178,6 +202,10 @@ final class LagSubscriber: @unchecked Sendable {
     private(set) var received = 0
     private(set) var holdsExpired = 0
     private(set) var expiries = ExpiryLateness()
+    /// The `occurredAt` of the last event received, and whether `seq` ran without a gap.
+    private var lastAt: Millis = 0
+    private var previousSeq: Int64?
+    private var gaps = 0
     /// The `expiresAt` of each live hold of the run's schedule, by reservation id.
     private var holdExpiresAt: [String: Millis] = [:]
     private let stopFlag = Shared(false)
@@ -221,7 +249,12 @@ final class LagSubscriber: @unchecked Sendable {
                             holdExpiresAt[rid] = nil
                         }
                     }
-                    if let s = h["seq"]?.int64Value { seq.set(s) }
+                    lastAt = max(lastAt, at)
+                    if let s = h["seq"]?.int64Value {
+                        if let p = previousSeq, s != p + 1 { gaps += 1 }
+                        previousSeq = s
+                        seq.set(s)
+                    }
                 }
             }
             socket.close()
@@ -230,8 +263,10 @@ final class LagSubscriber: @unchecked Sendable {
         t.start()
     }
 
+    /// Stops the subscriber; then checks the holds left live (`ExpiryLateness.checkUnrecorded`).
     func stop() {
         stopFlag.set(true)
         done.wait()
+        expiries.checkUnrecorded(holdExpiresAt, lastRecorded: lastAt, complete: gaps == 0)
     }
 }

@@ -139,14 +139,19 @@ final class CommandWriter: @unchecked Sendable {
         if sweep { nextSweep = sweepBacklog && !failed ? cadence.now() : cadence.now() + config.sweepInterval }
         // Counted before the replies go: a client that has its reply sees its batch in GetStats.
         stats.batches.update { $0 += 1 }
-        replies.push(outgoing)
-        // Past the cap, the users are forgotten (reloaded when next named), after the replies:
-        // between batches the read models hold everything the state does.
+        // Past the cap, the users are forgotten (reloaded when next named), between batches:
+        // after the commit the read models hold everything the state does.
         if state.users.count > config.maxCachedUsers {
+            // Freed on another thread: a million users take the writer tens of milliseconds.
+            let forgotten = state.users
             state.users = [:]
+            DispatchQueue.global(qos: .background).async { withExtendedLifetime(forgotten) {} }
             stats.writerUserEvictions.update { $0 += 1 }
         }
         stats.writerUsers.set(Int64(state.users.count))
+        stats.writerReservations.set(Int64(state.reservations.count))
+        stats.writerTokens.set(Int64(state.tokens.count))
+        replies.push(outgoing)
         // The writer's own checkpoint, if one is due, after the replies and before the relay
         // wakes: a relay that starts reading before the checkpoint has finished takes a read
         // mark on the WAL and keeps the next commit from starting it over.
@@ -305,6 +310,7 @@ final class CommandWriter: @unchecked Sendable {
                                           ids: &ids)
         } catch {
             if counted { writer.countCommand() }
+            forgetEndedNamed(by: command)
             return .rejected(error)
         }
         let mark = writer.mark()
@@ -332,6 +338,22 @@ final class CommandWriter: @unchecked Sendable {
             state.reservations[r.reservationId] = nil
         case .queueTokenExpired(let t), .queueLeft(let t):
             state.tokens[t.tokenId] = nil
+        default:
+            break
+        }
+    }
+
+    /// A rejected command may have loaded an ended reservation or token to decide on (a payment
+    /// of an expired hold, a leave with an expired token): it leaves memory again, as one that
+    /// ends does (`forgetIfEnded`), or every such retry would keep one for good.
+    private func forgetEndedNamed(by command: Command) {
+        switch command {
+        case .payReservation(_, let rid), .cancelReservation(_, let rid), .expireHold(let rid):
+            if let status = state.reservations[rid]?.status, status == .expired || status == .released || status == .cancelled {
+                state.reservations[rid] = nil
+            }
+        case .leaveQueue(_, let tokenId), .holdSeats(_, _, _, .some(let tokenId)):
+            if state.tokens[tokenId]?.status == .expired { state.tokens[tokenId] = nil }
         default:
             break
         }

@@ -49,12 +49,17 @@ final class ServerStats: @unchecked Sendable {
     /// (`ServerConfig.maxCachedUsers`).
     let writerUsers = Shared<Int64>(0)
     let writerUserEvictions = Shared<Int64>(0)
+    /// Reservations (held or confirmed) and queue tokens (waiting or active) in the writer's
+    /// memory after its last batch.
+    let writerReservations = Shared<Int64>(0)
+    let writerTokens = Shared<Int64>(0)
 
     var fields: [(String, Int64)] {
         [("walBytes", walBytes.get()), ("walPeakBytes", walPeakBytes.get()), ("walCheckpoints", checkpoints.get()),
          ("walPassiveCheckpoints", passiveCheckpoints.get()), ("walRestarts", walRestarts.get()),
          ("walWriterCheckpoints", writerCheckpoints.get()), ("walTruncatesBlocked", truncatesBlocked.get()),
          ("batches", batches.get()), ("repliesDropped", repliesDropped.get()), ("writerUsers", writerUsers.get()),
-         ("writerUserEvictions", writerUserEvictions.get())]
+         ("writerUserEvictions", writerUserEvictions.get()), ("writerReservations", writerReservations.get()),
+         ("writerTokens", writerTokens.get())]
     }
 }
