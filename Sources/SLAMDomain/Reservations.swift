@@ -58,10 +58,14 @@ enum Reservations {
         // Availability: a seat whose hold lapsed is free; its expiry is recorded first.
         var taken: [Int] = []
         var lapsed: [String] = []
+        var freed = 0
         for n in seats {
             guard let owner = schedule.seatOwner[n - 1] else { continue }
             if let r = state.reservations[owner], r.isLapsedHold(at: now) {
-                if !lapsed.contains(owner) { lapsed.append(owner) }
+                if !lapsed.contains(owner) {
+                    lapsed.append(owner)
+                    freed += r.ref.seatNumbers.count
+                }
             } else {
                 taken.append(n)
             }
@@ -71,13 +75,20 @@ enum Reservations {
                             "seat \(taken.map(String.init).joined(separator: ", ")) of schedule \(scheduleId) is not available",
                             details: ["seatNumbers": .array(taken.map { .int(Int64($0)) })])
         }
-        var events: [(DomainEvent, Cause)] = []
-        var freed = 0
-        for rid in lapsed {
-            let r = state.reservations[rid]!
-            events.append((.holdExpired(r.ref), .expiry))
-            freed += r.ref.seatNumbers.count
+        // Sold out means no seat is AVAILABLE, and a lapsed hold's seats are, recorded or not:
+        // when this hold would take the last seats the schedule has recorded as free, every
+        // lapsed hold of the schedule is recorded first (in seat order), so that it is never
+        // announced sold out while seats are free. Rare (once per sell-out), so a walk of the seats.
+        if !schedule.soldOut, schedule.available + freed == seats.count {
+            var seen = Set(lapsed)
+            for case let owner? in schedule.seatOwner where seen.insert(owner).inserted {
+                if let r = state.reservations[owner], r.isLapsedHold(at: now) {
+                    lapsed.append(owner)
+                    freed += r.ref.seatNumbers.count
+                }
+            }
         }
+        var events: [(DomainEvent, Cause)] = lapsed.map { (.holdExpired(state.reservations[$0]!.ref), .expiry) }
         let reservationId = ids.next(.reservation, at: now)
         var price: Int64 = 0
         for n in seats { price += schedule.prices[n - 1] }

@@ -87,9 +87,10 @@ final class QueryWorkers: @unchecked Sendable {
             return try store.pool.read { db in try Queries.listSchedules(db, concertId: concertId, openAt: openAt) }
         case "GetSeatMap":
             let scheduleId = try f.id("scheduleId")
-            // Trimmed as section names are when stored, so the name a schedule was given finds
-            // its section.
-            let section = try f.optionalString("section")?.trimmingWhitespace()
+            // A section name, by the names' rule (1 to 100 characters once trimmed, as they are
+            // when stored, so the name a schedule was given finds its section): an empty or blank
+            // one is BAD_REQUEST, like every other empty string, not a section that has no seats.
+            let section = f.object["section"] == nil ? nil : try f.name("section")
             return try store.pool.read { db in try Queries.getSeatMap(db, scheduleId: scheduleId, section: section) }
         case "GetReservation":
             let reservationId = try f.id("reservationId")

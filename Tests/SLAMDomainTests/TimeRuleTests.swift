@@ -204,6 +204,27 @@ struct AvailabilityTests {
                    .command(.scheduleSoldOut(scheduleId: schDuo))])
     }
 
+    @Test("taking the last free seat while another hold has lapsed records that expiry first, and does not sell out")
+    func lapsedElsewhereIsNotSoldOut() {
+        // Seat 1's hold lapsed and is not yet recorded: its seat is available, so holding seat 2
+        // leaves the schedule with a free seat (PROTOCOL.md section 7: sold out means no seat
+        // is AVAILABLE).
+        let one = reservation("res_a1", alice, [1], on: schDuo)
+        given().given([.seatsHeld(one, expiresAt: Self.expiresAt)], at: T.now)
+            .when(.holdSeats(userId: bob, scheduleId: schDuo, seatNumbers: [2], queueToken: nil), at: Self.expiresAt + 1)
+            .then([.expiry(.holdExpired(one)),
+                   .command(.seatsHeld(reservation("res_1", bob, [2], on: schDuo), expiresAt: Self.expiresAt + 1 + T.holdTtl))])
+    }
+
+    @Test("taking the last free seat while the other hold still lasts sells out")
+    func liveElsewhereIsSoldOut() {
+        let one = reservation("res_a1", alice, [1], on: schDuo)
+        given().given([.seatsHeld(one, expiresAt: Self.expiresAt)], at: T.now)
+            .when(.holdSeats(userId: bob, scheduleId: schDuo, seatNumbers: [2], queueToken: nil), at: Self.expiresAt)
+            .then([.command(.seatsHeld(reservation("res_1", bob, [2], on: schDuo), expiresAt: Self.expiresAt + T.holdTtl)),
+                   .command(.scheduleSoldOut(scheduleId: schDuo))])
+    }
+
     @Test("a reopened schedule sells out again")
     func soldOutAgain() {
         Self.givenSoldOut([.holdReleased(Self.both), .scheduleReopened(scheduleId: schDuo)])

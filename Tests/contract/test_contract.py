@@ -540,6 +540,13 @@ def test_full_flow(sock):
     assert sorted(s["number"] for s in section_s["seats"]) == list(range(11, 31))
     # names are stored trimmed (section 2), and so is the filter: " S " finds section "S"
     assert ok(sock, "GetSeatMap", {"scheduleId": sid, "section": " S\t"}) == section_s
+    # a section filter follows the names' rule: an unknown section has no seats, an empty or
+    # blank name, or one over 100 characters, is BAD_REQUEST (the schema says the same)
+    assert ok(sock, "GetSeatMap", {"scheduleId": sid, "section": "T"})["seats"] == []
+    for bad in ["", " \t", "x" * 101]:
+        assert S.errors("requests/GetSeatMap.json", {"scheduleId": sid, "section": bad})
+        e = err(sock, "GetSeatMap", {"scheduleId": sid, "section": bad}, "BAD_REQUEST")
+        assert e["details"] == {"field": "section"}
 
     # -- ListSchedules, with and without filters
     all_schedules = ok(sock, "ListSchedules", {})["schedules"]
