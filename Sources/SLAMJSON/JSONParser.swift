@@ -103,35 +103,86 @@ public struct JSONParser {
         }
     }
 
+    /// A number: `.int` when its value is exactly an integer that fits in `Int64`, however it is
+    /// spelled (`12`, `1.0`, `1.2e1`), so that `1.0000000000000001` or `1e-400`, which a double
+    /// would round to an integer, stay what they are: not integers.
     private mutating func parseNumber() throws -> JSON {
         let start = i
-        var isInteger = true
         if buf[i] == UInt8(ascii: "-") { i += 1 }
         guard i < buf.count, isDigit(buf[i]) else { throw error("invalid number") }
+        let intStart = i
         if buf[i] == UInt8(ascii: "0") {
             i += 1
             if i < buf.count, isDigit(buf[i]) { throw error("leading zero in number") }
         } else {
             while i < buf.count, isDigit(buf[i]) { i += 1 }
         }
+        let intEnd = i
+        var fracEnd = i
         if i < buf.count, buf[i] == UInt8(ascii: ".") {
-            isInteger = false
             i += 1
             guard i < buf.count, isDigit(buf[i]) else { throw error("invalid number") }
             while i < buf.count, isDigit(buf[i]) { i += 1 }
+            fracEnd = i
         }
+        var expStart = i
+        let expEnd: Int
         if i < buf.count, buf[i] == UInt8(ascii: "e") || buf[i] == UInt8(ascii: "E") {
-            isInteger = false
             i += 1
+            expStart = i
             if i < buf.count, buf[i] == UInt8(ascii: "+") || buf[i] == UInt8(ascii: "-") { i += 1 }
             guard i < buf.count, isDigit(buf[i]) else { throw error("invalid number") }
             while i < buf.count, isDigit(buf[i]) { i += 1 }
         }
-        if isInteger, let v = parseInt64(start, i) { return .int(v) }
+        expEnd = i
+        if fracEnd == intEnd, expEnd == intEnd {
+            if let v = parseInt64(start, i) { return .int(v) }
+        } else if let v = exactInt64(negative: start != intStart, intStart: intStart, intEnd: intEnd, fracEnd: fracEnd,
+                                     expStart: expStart, expEnd: expEnd) {
+            return .int(v)
+        }
         let text = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<i]), as: UTF8.self)
         // A number beyond a double's range would become infinite and be written back as null.
         guard let d = Double(text), d.isFinite else { throw error("number out of range") }
         return .double(d)
+    }
+
+    /// The exact value of a validated number with a fraction or an exponent, when it is an
+    /// integer that fits in `Int64`; nil otherwise. Its digits (integer part, then fraction) times
+    /// ten to the exponent less the fraction's length.
+    private func exactInt64(negative: Bool, intStart: Int, intEnd: Int, fracEnd: Int, expStart: Int, expEnd: Int) -> Int64? {
+        var digits: [UInt8] = []
+        for k in intStart..<intEnd { digits.append(buf[k] &- 0x30) }
+        if fracEnd > intEnd { for k in (intEnd + 1)..<fracEnd { digits.append(buf[k] &- 0x30) } }
+        guard let first = digits.firstIndex(where: { $0 != 0 }) else { return 0 }  // zero, whatever its exponent
+        digits.removeFirst(first)
+        // The exponent, saturated: past a few digits the number is far from any Int64 either way.
+        var exponent = 0
+        var k = expStart
+        var expNegative = false
+        if k < expEnd, buf[k] == UInt8(ascii: "+") || buf[k] == UInt8(ascii: "-") {
+            expNegative = buf[k] == UInt8(ascii: "-")
+            k += 1
+        }
+        while k < expEnd {
+            exponent = min(exponent * 10 + Int(buf[k] &- 0x30), 1_000_000)
+            k += 1
+        }
+        var scale = (expNegative ? -exponent : exponent) - (fracEnd > intEnd ? fracEnd - intEnd - 1 : 0)
+        while let last = digits.last, last == 0 {
+            digits.removeLast()
+            scale += 1
+        }
+        // A fraction is left (not an integer), or more than 19 digits (beyond Int64).
+        guard scale >= 0, digits.count + scale <= 19 else { return nil }
+        var value: Int64 = 0
+        for d in digits + Array(repeating: 0, count: scale) {
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (s, o2) = negative ? m.subtractingReportingOverflow(Int64(d)) : m.addingReportingOverflow(Int64(d))
+            if o1 || o2 { return nil }
+            value = s
+        }
+        return value
     }
 
     /// Exact Int64 from a validated integer lexeme, nil on overflow.

@@ -70,11 +70,14 @@ struct BodyFields {
     static func int(_ v: JSON, path: String) throws(Rejection) -> Int64 {
         switch v {
         case .int(let i): return i
-        case .double:
-            guard let i = v.int64Value else {
+        case .double(let d):
+            // The parser makes every number whose value is an integer that fits in Int64 an
+            // `.int`, however it is spelled (`1.0`, `1e2`): what is left is a fraction
+            // (`1.5`, `1.0000000000000001`, `1e-400`) or beyond 64 bits.
+            if d.rounded(.towardZero) == d, abs(d) >= 9.223372036854775808e18 {
                 throw .badField(path, "\(path) must be an integer that fits in 64 bits")
             }
-            return i
+            throw .badField(path, "\(path) must be an integer")
         default: throw .badField(path, "\(path) must be an integer")
         }
     }

@@ -98,7 +98,7 @@ struct RequestDecoder {
         }
         var deadline: Millis?
         if let d = header["deadline"] {
-            guard let ms = d.int64Value else {
+            guard case .int(let ms) = d else {
                 return refuse(.badField("header.deadline", "header.deadline must be an integer (Unix milliseconds)"))
             }
             deadline = ms

@@ -1238,6 +1238,26 @@ def test_bad_fields(sock, type_, body, field):
     still_serving(sock)
 
 
+@pytest.mark.parametrize("type_, body, field", [
+    pytest.param("ChargePoints", '{"userId": "u", "amount": 1.0000000000000001}', "amount", id="amount-near-1"),
+    pytest.param("ChargePoints", '{"userId": "u", "amount": 1e-400}', "amount", id="amount-1e-400"),
+    pytest.param("HoldSeats", '{"userId": "u", "scheduleId": "s", "seatNumbers": [1.99999999999999999]}', "seatNumbers.0",
+                 id="seat-near-2"),
+])
+def test_numbers_a_double_rounds_to_an_integer_are_not_integers(sock, type_, body, field):
+    # PROTOCOL.md section 4: a non-integer where an integer belongs is BAD_REQUEST (and not
+    # INVALID_AMOUNT for 1e-400, which a double reads as 0). The server reads the number as
+    # written; a validator that reads JSON numbers as doubles (Python's json, as here, or
+    # JavaScript) cannot tell, so the schemas are not asked (Schemas/README.md, reading 1).
+    e = err(sock, type_, body, "BAD_REQUEST")
+    assert e["details"] == {"field": field}, e
+    # the same value written as an integer, with a fraction of zeros, or with an exponent is one
+    uid = new_user(sock, "integral spellings")
+    for spelling in ["100", "100.000", "1e2", "1000e-1", "0.1e3"]:
+        ok(sock, "ChargePoints", '{"userId": %s, "amount": %s}' % (json.dumps(uid), spelling))
+    assert ok(sock, "GetUser", {"userId": uid})["balance"] == 500
+
+
 def test_names_are_trimmed_and_counted_in_code_points(sock):
     assert ok(sock, "RegisterUser", {"name": "\U0001F3B5" * 100})["name"] == "\U0001F3B5" * 100
     assert ok(sock, "RegisterUser", {"name": "  " + "a" * 100 + " "})["name"] == "a" * 100
