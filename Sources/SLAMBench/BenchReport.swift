@@ -79,7 +79,7 @@ public struct BenchReport: Sendable {
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
         if expiries.timed > 0 || expiries.missing != 0 {
             let missing = expiries.missing.map { "\($0) due more than \(ExpiryLateness.limitMs) ms before the last event and not recorded" }
-                ?? "holds not recorded unchecked (the subscriber missed events)"
+                ?? "holds left unrecorded not checked: the subscriber missed events"
             lines.append("expiries     \(expiries.timed) of the run's holds expired (HoldExpired after their SeatsHeld), recorded at most \(expiries.maxMs) ms after their expiresAt, \(expiries.late) more than \(ExpiryLateness.limitMs) ms after; \(missing)")
         }
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
