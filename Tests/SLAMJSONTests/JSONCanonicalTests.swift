@@ -29,6 +29,9 @@ struct JSONCanonicalTests {
         // read them (PROTOCOL.md section 3: number spelling does not matter).
         Same(a: #"{"n":10000000000000000}"#, b: #"{"n":1e16}"#),
         Same(a: #"{"n":4611686018427387904}"#, b: #"{"n":4611686018427387904.0}"#),
+        // And those it does not: the number as written (a double would make the second 2^53 + 2).
+        Same(a: #"{"n":9007199254740993}"#, b: #"{"n":9007199254740993.0}"#),
+        Same(a: #"{"n":9223372036854775807}"#, b: #"{"n":9.223372036854775807e18}"#),
     ])
     func same(_ c: Same) throws {
         #expect(try Array(JSONParser.parse(c.a).canonical.utf8) == Array(JSONParser.parse(c.b).canonical.utf8))
@@ -58,6 +61,7 @@ struct JSONCanonicalTests {
         Different(a: #"{"a":0.1}"#, b: #"{"a":0.2}"#),
         Different(a: #"{"n":9007199254740993}"#, b: #"{"n":9007199254740992}"#),
         Different(a: #"{"n":9223372036854775807}"#, b: #"{"n":9223372036854775806}"#),
+        Different(a: #"{"n":9007199254740993.0}"#, b: #"{"n":9007199254740992}"#),
     ])
     func different(_ c: Different) throws {
         // Bytes, not `String ==`, which equates canonically equivalent text such as é and e + U+0301.
