@@ -10,15 +10,17 @@ enum Users {
 
     static func charge(userId: String, amount: Int64, state: DomainState) throws(Rejection) -> Decision {
         guard let user = state.users[userId] else { throw Rejection(.userNotFound, "user \(userId) not found") }
-        // PROTOCOL.md section 2 orders BALANCE_LIMIT_EXCEEDED before INVALID_AMOUNT.
-        if amount > 0, amount > Limits.maxBalance - user.balance {
-            throw Rejection(.balanceLimitExceeded,
-                            "charging \(amount) would take the balance \(user.balance) over \(Limits.maxBalance)",
-                            details: ["balance": .int(user.balance), "limit": .int(Limits.maxBalance)])
-        }
+        // The amount's range first (PROTOCOL.md section 4: "an integer amount out of range is
+        // INVALID_AMOUNT"), then what it does to the balance: a charge above 1,000,000, which
+        // would break the cap too, is INVALID_AMOUNT (README, "Where PROTOCOL.md left a choice").
         guard (1...Limits.maxCharge).contains(amount) else {
             throw Rejection(.invalidAmount, "amount must be from 1 to \(Limits.maxCharge)",
                             details: ["field": .string("amount")])
+        }
+        guard amount <= Limits.maxBalance - user.balance else {
+            throw Rejection(.balanceLimitExceeded,
+                            "charging \(amount) would take the balance \(user.balance) over \(Limits.maxBalance)",
+                            details: ["balance": .int(user.balance), "limit": .int(Limits.maxBalance)])
         }
         let balance = user.balance + amount
         return Decision(events: [(.pointsCharged(userId: userId, amount: amount, balance: balance), .command)],

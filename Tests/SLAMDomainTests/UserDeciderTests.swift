@@ -52,8 +52,8 @@ struct ChargePointsTests {
         var testDescription: String { "\(amount) on \(balance) is \(code.rawValue)" }
     }
 
-    // PROTOCOL.md section 2 puts BALANCE_LIMIT_EXCEEDED before INVALID_AMOUNT: an amount above
-    // 1,000,000 is over the balance cap whatever the balance.
+    // The amount's range comes first (PROTOCOL.md section 4): an amount above 1,000,000, though
+    // over the balance cap whatever the balance, is INVALID_AMOUNT.
     @Test("an amount out of range or over the balance cap is refused",
           arguments: [
               Rejected(balance: 0, amount: 0, code: .invalidAmount),
@@ -61,8 +61,9 @@ struct ChargePointsTests {
               Rejected(balance: 0, amount: .min, code: .invalidAmount),
               Rejected(balance: 1_000_000, amount: 0, code: .invalidAmount),
               Rejected(balance: 1_000_000, amount: -5, code: .invalidAmount),
-              Rejected(balance: 0, amount: 1_000_001, code: .balanceLimitExceeded),
-              Rejected(balance: 0, amount: .max, code: .balanceLimitExceeded),
+              Rejected(balance: 0, amount: 1_000_001, code: .invalidAmount),
+              Rejected(balance: 0, amount: .max, code: .invalidAmount),
+              Rejected(balance: 1_000_000, amount: 1_000_001, code: .invalidAmount),
               Rejected(balance: 1_000_000, amount: 1, code: .balanceLimitExceeded),
               Rejected(balance: 500_000, amount: 500_001, code: .balanceLimitExceeded),
           ])

@@ -893,11 +893,12 @@ def test_unknown_ids(sock):
     assert m["available"] == 30, "a rejected hold holds nothing"
 
 
-# PROTOCOL section 2 lists the points rules in the order INSUFFICIENT_BALANCE, BALANCE_LIMIT_EXCEEDED,
-# INVALID_AMOUNT. A charge above 1,000,000 always breaks the balance cap as well (balances are ≥ 0),
-# so by that order it is answered BALANCE_LIMIT_EXCEEDED; only amounts ≤ 0 are INVALID_AMOUNT.
-# If PROTOCOL.md is changed to check the amount first, this is the one line to change.
-CHARGE_ABOVE_MAX_CODE = "BALANCE_LIMIT_EXCEEDED"
+# A charge above 1,000,000 is out of the amount's range (PROTOCOL section 4: "amount from 1 to
+# 1,000,000"; "an integer amount out of range is INVALID_AMOUNT") and would break the balance cap
+# too (balances are ≥ 0). Section 2's "points (INSUFFICIENT_BALANCE, BALANCE_LIMIT_EXCEEDED,
+# INVALID_AMOUNT)" is read as naming the group, not an order within it: the amount's range comes
+# first, so the range's upper bound can be answered (Schemas/README.md, reading 10).
+CHARGE_ABOVE_MAX_CODE = "INVALID_AMOUNT"
 
 
 def test_charge_amount_rules(sock):
