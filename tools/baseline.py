@@ -38,6 +38,7 @@ def run(label, serve_args, bench_args):
         sys.exit(f"slam bench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
     with open(out) as f:
         report = json.load(f)
+    server.remove_files()
     want = "--no-group-commit" not in serve_args
     if report.get("groupCommit") is not want or report.get("synchronous") != sync_of(serve_args):
         sys.exit(f"{label}: the server reports groupCommit={report.get('groupCommit')}, "

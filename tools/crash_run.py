@@ -190,10 +190,12 @@ def main():
     a = p.parse_args()
     serve_args = ("--hold-ttl", str(HOLD_TTL_S))
     runs = []  # each server's [ready, killed or None], Unix milliseconds
+    servers = []
 
     def start_server(**kwargs):
         started = slamproc.Server(*serve_args, **kwargs)
         runs.append([round(time.time() * 1000), None])
+        servers.append(started)
         return started
 
     server = start_server()
@@ -289,6 +291,11 @@ def main():
           f"{expiries} expiries: {len(late)} recorded more than a second late or not at all; "
           f"slam verify exit {verify.returncode}")
     failed = bad or twice or late or verify.returncode != 0 or record.failures or empty_rounds
+    if failed:
+        print(f"kept for a look: the database {db}, the servers' logs in {' '.join(s.dir for s in servers)}")
+    else:
+        for s in servers:
+            s.remove_files()
     sys.exit(1 if failed else 0)
 
 

@@ -225,7 +225,12 @@ def main():
         server.stop()
     verify = subprocess.run([server.binary, "verify", "--db", server.db], capture_output=True, text=True)
     print(verify.stdout.strip())
-    sys.exit(0 if alive and verify.returncode == 0 and "UNPARSEABLE REPLY" not in codes else 1)
+    passed = alive and verify.returncode == 0 and "UNPARSEABLE REPLY" not in codes
+    if passed:
+        server.remove_files()
+    else:
+        print(f"kept for a look: {server.dir}")
+    sys.exit(0 if passed else 1)
 
 
 if __name__ == "__main__":

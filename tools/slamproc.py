@@ -1,6 +1,7 @@
 """Start and stop `slam serve` for the scripts in tools/ (stdlib only)."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -47,6 +48,11 @@ class Server:
         code = self.proc.wait(timeout=60)
         if code != 0:
             raise SystemExit(f"slam serve exited {code}: {self.log()}")
+
+    def remove_files(self):
+        """Deletes this server's directory: its log, and its database unless `db` was given
+        (a benchmark's is tens of MB). Call it once a run has passed; a failed run keeps them."""
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def log(self):
         """What the server wrote to stderr so far."""
