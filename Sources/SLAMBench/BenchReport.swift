@@ -68,8 +68,12 @@ public struct BenchReport: Sendable {
         lines.append("SLAM rush: \(options.seats) seats, \(options.users) users\(options.queue ? ", waiting queue" : ""), \(mode), \(String(format: "%.1f", seconds)) s (set-up \(String(format: "%.1f", setupSeconds)) s)")
         lines.append("server       synchronous \(synchronous ?? "?"), group commit \(groupCommit.map { $0 ? "on" : "off" } ?? "?")")
         if offeredRateMissed {
-            lines.append("warning      offered rate not met: \(o.starved - o.notSent) commands sent late (no simulated user free; their latency counts from when they were due), \(o.notSent) never sent (counted at the wait they had reached); "
-                         + (options.queue ? "users waiting in the queue cannot send: raise --queue-max-active" : "use more --users"))
+            // Starved slots were sent late or never; unreached ones never, and not for want of a user.
+            let starvedNeverSent = o.notSent - o.unreached
+            let hint = o.starved == 0 ? "the bench's own thread woke late (a loaded machine)"
+                : options.queue ? "users waiting in the queue cannot send: raise --queue-max-active" : "use more --users"
+            lines.append("warning      offered rate not met: \(o.starved - starvedNeverSent) commands sent late (no simulated user free; their latency counts from when they were due), \(o.notSent) never sent (\(starvedNeverSent) with no user free, \(o.unreached) due before the end but not reached by the bench in time; counted at the wait they had reached); "
+                         + hint)
         }
         lines.append(String(format: "commands/s   %.0f  (%d replies in the run, %d after its end, %d sent, %lld executed by the server)",
                             commandsPerSecond, o.repliesInRun, o.repliesAfterEnd, o.sent, commandsExecuted))
@@ -127,7 +131,7 @@ public struct BenchReport: Sendable {
                        ("queueRejections", o.queueRejections), ("overloaded", o.overloaded), ("resent", o.resent),
                        ("timedOut", o.timedOut), ("duplicateReplies", o.duplicateReplies),
                        ("otherErrors", o.otherErrors),
-                       ("starved", o.starved), ("notSent", o.notSent), ("noReply", o.noReply),
+                       ("starved", o.starved), ("notSent", o.notSent), ("unreached", o.unreached), ("noReply", o.noReply),
                        ("repliesAfterEnd", o.repliesAfterEnd), ("polls", o.polls)] {
             w.field(k, v)
         }

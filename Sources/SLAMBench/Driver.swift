@@ -136,11 +136,11 @@ final class Driver: @unchecked Sendable {
             let now = nowMicros()
             if !closing, now >= stopAt {
                 closing = true
-                // Slots of the run the loop has not reached (it woke late): due, not sent on
-                // time (starved) and now never.
+                // Slots of the run the loop has not reached (it woke late, past the end): due, not
+                // sent, and now never (not for want of a free user: not starved).
                 while slot < mySlots {
                     owedSlots.append(slotTime(slot))
-                    outcomes.starved += 1
+                    outcomes.unreached += 1
                     slot += 1
                 }
             }

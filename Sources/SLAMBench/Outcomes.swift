@@ -32,9 +32,13 @@ public struct Outcomes: Sendable {
     /// one is, late, its latency counted from the slot's time (and the offered rate was not met
     /// on time); in the closed loop the connection is owed the send, made as soon as a user is.
     public var starved = 0
-    /// Open loop: slots still owed when the run ended, never sent (among `starved`), counted in
-    /// the latency at the wait they had reached.
+    /// Open loop: slots still owed when the run ended, never sent, counted in the latency at the
+    /// wait they had reached: those `starved` of a free user, and those `unreached`.
     public var notSent = 0
+    /// Open loop: slots due in the run that the bench's own loop had not reached when it woke
+    /// past the run's end (a driver thread that did not get a core in time), never sent (among
+    /// `notSent`, not `starved`: a user may have been free).
+    public var unreached = 0
     /// Commands without a reply when the bench stopped waiting (counted in the latency at the
     /// wait they had reached).
     public var noReply = 0
@@ -55,7 +59,7 @@ public struct Outcomes: Sendable {
         cancelled += o.cancelled; abandoned += o.abandoned; holdExpired += o.holdExpired; joined += o.joined
         waiting += o.waiting; left += o.left; queueRejections += o.queueRejections; overloaded += o.overloaded
         resent += o.resent; timedOut += o.timedOut; duplicateReplies += o.duplicateReplies
-        otherErrors += o.otherErrors; starved += o.starved; notSent += o.notSent; noReply += o.noReply
+        otherErrors += o.otherErrors; starved += o.starved; notSent += o.notSent; unreached += o.unreached; noReply += o.noReply
         repliesAfterEnd += o.repliesAfterEnd; polls += o.polls
         for (k, v) in o.errorCodes { errorCodes[k, default: 0] += v }
     }
