@@ -56,6 +56,17 @@ struct PayReservationTests {
                    .command(.pointsUsed(userId: alice, amount: 1000, balance: 4000, reservationId: "res_late"))])
     }
 
+    @Test("paying a hold still live after the show has started succeeds: section 4 has no startsAt rule for payment")
+    func afterTheShowStarted() {
+        // (A window may close at startsAt; a hold made then lasts its 5 minutes.)
+        let late = reservation("res_late", alice, [2])
+        SLAMDomainTests.given([AliceHold.charged]).given([.seatsHeld(late, expiresAt: T.starts + T.holdTtl - T.minute)],
+                                                         at: T.starts - T.minute)
+            .when(.payReservation(userId: alice, reservationId: "res_late"), at: T.starts + T.minute)
+            .then([.command(.reservationConfirmed(late)),
+                   .command(.pointsUsed(userId: alice, amount: 1000, balance: 4000, reservationId: "res_late"))])
+    }
+
     @Test("an unknown user is USER_NOT_FOUND")
     func unknownUser() {
         AliceHold.given()
