@@ -38,11 +38,16 @@ def run(label, serve_args, bench_args):
         sys.exit(f"slam bench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
     with open(out) as f:
         report = json.load(f)
-    server.remove_files()
     want = "--no-group-commit" not in serve_args
     if report.get("groupCommit") is not want or report.get("synchronous") != sync_of(serve_args):
         sys.exit(f"{label}: the server reports groupCommit={report.get('groupCommit')}, "
-                 f"synchronous={report.get('synchronous')}; asked for {want}, {sync_of(serve_args)}")
+                 f"synchronous={report.get('synchronous')}; asked for {want}, {sync_of(serve_args)} "
+                 f"(kept for a look: {server.dir})")
+    # A run that passed leaves nothing behind; a violated one keeps its database and report.
+    if report.get("invariants", {}).get("ok", True):
+        server.remove_files()
+    else:
+        print(f"{label}: invariants VIOLATED; kept for a look: {server.dir}", flush=True)
     return report
 
 

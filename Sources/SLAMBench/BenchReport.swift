@@ -70,8 +70,9 @@ public struct BenchReport: Sendable {
         if offeredRateMissed {
             // Starved slots were sent late or never; unreached ones never, and not for want of a user.
             let starvedNeverSent = o.notSent - o.unreached
-            let hint = o.starved == 0 ? "the bench's own thread woke late (a loaded machine)"
-                : options.queue ? "users waiting in the queue cannot send: raise --queue-max-active" : "use more --users"
+            let users = options.queue ? "users waiting in the queue cannot send: raise --queue-max-active" : "use more --users"
+            let late = "the bench's own thread woke late (a loaded machine)"
+            let hint = o.starved == 0 ? late : o.unreached > 0 ? users + "; " + late : users
             lines.append("warning      offered rate not met: \(o.starved - starvedNeverSent) commands sent late (no simulated user free; their latency counts from when they were due), \(o.notSent) never sent (\(starvedNeverSent) with no user free, \(o.unreached) due before the end but not reached by the bench in time; counted at the wait they had reached); "
                          + hint)
         }

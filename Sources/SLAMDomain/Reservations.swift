@@ -77,15 +77,18 @@ enum Reservations {
         }
         // Sold out means no seat is AVAILABLE, and a lapsed hold's seats are, recorded or not:
         // when this hold would take the last seats the schedule has recorded as free, every
-        // lapsed hold of the schedule is recorded first (in seat order), so that it is never
-        // announced sold out while seats are free. Rare (once per sell-out), so a walk of the seats.
+        // lapsed hold of the schedule is recorded first (in expiry order), so that it is never
+        // announced sold out while seats are free. A walk of the schedule's held reservations
+        // (not of its seats, most of them sold by then), each time a hold would sell it out.
         if !schedule.soldOut, schedule.available + freed == seats.count {
-            var seen = Set(lapsed)
-            for case let owner? in schedule.seatOwner where seen.insert(owner).inserted {
-                if let r = state.reservations[owner], r.isLapsedHold(at: now) {
-                    lapsed.append(owner)
-                    freed += r.ref.seatNumbers.count
-                }
+            var others: [ReservationState] = []
+            for rid in schedule.held where !lapsed.contains(rid) {
+                if let r = state.reservations[rid], r.isLapsedHold(at: now) { others.append(r) }
+            }
+            others.sort { ($0.expiresAt, $0.ref.reservationId) < ($1.expiresAt, $1.ref.reservationId) }
+            for r in others {
+                lapsed.append(r.ref.reservationId)
+                freed += r.ref.seatNumbers.count
             }
         }
         var events: [(DomainEvent, Cause)] = lapsed.map { (.holdExpired(state.reservations[$0]!.ref), .expiry) }

@@ -50,6 +50,8 @@ public struct ScheduleState: Equatable, Sendable {
     public var soldOut: Bool
     /// Each user's recorded live reservations on this schedule.
     public var liveByUser: [String: [String]]
+    /// The recorded HELD reservations: those whose hold may have lapsed unrecorded.
+    public var held: Set<String>
 
     public init(definition: ScheduleDefinition, version: Int64) {
         self.definition = definition
@@ -59,6 +61,7 @@ public struct ScheduleState: Equatable, Sendable {
         available = definition.seatCount
         soldOut = false
         liveByUser = [:]
+        held = []
     }
 }
 

@@ -85,8 +85,11 @@ extension JSON {
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
     public var objectValue: JSONObject? { if case .object(let o) = self { return o }; return nil }
     public var arrayValue: [JSON]? { if case .array(let a) = self { return a }; return nil }
-    /// The value as an exact 64-bit integer: an integer literal, or a number with no fractional
-    /// part that fits (`1.0` is 1, as JSON Schema's `integer` type says).
+    /// The value as a 64-bit integer: an `.int`, or a double with no fractional part that fits.
+    /// The parser makes every number whose written value is an integer within Int64 an `.int`
+    /// (`1.0` is 1, as JSON Schema's `integer` type says), so a parsed `.double` that passes here
+    /// is a non-integer a double rounded (`1.0000000000000001`): the body fields refuse every
+    /// `.double`, and this reads only what the server wrote.
     public var int64Value: Int64? {
         switch self {
         case .int(let i): return i

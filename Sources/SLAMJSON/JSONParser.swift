@@ -156,7 +156,11 @@ public struct JSONParser {
         if fracEnd > intEnd { for k in (intEnd + 1)..<fracEnd { digits.append(buf[k] &- 0x30) } }
         guard let first = digits.firstIndex(where: { $0 != 0 }) else { return 0 }  // zero, whatever its exponent
         digits.removeFirst(first)
-        // The exponent, saturated: past a few digits the number is far from any Int64 either way.
+        // The exponent, saturated past the mantissa's length and 40: beyond that the number is
+        // far from any Int64 however many fraction digits or trailing zeros offset it (a cap
+        // the mantissa could outweigh would turn 1 followed by a million zeros and
+        // `e-1000001` into 10).
+        let cap = expStart - intStart + 40
         var exponent = 0
         var k = expStart
         var expNegative = false
@@ -165,7 +169,7 @@ public struct JSONParser {
             k += 1
         }
         while k < expEnd {
-            exponent = min(exponent * 10 + Int(buf[k] &- 0x30), 1_000_000)
+            exponent = min(exponent * 10 + Int(buf[k] &- 0x30), cap)
             k += 1
         }
         var scale = (expNegative ? -exponent : exponent) - (fracEnd > intEnd ? fracEnd - intEnd - 1 : 0)

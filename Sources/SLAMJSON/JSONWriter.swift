@@ -12,6 +12,10 @@ public struct JSONWriter {
     public var string: String { String(decoding: bytes, as: UTF8.self) }
 
     private var afterKey = false
+    /// Doubles written as Swift's shortest round-trip form (`1.0`, `1e+30`), never as an integer:
+    /// the canonical form's, where a double is never an integer's value (the parser makes every
+    /// number whose value is an integer within Int64 an `.int`).
+    fileprivate var doublesAsDoubles = false
 
     /// Writes a comma before a value or member name unless it is the first in its container or
     /// the value of the member name just written.
@@ -40,7 +44,10 @@ public struct JSONWriter {
     public mutating func value(_ n: Int) { valuePrefix(); writeInt(Int64(n)) }
     public mutating func value(_ b: Bool) { valuePrefix(); bytes.append(contentsOf: b ? Array("true".utf8) : Array("false".utf8)) }
     public mutating func valueNull() { valuePrefix(); bytes.append(contentsOf: Array("null".utf8)) }
-    public mutating func value(_ d: Double) { valuePrefix(); bytes.append(contentsOf: Array(JSONWriter.formatDouble(d).utf8)) }
+    public mutating func value(_ d: Double) {
+        valuePrefix()
+        bytes.append(contentsOf: Array((doublesAsDoubles && d.isFinite ? "\(d)" : JSONWriter.formatDouble(d)).utf8))
+    }
     /// Writes already-serialized JSON as a value.
     public mutating func raw(_ json: [UInt8]) { valuePrefix(); bytes.append(contentsOf: json) }
     public mutating func raw(_ json: String) { valuePrefix(); bytes.append(contentsOf: json.utf8) }
@@ -147,25 +154,15 @@ extension JSON {
         return w.string
     }
 
-    /// A canonical form for comparing commands: members sorted by name, no white space, integral
-    /// numbers written as integers (`1.0` and `1` are the same value). Close to RFC 8785.
+    /// A canonical form for comparing commands: members sorted by name, no white space, numbers
+    /// by their value as the parser read it: an integer within Int64 however it was written
+    /// (`1`, `1.0`, `1e0` are one value), any other number as its double, never equal to an
+    /// integer's (`1.0000000000000001`, which is not 1 though a double rounds it to 1, stays
+    /// apart from `1`, as the body fields, which refuse it, tell them apart). Close to RFC 8785.
     public var canonical: String {
         var w = JSONWriter()
-        w.value(canonicalized, sortedKeys: true)
+        w.doublesAsDoubles = true
+        w.value(self, sortedKeys: true)
         return w.string
-    }
-
-    private var canonicalized: JSON {
-        switch self {
-        case .double:
-            // Integral and inside Int64: the integer the body fields read from it (`int64Value`),
-            // whatever its spelling (`1e16`, `10000000000000000.0`); past 2^53 one double stands
-            // for several integer spellings, and the server reads it as that one integer too.
-            if let i = self.int64Value { return .int(i) }
-            return self
-        case .array(let a): return .array(a.map(\.canonicalized))
-        case .object(let o): return .object(JSONObject(o.members.map { ($0.key, $0.value.canonicalized) }))
-        default: return self
-        }
     }
 }

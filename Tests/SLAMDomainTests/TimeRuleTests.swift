@@ -216,6 +216,21 @@ struct AvailabilityTests {
                    .command(.seatsHeld(reservation("res_1", bob, [2], on: schDuo), expiresAt: Self.expiresAt + 1 + T.holdTtl))])
     }
 
+    @Test("the schedule's lapsed holds are recorded in expiry order, its confirmed reservations untouched")
+    func lapsedInExpiryOrder() {
+        // sch_x's ten seats: 3 to 9 confirmed, 1 and 2 held and lapsed (res_z first, though its
+        // id sorts after res_a's), 10 free.
+        let early = reservation("res_z", alice, [1]), late = reservation("res_a", bob, [2])
+        let sold = [reservation("res_e", erin, [3, 4, 5, 6]), reservation("res_d", dave, [7, 8, 9])]
+        given()
+            .given(sold.flatMap { [DomainEvent.seatsHeld($0, expiresAt: T.now + T.holdTtl), .reservationConfirmed($0)] }, at: T.now)
+            .given([.seatsHeld(early, expiresAt: T.now + T.holdTtl)], at: T.now)
+            .given([.seatsHeld(late, expiresAt: T.now + T.minute + T.holdTtl)], at: T.now + T.minute)
+            .when(.holdSeats(userId: carol, scheduleId: schX, seatNumbers: [10], queueToken: nil), at: T.now + 2 * T.minute + T.holdTtl)
+            .then([.expiry(.holdExpired(early)), .expiry(.holdExpired(late)),
+                   .command(.seatsHeld(reservation("res_1", carol, [10]), expiresAt: T.now + 2 * T.minute + 2 * T.holdTtl))])
+    }
+
     @Test("taking the last free seat while the other hold still lasts sells out")
     func liveElsewhereIsSoldOut() {
         let one = reservation("res_a1", alice, [1], on: schDuo)

@@ -32,6 +32,10 @@ struct JSONCanonicalTests {
         // And those it does not: the number as written (a double would make the second 2^53 + 2).
         Same(a: #"{"n":9007199254740993}"#, b: #"{"n":9007199254740993.0}"#),
         Same(a: #"{"n":9223372036854775807}"#, b: #"{"n":9.223372036854775807e18}"#),
+        // Non-integers and numbers beyond Int64: their double, however written.
+        Same(a: #"{"a":1.0000000000000001}"#, b: #"{"a":1.00000000000000001}"#),
+        Same(a: #"{"a":1e30}"#, b: #"{"a":1000000000000000000000000000000}"#),
+        Same(a: #"{"a":1.5}"#, b: #"{"a":15e-1}"#),
     ])
     func same(_ c: Same) throws {
         #expect(try Array(JSONParser.parse(c.a).canonical.utf8) == Array(JSONParser.parse(c.b).canonical.utf8))
@@ -62,6 +66,12 @@ struct JSONCanonicalTests {
         Different(a: #"{"n":9007199254740993}"#, b: #"{"n":9007199254740992}"#),
         Different(a: #"{"n":9223372036854775807}"#, b: #"{"n":9223372036854775806}"#),
         Different(a: #"{"n":9007199254740993.0}"#, b: #"{"n":9007199254740992}"#),
+        // Not integers, though a double rounds them to one: not the integer (the body fields
+        // refuse them, and the idempotency check, which comes first, must not replay them).
+        Different(a: #"{"a":1}"#, b: #"{"a":1.0000000000000001}"#),
+        Different(a: #"{"a":1}"#, b: #"{"a":0.99999999999999999}"#),
+        Different(a: #"{"a":0}"#, b: #"{"a":1e-400}"#),
+        Different(a: #"{"n":9007199254740994}"#, b: #"{"n":9007199254740993.5}"#),
     ])
     func different(_ c: Different) throws {
         // Bytes, not `String ==`, which equates canonically equivalent text such as é and e + U+0301.

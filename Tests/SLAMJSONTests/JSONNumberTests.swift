@@ -7,7 +7,7 @@ struct JSONNumberTests {
         var text: String
         var value: JSON
         var int64: Int64?
-        var testDescription: String { text }
+        var testDescription: String { text.count > 40 ? "\(text.prefix(20))…\(text.suffix(12)) (\(text.count) characters)" : text }
     }
 
     @Test("a number whose value is an integer that fits in 64 bits is an exact int, however it is spelled; any other is a double", arguments: [
@@ -39,6 +39,11 @@ struct JSONNumberTests {
         Number(text: "1.0000000000000001", value: .double(1), int64: 1),
         Number(text: "0.99999999999999999", value: .double(1), int64: 1),
         Number(text: "1e-400", value: .double(0), int64: 0),
+        // Long mantissas against large exponents: the exponent is read in full where it matters.
+        Number(text: "1" + String(repeating: "0", count: 1_000_001) + "e-1000001", value: .int(1), int64: 1),
+        Number(text: "0." + String(repeating: "0", count: 1_000_001) + "1e1000002", value: .int(1), int64: 1),
+        Number(text: "1" + String(repeating: "0", count: 100) + "e-99", value: .int(10), int64: 10),
+        Number(text: "1e-99999999999999999999", value: .double(0), int64: 0),
     ])
     func numbers(_ n: Number) throws {
         let parsed = try JSONParser.parse(n.text)

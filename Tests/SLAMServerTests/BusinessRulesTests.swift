@@ -135,6 +135,50 @@ struct BusinessRulesTests {
         }
     }
 
+    /// A schedule loaded after a restart knows its held reservations: a hold that lapses after
+    /// the restart, not yet swept, is recorded by the hold that takes the last free seat, and no
+    /// ScheduleSoldOut is published while its seat is free (PROTOCOL.md section 7).
+    @Test func aLapsedHoldLoadedAfterARestartKeepsTheScheduleFromSellingOut() throws {
+        let clock = ManualClock(SystemClock().now())
+        // No sweep but the one at start-up: the lapse is left for the next hold to record.
+        let ts = try TestServer(clock: clock, configure: { $0.sweepInterval = 3_600_000 })
+        var stopped = false
+        defer { if !stopped { ts.shutdown() } }
+        var alice = "", bob = "", carol = "", scheduleId = "", rid = ""
+        do {
+            let (c, s) = try ts.scenario()
+            defer { c.close() }
+            alice = try s.registerUser("alice")
+            bob = try s.registerUser("bob")
+            carol = try s.registerUser("carol")
+            scheduleId = try s.openSchedule(now: clock.now(), seats: 2, price: 0)
+            rid = try #require(try s.must("HoldSeats", ["userId": .string(alice), "scheduleId": .string(scheduleId),
+                                                       "seatNumbers": [1]])["reservationId"]?.string)
+        }
+        ts.shutdown(removeFiles: false)
+        stopped = true
+        defer { try? FileManager.default.removeItem(at: ts.directory) }
+
+        try withRestartedServer(config: ts.server.config, clock: clock) { c in
+            let s = Scenario(c)
+            clock.advance(by: ts.server.config.holdTtl + 1)
+            let before = try stats(s).headSeq
+            _ = try s.must("HoldSeats", ["userId": .string(bob), "scheduleId": .string(scheduleId), "seatNumbers": [2]],
+                           key: "bob-takes-the-last-free-seat")
+            var events = try s.must("ReadEvents", ["afterSeq": .int(before)])["events"]!.array
+            #expect(events.map { $0["header"]!["type"]! } == ["HoldExpired", "SeatsHeld"], "\(events)")
+            #expect(events.first?["body"]?["reservationId"] == .string(rid))
+            #expect(events.first?["header"]?["causationId"] == "system:expiry")
+            // Seat 1 is free: the schedule sells out when it is taken.
+            let after = try stats(s).headSeq
+            _ = try s.must("HoldSeats", ["userId": .string(carol), "scheduleId": .string(scheduleId), "seatNumbers": [1]],
+                           key: "carol-takes-the-last-seat")
+            events = try s.must("ReadEvents", ["afterSeq": .int(after)])["events"]!.array
+            #expect(events.map { $0["header"]!["type"]! } == ["SeatsHeld", "ScheduleSoldOut"], "\(events)")
+            #expect(events.last?["header"]?["causationId"] == "carol-takes-the-last-seat")
+        }
+    }
+
     /// The writer's state after a restart comes from the store: a hold made before it can be
     /// paid after it, its seat stays taken, and balances and limits carry over.
     @Test func stateCarriesAcrossRestart() throws {

@@ -1257,6 +1257,12 @@ def test_numbers_a_double_rounds_to_an_integer_are_not_integers(sock, type_, bod
     for spelling in ["100", "100.000", "1e2", "1000e-1", "0.1e3"]:
         ok(sock, "ChargePoints", '{"userId": %s, "amount": %s}' % (json.dumps(uid), spelling))
     assert ok(sock, "GetUser", {"userId": uid})["balance"] == 500
+    # and for the idempotency check, which comes before the body fields, such a number is not
+    # the integer either: another command under the same key, not a replay
+    key = new_key()
+    ok(sock, "ChargePoints", {"userId": uid, "amount": 1}, key)
+    err(sock, "ChargePoints", '{"userId": %s, "amount": 1.0000000000000001}' % json.dumps(uid), "IDEMPOTENCY_KEY_REUSED", key)
+    assert ok(sock, "GetUser", {"userId": uid})["balance"] == 501
 
 
 def test_names_are_trimmed_and_counted_in_code_points(sock):
