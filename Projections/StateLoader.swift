@@ -62,7 +62,7 @@ public enum StateLoader {
             }
             schedule.available -= reservation.ref.seatNumbers.count
             schedule.liveByUser[reservation.ref.userId, default: []].append(reservation.ref.reservationId)
-            if reservation.status == .held { schedule.held.insert(reservation.ref.reservationId) }
+            if reservation.status == .held { schedule.holdRecorded(reservation.ref.reservationId, expiresAt: reservation.expiresAt) }
             state.reservations[reservation.ref.reservationId] = reservation
         }
         state.schedules[scheduleId] = schedule

@@ -35,7 +35,7 @@ def run(label, serve_args, bench_args):
     finally:
         server.stop()
     if not os.path.exists(out):
-        sys.exit(f"slam bench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+        sys.exit(f"slam bench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]} (kept for a look: {server.dir})")
     with open(out) as f:
         report = json.load(f)
     want = "--no-group-commit" not in serve_args

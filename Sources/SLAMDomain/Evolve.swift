@@ -30,12 +30,12 @@ extension DomainState {
                 for n in ref.seatNumbers { schedules[ref.scheduleId]!.seatOwner[n - 1] = ref.reservationId }
                 schedules[ref.scheduleId]!.available -= ref.seatNumbers.count
                 schedules[ref.scheduleId]!.liveByUser[ref.userId, default: []].append(ref.reservationId)
-                schedules[ref.scheduleId]!.held.insert(ref.reservationId)
+                schedules[ref.scheduleId]!.holdRecorded(ref.reservationId, expiresAt: expiresAt)
             }
         case .reservationConfirmed(let ref):
             reservations[ref.reservationId]?.status = .confirmed
             reservations[ref.reservationId]?.version += 1
-            schedules[ref.scheduleId]?.held.remove(ref.reservationId)
+            schedules[ref.scheduleId]?.holdEnded(ref.reservationId)
         case .holdExpired(let ref):
             end(ref, as: .expired)
         case .holdReleased(let ref):
@@ -84,7 +84,7 @@ extension DomainState {
             live.removeAll { $0 == ref.reservationId }
             s.liveByUser[ref.userId] = live.isEmpty ? nil : live
         }
-        s.held.remove(ref.reservationId)
+        s.holdEnded(ref.reservationId)
         schedules[ref.scheduleId] = s
     }
 }

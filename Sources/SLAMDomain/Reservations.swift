@@ -77,18 +77,15 @@ enum Reservations {
         }
         // Sold out means no seat is AVAILABLE, and a lapsed hold's seats are, recorded or not:
         // when this hold would take the last seats the schedule has recorded as free, every
-        // lapsed hold of the schedule is recorded first (in expiry order), so that it is never
-        // announced sold out while seats are free. A walk of the schedule's held reservations
-        // (not of its seats, most of them sold by then), each time a hold would sell it out.
+        // other lapsed hold of the schedule is recorded first (after those on the seats taken,
+        // in expiry order), so that it is never announced sold out while seats are free. Found
+        // by expiry (`holdsExpiring`), at the cost of the lapsed holds, not of every hold.
         if !schedule.soldOut, schedule.available + freed == seats.count {
-            var others: [ReservationState] = []
-            for rid in schedule.held where !lapsed.contains(rid) {
-                if let r = state.reservations[rid], r.isLapsedHold(at: now) { others.append(r) }
-            }
-            others.sort { ($0.expiresAt, $0.ref.reservationId) < ($1.expiresAt, $1.ref.reservationId) }
-            for r in others {
-                lapsed.append(r.ref.reservationId)
-                freed += r.ref.seatNumbers.count
+            for rid in schedule.holdsExpiring(before: now) where !lapsed.contains(rid) {
+                if let r = state.reservations[rid], r.isLapsedHold(at: now) {
+                    lapsed.append(rid)
+                    freed += r.ref.seatNumbers.count
+                }
             }
         }
         var events: [(DomainEvent, Cause)] = lapsed.map { (.holdExpired(state.reservations[$0]!.ref), .expiry) }

@@ -51,7 +51,9 @@ public struct ScheduleState: Equatable, Sendable {
     /// Each user's recorded live reservations on this schedule.
     public var liveByUser: [String: [String]]
     /// The recorded HELD reservations: those whose hold may have lapsed unrecorded.
-    public var held: Set<String>
+    public private(set) var held: Set<String>
+    /// The same by expiry, with entries of holds that have ended since, dropped once on top.
+    public private(set) var expiries: HoldExpiries
 
     public init(definition: ScheduleDefinition, version: Int64) {
         self.definition = definition
@@ -62,6 +64,87 @@ public struct ScheduleState: Equatable, Sendable {
         soldOut = false
         liveByUser = [:]
         held = []
+        expiries = HoldExpiries()
+    }
+
+    /// A hold recorded (or loaded): HELD until `expiresAt`.
+    public mutating func holdRecorded(_ reservationId: String, expiresAt: Millis) {
+        held.insert(reservationId)
+        expiries.insert(reservationId, expiresAt: expiresAt)
+    }
+
+    /// A hold paid for, released or expired: no longer HELD.
+    public mutating func holdEnded(_ reservationId: String) {
+        guard held.remove(reservationId) != nil else { return }
+        expiries.dropEnded(keeping: held)
+    }
+
+    /// The recorded holds whose `expiresAt` is before `now` (lapsed, unless recorded ended since
+    /// they were taken: the caller checks), visiting only those: a look that costs the lapsed
+    /// holds and the holds that ended among them, not every hold of the schedule.
+    public func holdsExpiring(before now: Millis) -> [String] {
+        expiries.due(before: now).filter { held.contains($0) }
+    }
+}
+
+/// A min-heap of holds by `expiresAt`. A hold that ends stays in it until it reaches the top
+/// (`dropEnded`), so the top is always a hold still HELD, and every entry below it expires no
+/// earlier: entries due before a time are found by a walk that stops at the first that is not.
+public struct HoldExpiries: Equatable, Sendable {
+    struct Entry: Equatable, Sendable {
+        var expiresAt: Millis
+        var reservationId: String
+        static func < (a: Entry, b: Entry) -> Bool { (a.expiresAt, a.reservationId) < (b.expiresAt, b.reservationId) }
+    }
+    private var heap: [Entry] = []
+
+    public init() {}
+
+    /// Entries, ended holds included.
+    public var count: Int { heap.count }
+
+    mutating func insert(_ reservationId: String, expiresAt: Millis) {
+        heap.append(Entry(expiresAt: expiresAt, reservationId: reservationId))
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard heap[i] < heap[parent] else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    /// Drops entries from the top while their hold is no longer held.
+    mutating func dropEnded(keeping held: Set<String>) {
+        while let top = heap.first, !held.contains(top.reservationId) {
+            let last = heap.removeLast()
+            guard !heap.isEmpty else { return }
+            heap[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < heap.count, heap[l] < heap[m] { m = l }
+                if r < heap.count, heap[r] < heap[m] { m = r }
+                if m == i { break }
+                heap.swapAt(i, m)
+                i = m
+            }
+        }
+    }
+
+    /// The reservation ids of the entries with `expiresAt` before `now`, in expiry order.
+    func due(before now: Millis) -> [String] {
+        var found: [Entry] = []
+        var stack = heap.isEmpty ? [] : [0]
+        while let i = stack.popLast() {
+            guard heap[i].expiresAt < now else { continue }  // nor anything below it
+            found.append(heap[i])
+            let l = 2 * i + 1
+            if l < heap.count { stack.append(l) }
+            if l + 1 < heap.count { stack.append(l + 1) }
+        }
+        return found.sorted(by: <).map(\.reservationId)
     }
 }
 
