@@ -76,17 +76,16 @@ enum Reservations {
                             details: ["seatNumbers": .array(taken.map { .int(Int64($0)) })])
         }
         // Sold out means no seat is AVAILABLE, and a lapsed hold's seats are, recorded or not:
-        // when this hold would take the last seats the schedule has recorded as free, every
-        // other lapsed hold of the schedule is recorded first (after those on the seats taken,
-        // in expiry order), so that it is never announced sold out while seats are free. Found
-        // by expiry (`holdsExpiring`), at the cost of the lapsed holds, not of every hold.
-        if !schedule.soldOut, schedule.available + freed == seats.count {
-            for rid in schedule.holdsExpiring(before: now) where !lapsed.contains(rid) {
-                if let r = state.reservations[rid], r.isLapsedHold(at: now) {
-                    lapsed.append(rid)
-                    freed += r.ref.seatNumbers.count
-                }
-            }
+        // when this hold would take the last seats the schedule has recorded as free, the
+        // schedule's earliest other lapsed hold is recorded first (after those on the seats
+        // taken), so that it is not announced sold out while seats are free; the sweep records
+        // the rest. Found by expiry, at the cost of the holds before it, not of every hold.
+        if !schedule.soldOut, schedule.available + freed == seats.count,
+           let rid = schedule.firstHoldExpiring(before: now, where: { rid in
+               !lapsed.contains(rid) && state.reservations[rid]?.isLapsedHold(at: now) == true
+           }) {
+            lapsed.append(rid)
+            freed += state.reservations[rid]!.ref.seatNumbers.count
         }
         var events: [(DomainEvent, Cause)] = lapsed.map { (.holdExpired(state.reservations[$0]!.ref), .expiry) }
         let reservationId = ids.next(.reservation, at: now)

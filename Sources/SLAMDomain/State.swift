@@ -79,11 +79,15 @@ public struct ScheduleState: Equatable, Sendable {
         expiries.dropEnded(keeping: held)
     }
 
-    /// The recorded holds whose `expiresAt` is before `now` (lapsed, unless recorded ended since
-    /// they were taken: the caller checks), visiting only those: a look that costs the lapsed
-    /// holds and the holds that ended among them, not every hold of the schedule.
+    /// The recorded HELD holds whose `expiresAt` is before `now`, in expiry order.
     public func holdsExpiring(before now: Millis) -> [String] {
         expiries.due(before: now).filter { held.contains($0) }
+    }
+
+    /// The first of `holdsExpiring(before: now)` that `accept` takes, found in expiry order
+    /// from the top: it costs the holds before it (and ended ones among them), not every hold.
+    public func firstHoldExpiring(before now: Millis, where accept: (String) -> Bool) -> String? {
+        expiries.first(before: now) { held.contains($0) && accept($0) }
     }
 }
 
@@ -131,6 +135,23 @@ public struct HoldExpiries: Equatable, Sendable {
                 i = m
             }
         }
+    }
+
+    /// The first entry in expiry order with `expiresAt` before `now` whose id `accept` takes:
+    /// a best-first walk from the top, whose frontier holds the children of the entries passed.
+    func first(before now: Millis, where accept: (String) -> Bool) -> String? {
+        var frontier = heap.isEmpty ? [] : [0]
+        while !frontier.isEmpty {
+            var k = 0
+            for j in frontier.indices.dropFirst() where heap[frontier[j]] < heap[frontier[k]] { k = j }
+            let i = frontier.remove(at: k)
+            guard heap[i].expiresAt < now else { return nil }  // every entry left is later
+            if accept(heap[i].reservationId) { return heap[i].reservationId }
+            let l = 2 * i + 1
+            if l < heap.count { frontier.append(l) }
+            if l + 1 < heap.count { frontier.append(l + 1) }
+        }
+        return nil
     }
 
     /// The reservation ids of the entries with `expiresAt` before `now`, in expiry order.

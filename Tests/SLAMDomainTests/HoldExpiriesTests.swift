@@ -37,6 +37,8 @@ struct HoldExpiriesTests {
             let now = Millis(rng.next(1_100))
             let expected = held.filter { expiresAt[$0]! < now }.sorted { (expiresAt[$0]!, $0) < (expiresAt[$1]!, $1) }
             #expect(schedule.holdsExpiring(before: now) == expected)
+            let skip = Set(expected.prefix(rng.next(3)))  // as a hold skips the lapsed holds it records itself
+            #expect(schedule.firstHoldExpiring(before: now) { !skip.contains($0) } == expected.first { !skip.contains($0) })
             #expect(schedule.held == held)
         }
         // Entries of ended holds are dropped once on top: ending every hold leaves none.
@@ -53,5 +55,6 @@ struct HoldExpiriesTests {
         schedule.holdEnded("res_never")
         #expect(schedule.held.isEmpty && schedule.expiries.count == 0)
         #expect(schedule.holdsExpiring(before: 100).isEmpty)
+        #expect(schedule.firstHoldExpiring(before: 100) { _ in true } == nil)
     }
 }
