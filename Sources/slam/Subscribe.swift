@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SLAMClient
+import SLAMDomain
 import SLAMJSON
 #if canImport(Glibc)
 import Glibc
@@ -54,8 +55,8 @@ struct Subscribe: ParsableCommand {
 
     func validate() throws {
         if let category {
-            guard !category.isEmpty, !category.contains(".") else {
-                throw ValidationError("--category is a category name such as reservation (no dots)")
+            guard DomainEvent.categories.contains(category) else {
+                throw ValidationError("--category must be one of " + DomainEvent.categories.sorted().joined(separator: ", "))
             }
         }
         guard rcvhwm >= 0 else { throw ValidationError("--rcvhwm must be at least 0") }

@@ -33,6 +33,10 @@ struct Verify: ParsableCommand {
     @Option(help: "Folder for the scratch database (default: the system's temporary folder).")
     var scratch: String?
 
+    func validate() throws {
+        if let decoders, decoders < 1 { throw ValidationError("--decoders must be at least 1") }
+    }
+
     func run() throws {
         let meter = ProgressMeter(label: "verify")
         let report: VerifyReport

@@ -66,6 +66,9 @@ struct CLITests {
         (["debug-generate", "--db", "/nonexistent/x.sqlite", "--seats", "3"], "--seats"),
         (["debug-generate", "--db", "/nonexistent/x.sqlite", "--batch", "0"], "--batch"),
         (["debug-append-load", "--db", "/nonexistent/x.sqlite", "--transactions", "-1"], "--transactions"),
+        (["verify", "--db", "/nonexistent/x.sqlite", "--decoders", "0"], "--decoders"),
+        (["subscribe", "--category", "nosuch"], "--category"),
+        (["projections", "rebuild", "--db", "/nonexistent/x.sqlite", "--decoders", "0"], "--decoders"),
     ])
     func outOfRangeOptionsAreRefusedUpFront(arguments: [String], option: String) throws {
         let run = try runSlam(arguments)
