@@ -21,6 +21,18 @@ public struct JSONParser {
 
     public static func parse(_ text: String) throws -> JSON { try parse(Array(text.utf8)) }
 
+    /// The string-valued members of a top-level JSON object, read leniently: other values are
+    /// skipped unread, so a document `parse` refuses for its limits (nesting deeper than
+    /// `maxDepth`, a number beyond a double, a lone surrogate) still gives them, the last of a
+    /// name given twice counting, as in `parse`. Nil when `bytes` is not an object this walk can
+    /// follow. For refusals only: to echo a request's `requestId` (PROTOCOL.md section 2).
+    public static func topLevelStrings(_ bytes: [UInt8]) -> [String: String]? {
+        bytes.withUnsafeBufferPointer { buf in
+            var p = JSONParser(buf: buf, maxDepth: 0)
+            return p.lenientTopLevelStrings()
+        }
+    }
+
     private let buf: UnsafeBufferPointer<UInt8>
     private let maxDepth: Int
     private var i = 0
@@ -31,6 +43,89 @@ public struct JSONParser {
     }
 
     private func error(_ m: String) -> JSONParseError { JSONParseError(message: m, offset: i) }
+
+    private mutating func lenientTopLevelStrings() -> [String: String]? {
+        skipWhitespace()
+        guard i < buf.count, buf[i] == UInt8(ascii: "{") else { return nil }
+        i += 1
+        var found: [String: String] = [:]
+        skipWhitespace()
+        if i < buf.count, buf[i] == UInt8(ascii: "}") { return found }
+        while true {
+            skipWhitespace()
+            guard i < buf.count, buf[i] == UInt8(ascii: "\""), let key = try? parseString() else { return nil }
+            skipWhitespace()
+            guard i < buf.count, buf[i] == UInt8(ascii: ":") else { return nil }
+            i += 1
+            skipWhitespace()
+            let start = i
+            if i < buf.count, buf[i] == UInt8(ascii: "\""), let value = try? parseString() {
+                found[key] = value
+            } else {
+                i = start
+                guard skipValue() else { return nil }
+                found[key] = nil  // the last member of a name counts, and this one is no string
+            }
+            skipWhitespace()
+            guard i < buf.count else { return nil }
+            if buf[i] == UInt8(ascii: ",") { i += 1; continue }
+            return buf[i] == UInt8(ascii: "}") ? found : nil
+        }
+    }
+
+    /// Skips one value without reading it: brackets counted, strings passed over by their quotes.
+    private mutating func skipValue() -> Bool {
+        guard i < buf.count else { return false }
+        switch buf[i] {
+        case UInt8(ascii: "\""):
+            return skipString()
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            var depth = 0
+            while i < buf.count {
+                switch buf[i] {
+                case UInt8(ascii: "\""):
+                    guard skipString() else { return false }
+                    continue
+                case UInt8(ascii: "{"), UInt8(ascii: "["):
+                    depth += 1
+                case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                    depth -= 1
+                    if depth == 0 {
+                        i += 1
+                        return true
+                    }
+                default:
+                    break
+                }
+                i += 1
+            }
+            return false
+        default:
+            let start = i
+            while i < buf.count {
+                switch buf[i] {
+                case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x09, 0x0A, 0x0D: return i > start
+                default: i += 1
+                }
+            }
+            return false
+        }
+    }
+
+    /// Passes over a string from its opening quote to just after its closing one.
+    private mutating func skipString() -> Bool {
+        i += 1
+        while i < buf.count {
+            switch buf[i] {
+            case UInt8(ascii: "\\"): i += 2
+            case UInt8(ascii: "\""):
+                i += 1
+                return true
+            default: i += 1
+            }
+        }
+        return false
+    }
 
     private mutating func skipWhitespace() {
         while i < buf.count {

@@ -19,9 +19,16 @@ struct RequestDecoder {
     /// echoed ("absent only when the request had none readable", PROTOCOL.md section 2, so a
     /// pipelining client can still match the error to its request), and a `type` naming a
     /// command adds `replayed: false` (section 3: on every reply to a command).
+    /// A header that is JSON the reader refuses for its limits (an unknown field nested too deep,
+    /// a number beyond a double, a lone surrogate) still has a readable `requestId` and `type`,
+    /// read leniently (`JSONParser.topLevelStrings`).
     static func readable(_ frames: [[UInt8]]) -> (requestId: String?, isCommand: Bool) {
-        guard frames.count >= 4, let header = (try? JSONParser.parse(frames[3]))?.objectValue else { return (nil, false) }
-        return (header["requestId"]?.stringValue, namesCommand(header))
+        guard frames.count >= 4 else { return (nil, false) }
+        if let header = (try? JSONParser.parse(frames[3]))?.objectValue {
+            return (header["requestId"]?.stringValue, namesCommand(header))
+        }
+        guard let strings = JSONParser.topLevelStrings(frames[3]) else { return (nil, false) }
+        return (strings["requestId"], strings["type"].map(Wire.commandTypes.contains) ?? false)
     }
 
     /// Whether the header's `type` is a command's name, known before the header's other fields
@@ -69,7 +76,7 @@ struct RequestDecoder {
             }
             header = h
         } catch {
-            return .refused(.badField("header", "the header is not valid JSON (UTF-8): \(error)"), requestId: nil, isCommand: false)
+            return refusedUnparsed(.badField("header", "the header is not valid JSON (UTF-8) this server can read: \(error)"), frames)
         }
         // A requestId that is a string is echoed even when it breaks the length rule; a reply to a
         // header naming a command carries `replayed` (section 3), whatever else is refused.

@@ -238,3 +238,35 @@ struct JSONParserTests {
         #expect(v["idempotencyKey"] == .string("k"))
     }
 }
+
+/// `JSONParser.topLevelStrings`: a top-level object's string members, read past the limits that
+/// `parse` refuses, for echoing a refused request's `requestId`.
+@Suite("JSONParser.topLevelStrings")
+struct TopLevelStringsTests {
+    @Test("string members of an object parse refuses for its limits")
+    func pastTheLimits() {
+        let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        for extra in [deep, "1e400", #""\ud800""#] {
+            let text = #"{"requestId":"r1","n":5,"x":"# + extra + #","type":"GetStats"}"#
+            #expect(throws: JSONParseError.self) { try JSONParser.parse(text) }
+            #expect(JSONParser.topLevelStrings(Array(text.utf8)) == ["requestId": "r1", "type": "GetStats"], "\(extra)")
+        }
+        // Brackets and quotes inside a skipped value's strings are passed over.
+        let text = #"{"x":{"s":"}]\"","n":[1,{"x":"]"}]},"requestId":"r2"}"#
+        #expect(JSONParser.topLevelStrings(Array(text.utf8)) == ["requestId": "r2"])
+    }
+
+    @Test("the last member of a name counts, a string or not")
+    func lastWins() {
+        #expect(JSONParser.topLevelStrings(Array(#"{"a":"1","a":"2"}"#.utf8)) == ["a": "2"])
+        #expect(JSONParser.topLevelStrings(Array(#"{"a":"1","a":2}"#.utf8)) == [:])
+        #expect(JSONParser.topLevelStrings(Array(#" { } "#.utf8)) == [:])
+    }
+
+    @Test("not an object, or broken: nil", arguments: [
+        #"["a"]"#, #""a""#, #"{"a":"1" oops}"#, #"{"a":"1",}"#, #"{"a":"1""#, #"{"a" "1"}"#, #"{"a":}"#, #"{"a":[1,2}"#, "",
+    ])
+    func broken(_ text: String) {
+        #expect(JSONParser.topLevelStrings(Array(text.utf8)) == nil)
+    }
+}

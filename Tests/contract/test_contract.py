@@ -1300,6 +1300,30 @@ def test_json_the_reader_cannot_read_is_refused_even_in_an_unknown_field(sock):
     assert ok(sock, "RegisterUser", b'{"name":"deep","extra":' + fine.encode() + b"}")["name"] == "deep"
 
 
+def test_a_header_beyond_the_readers_limits_still_has_its_request_id_echoed(sock):
+    # Valid JSON the reader refuses for its limits, in an unknown header field: BAD_REQUEST on
+    # `header`, but its requestId is readable, so echoed (PROTOCOL.md section 2: "absent only
+    # when the request had none readable"), and a command's reply says replayed: false.
+    deep = "[" * 70 + "]" * 70
+    for extra in (deep, "1e400", '"\\ud800"', '{"a":' * 70 + "1" + "}" * 70):
+        for type_ in ("GetStats", "RegisterUser"):
+            rid = "limits-" + uuid.uuid4().hex
+            header = '{"type":"%s","requestId":"%s","idempotencyKey":"%s","x":%s}' % (type_, rid, uuid.uuid4().hex, extra)
+            sock.send_multipart([b"", PROTO, header.encode(), b'{"name":"x"}'])
+            r = check_reply(recv_frames(sock), None)
+            assert r.header["ok"] is False and r.body["code"] == "BAD_REQUEST", r
+            assert r.body["details"] == {"field": "header"}, r.body
+            assert r.header.get("requestId") == rid, r.header
+            assert r.header.get("replayed") is (False if type_ == "RegisterUser" else None), r.header
+    # JSON that is broken, not merely beyond the limits, has none readable
+    for header in (b'{"type":"GetStats","requestId":"r1" oops}', b'{"type":"GetStats","requestId":"r1",}',
+                   b'{"type":"GetStats","requestId":"r1"'):
+        sock.send_multipart([b"", PROTO, header, b"{}"])
+        r = check_reply(recv_frames(sock), None)
+        assert r.body["code"] == "BAD_REQUEST" and "requestId" not in r.header, (header, r)
+    still_serving(sock)
+
+
 def test_unknown_fields_are_ignored(sock):
     stats = ok(sock, "GetStats", {"verbose": True, "nested": {"a": [1, 2]}}, header={"trace": "abc", "x": 1})
     assert "storeId" in stats
