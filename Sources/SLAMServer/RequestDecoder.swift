@@ -27,7 +27,12 @@ struct RequestDecoder {
         if let header = (try? JSONParser.parse(frames[3]))?.objectValue {
             return (header["requestId"]?.stringValue, namesCommand(header))
         }
-        guard let strings = JSONParser.topLevelStrings(frames[3]) else { return (nil, false) }
+        return readableLeniently(frames[3])
+    }
+
+    /// A header `JSONParser.parse` refused, read leniently.
+    static func readableLeniently(_ header: [UInt8]) -> (requestId: String?, isCommand: Bool) {
+        guard let strings = JSONParser.topLevelStrings(header) else { return (nil, false) }
         return (strings["requestId"], strings["type"].map(Wire.commandTypes.contains) ?? false)
     }
 
@@ -76,7 +81,10 @@ struct RequestDecoder {
             }
             header = h
         } catch {
-            return refusedUnparsed(.badField("header", "the header is not valid JSON (UTF-8) this server can read: \(error)"), frames)
+            // Parsed once already: read leniently now, not parsed again.
+            let (requestId, isCommand) = Self.readableLeniently(frames[3])
+            return .refused(.badField("header", "the header is not valid JSON (UTF-8) this server can read: \(error)"),
+                            requestId: requestId, isCommand: isCommand)
         }
         // A requestId that is a string is echoed even when it breaks the length rule; a reply to a
         // header naming a command carries `replayed` (section 3), whatever else is refused.
