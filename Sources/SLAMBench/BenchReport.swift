@@ -76,6 +76,10 @@ public struct BenchReport: Sendable {
             lines.append("warning      offered rate not met: \(o.starved - starvedNeverSent) commands sent late (no simulated user free; their latency counts from when they were due), \(o.notSent) never sent (\(starvedNeverSent) with no user free, \(o.unreached) due before the end but not reached by the bench in time; counted at the wait they had reached); "
                          + hint)
         }
+        if eventsReceived == 0, commandsExecuted > 0 {
+            lines.append("warning      no event came from \(options.events) while the server executed commands: publish lag and expiries "
+                         + "were not measured (is --events the server's event endpoint?)")
+        }
         lines.append(String(format: "commands/s   %.0f  (%d replies in the run, %d after its end, %d sent, %lld executed by the server)",
                             commandsPerSecond, o.repliesInRun, o.repliesAfterEnd, o.sent, commandsExecuted))
         lines.append("latency      " + latency.text)
@@ -101,9 +105,8 @@ public struct BenchReport: Sendable {
         let o = outcomes
         w.beginObject()
         w.field("seats", options.seats); w.field("users", options.users); w.field("queue", options.queue)
-        if let rate = options.rate { w.field("offeredRate", rate) } else {
-            w.field("connections", options.connections); w.field("inFlight", options.inFlight)
-        }
+        if let rate = options.rate { w.field("offeredRate", rate) } else { w.field("inFlight", options.inFlight) }
+        w.field("connections", options.connections); w.field("threads", options.threads)
         w.key("seconds"); w.value(seconds)
         w.key("replyTimeoutSeconds"); w.value(options.replyTimeout)
         w.key("setupSeconds"); w.value(setupSeconds)

@@ -116,7 +116,12 @@ public final class RushBench {
         lag.stop()
         walPeak = max(walPeak, statsAfter.body["walPeakBytes"]?.int64Value ?? 0)
 
-        func grew(_ name: String) -> Int64 { (statsAfter.body[name]?.int64Value ?? 0) - (statsBefore.body[name]?.int64Value ?? 0) }
+        // `repliesDropped` counts from the server process's start: lower at the end than at the start,
+        // the server restarted during the run, and what it counts is what the new process dropped.
+        func grew(_ name: String) -> Int64 {
+            let before = statsBefore.body[name]?.int64Value ?? 0, after = statsAfter.body[name]?.int64Value ?? 0
+            return after >= before ? after - before : after
+        }
         var report = BenchReport(options: opts, setupSeconds: setupSeconds, seconds: elapsed, outcomes: outcomes,
                                  latency: LatencySummary(histogram), publishLag: LatencySummary(lag.histogram),
                                  eventsReceived: lag.received, holdsExpired: lag.holdsExpired, expiries: lag.expiries,

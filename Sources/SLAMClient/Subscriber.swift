@@ -43,6 +43,9 @@ public struct SubscribedEvent: Sendable {
         return make(topic: topic, header: header, body: body, rawHeader: frames[1], rawBody: frames[2])
     }
 
+    /// From one line of `slam subscribe` (the same shape): nil when it is not an event.
+    public static func fromLine(_ json: JSON) -> SubscribedEvent? { fromReadEvents(json) }
+
     /// From one element of `ReadEvents`' `events`.
     static func fromReadEvents(_ json: JSON) -> SubscribedEvent? {
         guard let topic = json["topic"]?.stringValue, let header = json["header"]?.objectValue,
@@ -178,6 +181,10 @@ public final class Subscriber {
     ///   - storeId: the store the checkpoint belongs to, when known.
     ///   - receiveHighWaterMark: `ZMQ_RCVHWM` of the SUB socket (messages).
     ///   - context: a ZeroMQ context to share; a private one otherwise.
+    /// Called, on the thread that runs the subscriber, each time a `ReadEvents` call got no
+    /// answer in time and is about to be asked again (the server may be down or restarting).
+    public var noAnswer: (() -> Void)?
+
     public init(commandsEndpoint: String, eventsEndpoint: String, category: String? = nil, afterSeq: Int64 = 0,
                 afterCategorySeq: Int64? = nil, storeId: String? = nil, receiveHighWaterMark: Int32 = 1000,
                 context: ZMQContext? = nil) throws {
@@ -470,6 +477,7 @@ public final class Subscriber {
                 // No answer: the server may be restarting. Remake the socket (a fresh
                 // connection, no stale replies) and ask again.
                 stats.retries += 1
+                noAnswer?()
                 client.close()
                 self.client = nil
                 continue

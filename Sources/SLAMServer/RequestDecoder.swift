@@ -119,7 +119,11 @@ struct RequestDecoder {
             deadline = ms
         }
         guard isCommand || Wire.queryTypes.contains(type) else {
-            return refuse(Rejection(.unknownType, "no command or query is named \(type)", details: ["type": .string(type)]))
+            let known = Wire.commandTypes.union(Wire.queryTypes)
+            let meant = type.isEmpty ? nil : known.first { $0.lowercased() == type.lowercased() }
+            return refuse(Rejection(.unknownType, "no command or query is named \"\(type)\""
+                                    + (meant.map { " (types are case-sensitive: \($0)?)" } ?? ""),
+                                    details: ["type": .string(type)]))
         }
         let body: JSONObject
         do {

@@ -44,6 +44,15 @@ public final class Server: @unchecked Sendable {
                 throw ServerConfigError("--\(option) \(cpu): this process may not run on CPU \(cpu) (it may on \(allowed))")
             }
         }
+        // An ipc:// endpoint a live process listens on (another server's): binding would take it.
+        for (endpoint, option) in [(config.commandsEndpoint, "commands"), (config.eventsEndpoint, "events")] {
+            guard endpoint.hasPrefix("ipc://") else { continue }
+            let path = String(endpoint.dropFirst("ipc://".count))
+            if !path.hasPrefix("@"), slam_unix_socket_accepts(path) == 1 {
+                throw ServerConfigError("--\(option) \(endpoint): a process is listening there already (another server?); "
+                                        + "binding would take the endpoint from it")
+            }
+        }
         self.config = config
         lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
         store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,

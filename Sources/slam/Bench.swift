@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SLAMBench
+import SLAMClient
 import SLAMDomain
 
 struct Bench: ParsableCommand {
@@ -11,7 +12,8 @@ struct Bench: ParsableCommand {
             then lets them hold 1-4 seats each (favouring the best sections), pay for most holds, cancel some and \
             leave some to expire. Open loop with --rate R (requests scheduled by the clock), or closed loop with --max. \
             Prints commands/s, latency percentiles, outcome counts, publish lag and the WAL's peak size, then checks \
-            the invariants through the server. Exit status 1 when an invariant is violated.
+            the invariants through the server. Exit status 1 when an invariant is violated, 2 when the run \
+            could not be made (no server, a refused set-up) or its --json file not written.
             """
     )
 
@@ -36,22 +38,28 @@ struct Bench: ParsableCommand {
     func validate() throws {
         guard scenario == "rush" else { throw ValidationError("the only scenario is rush") }
         guard (rate != nil) != max else { throw ValidationError("give either --rate R (open loop) or --max (closed loop)") }
-        guard seats >= 4, users >= 1, connections >= 1, threads >= 1, inFlight >= 1, duration > 0 else {
-            throw ValidationError("--seats (≥4), --users, --connections, --threads, --in-flight and --duration must be positive")
+        func within<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ option: String, _ note: String = "") throws {
+            guard range.contains(value) else {
+                throw ValidationError("\(option) must be \(range.lowerBound) to \(range.upperBound)\(note)")
+            }
         }
-        guard seats <= Limits.maxSeatsPerSchedule else {
-            throw ValidationError("--seats must be at most \(Limits.maxSeatsPerSchedule) (PROTOCOL.md's largest schedule)")
+        try within(seats, 4...Limits.maxSeatsPerSchedule, "--seats", " (a user holds up to 4; PROTOCOL.md's largest schedule)")
+        try within(users, 1...10_000_000, "--users")
+        try within(connections, 1...1000, "--connections")
+        try within(threads, 1...64, "--threads")
+        try within(inFlight, 1...1000, "--in-flight", " (the server's reply high-water mark)")
+        guard duration.isFinite, duration > 0, duration <= 86_400 else {
+            throw ValidationError("--duration must be more than 0 and at most 86400 seconds")
         }
         guard Limits.maxActiveRange.contains(Int64(queueMaxActive)) else {
             throw ValidationError("--queue-max-active must be \(Limits.maxActiveRange.lowerBound) to \(Limits.maxActiveRange.upperBound)")
         }
-        guard users <= 10_000_000, connections <= 1000, threads <= 64, inFlight <= 1000 else {
-            throw ValidationError("--users (≤ 10000000), --connections (≤ 1000), --threads (≤ 64) or --in-flight (≤ 1000, the server's reply high-water mark) too large")
-        }
-        guard duration.isFinite, duration <= 86_400 else { throw ValidationError("--duration must be at most 86400 seconds") }
         guard replyTimeout.isFinite, replyTimeout >= 0.01, replyTimeout <= 60 else {
             throw ValidationError("--reply-timeout must be 0.01 to 60 seconds")
         }
+        try OptionCheck.endpoint(server, option: "--server", bind: false)
+        try OptionCheck.endpoint(events, option: "--events", bind: false)
+        if let json { try OptionCheck.writableFile(json, option: "--json") }
         if let rate { guard rate >= 1, rate <= 1_000_000 else { throw ValidationError("--rate must be 1 to 1000000") } }
     }
 
@@ -62,9 +70,28 @@ struct Bench: ParsableCommand {
         o.inFlight = inFlight; o.duration = duration; o.threads = threads; o.replyTimeout = replyTimeout; o.json = json; o.verify = !noVerify
         o.progress = true
         let bench = RushBench(options: o) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
-        let report = try bench.run()
+        let report: BenchReport
+        do {
+            report = try bench.run()
+        } catch let error as ClientError where error.timedOut {
+            fail("\(error) (is a SLAM server running at \(server)?)")
+        } catch {
+            fail("\(error)")
+        }
         print(report.text)
-        if let json { try (report.json + "\n").write(toFile: json, atomically: true, encoding: .utf8) }
+        if let json {
+            do {
+                try (report.json + "\n").write(toFile: json, atomically: true, encoding: .utf8)
+            } catch {
+                fail("cannot write --json \(json): \(error.localizedDescription)")
+            }
+        }
         if !report.ok { throw ExitCode(1) }
+    }
+
+    /// A run that could not be made or reported: exit 2, apart from an invariant's failure (1).
+    private func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("slam bench: \(message)\n".utf8))
+        Foundation.exit(2)
     }
 }

@@ -23,6 +23,7 @@ struct Call: ParsableCommand {
 
     func validate() throws {
         guard timeout >= 0 else { throw ValidationError("--timeout must be at least 0 milliseconds") }
+        try OptionCheck.endpoint(server, option: "--server", bind: false)
     }
 
     func run() throws {
@@ -30,11 +31,15 @@ struct Call: ParsableCommand {
         if key == nil, Wire.commandTypes.contains(type) { key = UUID().uuidString.lowercased() }
         let client = try SLAMClient(endpoint: server)
         defer { client.close() }
-        // The body is sent as given (the server judges it), so a malformed body can be tried too.
+        // The body is sent as given (the server judges it), so a malformed body can be tried too;
+        // not invalid UTF-8, which Swift has already replaced in the command line's arguments.
         let id = try client.send(type, body: Array(body.utf8), key: key)
         while true {
             guard let reply = try client.receive(timeoutMs: timeout) else {
-                FileHandle.standardError.write(Data("slam call: no reply from \(server) within \(timeout) ms\n".utf8))
+                // Whether the command was executed is unknown: resending it under the same key is
+                // safe (PROTOCOL.md section 3), so a key the user did not give is shown.
+                let retry = key.map { self.key == nil ? "; it was sent with --key \($0): send it again with that key, so that it runs at most once" : "" } ?? ""
+                FileHandle.standardError.write(Data("slam call: no reply from \(server) within \(timeout) ms (is a SLAM server running there?)\(retry)\n".utf8))
                 throw ExitCode(2)
             }
             guard reply.requestId == id else { continue }

@@ -14,9 +14,14 @@ struct DebugAppendLoad: ParsableCommand {
 
     func validate() throws {
         guard transactions >= 0 else { throw ValidationError("--transactions must be at least 0") }
+        try OptionCheck.databasePath(db)
     }
 
     func run() throws {
+        // The store's lock, as every writer but the server takes it: appending beside a running
+        // server would take the positions its writer has in memory.
+        let lock = try StoreLock.acquire(database: db, holder: "slam debug-append-load")
+        defer { lock.release() }
         let store = try EventStore.open(path: db, sync: .full)
         let writer = try store.makeWriter()
         var txn = try store.pool.read { db in

@@ -37,10 +37,11 @@ struct DebugGenerate: ParsableCommand {
         }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard (1...1_000_000_000).contains(events) else { throw ValidationError("--events must be 1 to 1000000000") }
+        try OptionCheck.databasePath(db)
+        guard !FileManager.default.fileExists(atPath: db) else { throw ValidationError("--db \(db) exists; give a new file") }
     }
 
     func run() throws {
-        guard !FileManager.default.fileExists(atPath: db) else { throw ValidationError("\(db) exists; give a new file") }
         let lock = try StoreLock.acquire(database: db, holder: "slam debug-generate")
         defer { lock.release() }
         let store = try EventStore.open(path: db, sync: .normal, migrations: Projector.migrations, readers: 2)

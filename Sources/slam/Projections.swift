@@ -41,7 +41,8 @@ struct ProjectionsRebuild: ParsableCommand {
             throw ValidationError("unknown projection \(projection); one of: "
                                   + ReadModel.allCases.map(\.rawValue).joined(separator: ", "))
         }
-        if let decoders, decoders < 1 { throw ValidationError("--decoders must be at least 1") }
+        try OptionCheck.decoders(decoders)
+        try OptionCheck.databasePath(db)
     }
 
     func run() throws {

@@ -32,6 +32,12 @@ struct Serve: ParsableCommand {
             throw ValidationError("--hold-ttl must be 1 to \(Self.maxHoldTtl) seconds (a year)")
         }
         guard SyncMode(rawValue: sync) != nil else { throw ValidationError("--sync must be full or normal") }
+        try OptionCheck.databasePath(db)
+        try OptionCheck.endpoint(commands, option: "--commands", bind: true)
+        try OptionCheck.endpoint(events, option: "--events", bind: true)
+        guard commands != events || commands.hasPrefix("tcp://") && commands.hasSuffix(":*") else {
+            throw ValidationError("--commands and --events must differ (both are \(commands))")
+        }
     }
 
     func run() throws {

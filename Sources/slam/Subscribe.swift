@@ -29,9 +29,15 @@ struct Subscribe: ParsableCommand {
             written and flushed. A kill between the two repeats at most that one line on restart; \
             a reader that keeps the last seq it read drops it.
 
-            Starting at the head, it waits for a server that is not up yet, busy or stopping; an \
-            error that retrying cannot mend (an endpoint ZeroMQ refuses, such as one without \
-            tcp://, or a reply that is not SLAM/1) ends it at once.
+            With --output FILE the lines are appended to FILE instead, and FILE is its own \
+            checkpoint: a restart continues after its last complete line (a torn last line, which \
+            a crash of the machine could leave, is cut off), so FILE holds every event exactly \
+            once, however often the process is killed. Restart it with the same --category. \
+            FILE is not synced. With an empty FILE it starts as without a checkpoint.
+
+            It waits for a server that is not up yet, busy or stopping (saying so once on \
+            stderr); a reply that is not SLAM/1 ends it at once. An endpoint that is not \
+            tcp://HOST:PORT or ipc://PATH is refused before anything runs (exit 64).
 
             Exit status: 0 on SIGINT, SIGTERM or --until-seq; 1 on an error (a different store, \
             an unreadable checkpoint, a failed read, an endpoint or server it cannot use).
@@ -46,6 +52,8 @@ struct Subscribe: ParsableCommand {
     var category: String?
     @Option(help: "A file keeping the last seq written; read at start, replaced after each event.")
     var checkpoint: String?
+    @Option(help: "Append the lines to this file instead of stdout. The file is its own checkpoint: a restart continues after its last complete line, so it holds every event exactly once, even across kill -9 (not with --checkpoint).")
+    var output: String?
     @Flag(name: .customLong("from-start"), help: "Without a checkpoint to resume from, start at the first event (default: at the head).")
     var fromStart = false
     @Option(name: .customLong("until-seq"), help: ArgumentHelp("Exit 0 once every event up to this seq has been handled.", visibility: .hidden))
@@ -61,10 +69,19 @@ struct Subscribe: ParsableCommand {
         }
         guard rcvhwm >= 0 else { throw ValidationError("--rcvhwm must be at least 0") }
         if let untilSeq { guard untilSeq >= 0 else { throw ValidationError("--until-seq must be at least 0") } }
+        try OptionCheck.endpoint(server, option: "--server", bind: false)
+        try OptionCheck.endpoint(events, option: "--events", bind: false)
+        if let output {
+            guard checkpoint == nil else {
+                throw ValidationError("--output and --checkpoint exclude each other: the output file is its own checkpoint")
+            }
+            try OptionCheck.writableFile(output, option: "--output")
+        }
     }
 
     func run() throws {
-        // SIGINT/SIGTERM: finish the event in hand (its line and checkpoint), then exit 0.
+        // SIGINT/SIGTERM: finish the event in hand (its line and checkpoint), then exit 0, also in the
+        // middle of a page of a catch-up.
         let stopFlag = StopFlag()
         let signals = onStopSignals { stopFlag.set() }
         defer { signals.forEach { $0.cancel() } }
@@ -79,7 +96,21 @@ struct Subscribe: ParsableCommand {
     }
 
     private func follow(_ stopFlag: StopFlag) throws {
+        var out = STDOUT_FILENO
         var start = try checkpoint.flatMap { try CheckpointFile.read(path: $0, category: category) }
+        if let output {
+            let file = try OutputFile.open(path: output)
+            out = file.fd
+            if let last = file.lastEvent {
+                guard category == nil || last.category == category else {
+                    fail("the last line of \(output) is an event of category \(last.category), not \(category!): "
+                         + "it was written with another --category")
+                }
+                start = CheckpointFile(storeId: last.storeId, seq: last.seq, category: category,
+                                       categorySeq: category == nil ? nil : last.categorySeq)
+            }
+        }
+        defer { if out != STDOUT_FILENO { fsync(out); close(out) } }
         if let saved = start {
             if saved.category != category {
                 fail("the checkpoint \(checkpoint!) is for \(saved.category.map { "category \($0)" } ?? "every category"), "
@@ -98,36 +129,60 @@ struct Subscribe: ParsableCommand {
                                         afterSeq: from.seq, afterCategorySeq: from.categorySeq, storeId: from.storeId,
                                         receiveHighWaterMark: rcvhwm)
         defer { subscriber.close() }
+        var told = false
+        subscriber.noAnswer = { [server] in
+            if !told { note("no answer from \(server) yet (is a SLAM server running there?); asking again") }
+            told = true
+        }
         let untilSeq = self.untilSeq
         let path = checkpoint
         var line: [UInt8] = []
-        try subscriber.run(until: { stopFlag.isSet || (untilSeq.map { subscriber.checkpoint >= $0 } ?? false) }) { event in
-            line.removeAll(keepingCapacity: true)
-            line.append(contentsOf: event.jsonLine)
-            line.append(0x0A)
-            try writeAll(line)
-            if let path {
-                try CheckpointFile(storeId: event.storeId ?? subscriber.storeId, seq: event.seq, category: category,
-                                   categorySeq: category == nil ? nil : event.categorySeq).write(path: path)
+        do {
+            try subscriber.run(until: { stopFlag.isSet || (untilSeq.map { subscriber.checkpoint >= $0 } ?? false) }) { event in
+                // A page of ReadEvents may run past --until-seq: the events beyond it are not written.
+                if let untilSeq, event.seq > untilSeq { return }
+                // A signal during a page of a catch-up stops before the next event, not at the page's end.
+                if stopFlag.isSet { throw Stopped() }
+                line.removeAll(keepingCapacity: true)
+                line.append(contentsOf: event.jsonLine)
+                line.append(0x0A)
+                try writeAll(line, to: out)
+                if let path {
+                    try CheckpointFile(storeId: event.storeId ?? subscriber.storeId, seq: event.seq, category: category,
+                                       categorySeq: category == nil ? nil : event.categorySeq).write(path: path)
+                }
             }
+        } catch is Stopped {
+            return
         }
     }
+
+    /// Thrown by the handler to leave a page of events when a stop signal came.
+    private struct Stopped: Error {}
 
     /// The store's head, asked until the server answers (it may not be up yet, or be busy or
     /// stopping); nil when stopped first. Any other error (an endpoint ZeroMQ refuses, such as
     /// one without `tcp://`, a reply that is not SLAM/1, or an answer that retrying will not
     /// change) ends it.
     private func currentHead(_ stopFlag: StopFlag) throws -> (storeId: String, headSeq: Int64)? {
+        var told = false
         while !stopFlag.isSet {
             do {
                 return try Subscriber.head(commandsEndpoint: server, timeoutMs: 1000)
             } catch let error as ClientError where error.timedOut {
-                continue  // no answer within the second: ask again
+                // No answer within the second: ask again (said once, so that a wrong endpoint shows).
+                if !told { note("no answer from \(server) yet (is a SLAM server running there?); asking again every second") }
+                told = true
+                continue
             } catch let error as SubscriberError where error.kind == .serverBusy {
                 Thread.sleep(forTimeInterval: 0.1)  // busy or stopping: ask again shortly
             }
         }
         return nil
+    }
+
+    private func note(_ message: String) {
+        FileHandle.standardError.write(Data("slam subscribe: \(message)\n".utf8))
     }
 
     private func fail(_ message: String) -> Never {
@@ -153,8 +208,7 @@ private func writeAll(_ bytes: [UInt8], to fd: Int32 = STDOUT_FILENO) throws {
             let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw ClientError(fd == STDOUT_FILENO ? "cannot write to stdout: \(String(cString: strerror(errno)))"
-                                                      : String(cString: strerror(errno)))
+                throw ClientError("cannot write \(fd == STDOUT_FILENO ? "to stdout" : "the output"): \(String(cString: strerror(errno)))")
             }
             offset += n
         }
@@ -216,5 +270,63 @@ struct CheckpointFile: Equatable {
         guard rename(tmp, path) == 0 else {
             throw ClientError("cannot replace \(path): \(String(cString: strerror(errno)))")
         }
+    }
+}
+
+/// `--output FILE`: the subscriber's lines appended to a file that is its own checkpoint. Each
+/// line goes out in one write(2), so a kill leaves whole lines (and the page cache keeps them);
+/// a machine's crash may leave a torn last line, or zeros, which are cut off at the next start.
+/// So the file's last complete line is always the last event handled, and a restart continues
+/// exactly after it: each event once, with no checkpoint of its own to fall out of step.
+struct OutputFile {
+    let fd: Int32
+    /// The event of the last complete line; nil for an empty file.
+    let lastEvent: SubscribedEvent?
+
+    static func open(path: String) throws -> OutputFile {
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw ClientError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        do {
+            let (end, line) = try lastLine(fd: fd, path: path)
+            if ftruncate(fd, end) != 0 {
+                throw ClientError("cannot cut the torn last line of \(path): \(String(cString: strerror(errno)))")
+            }
+            guard let line else { return OutputFile(fd: fd, lastEvent: nil) }
+            guard let json = try? JSONParser.parse(line), let event = SubscribedEvent.fromLine(json) else {
+                throw ClientError("the last line of \(path) is not an event line ({\"topic\", \"header\", \"body\"}): "
+                                  + String(decoding: line.prefix(200), as: UTF8.self))
+            }
+            return OutputFile(fd: fd, lastEvent: event)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Where the file's complete lines end (after the last newline; 0 without one) and the last
+    /// complete line itself, without its newline. Reads backwards from the end, a chunk at a time.
+    private static func lastLine(fd: Int32, path: String) throws -> (end: off_t, line: [UInt8]?) {
+        let size = lseek(fd, 0, SEEK_END)
+        guard size >= 0 else { throw ClientError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        var tail: [UInt8] = []  // the bytes from `from` to the end of the file
+        var from = size
+        var end: off_t? = nil   // the offset just after the last newline
+        let chunk: off_t = 65_536
+        while from > 0 {
+            let n = min(chunk, from)
+            from -= n
+            var buffer = [UInt8](repeating: 0, count: Int(n))
+            let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Int(n), from) }
+            guard got == Int(n) else { throw ClientError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            tail = buffer + tail
+            if end == nil, let i = tail.lastIndex(of: 0x0A) { end = from + off_t(i) + 1 }
+            if let end {
+                // The line ending at `end` starts after the newline before it, if this chunk has it.
+                let lineEnd = Int(end - from) - 1
+                if let start = tail[..<lineEnd].lastIndex(of: 0x0A) { return (end, Array(tail[(start + 1)..<lineEnd])) }
+                if from == 0 { return (end, Array(tail[..<lineEnd])) }
+            }
+        }
+        return (0, nil)
     }
 }

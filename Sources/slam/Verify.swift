@@ -34,7 +34,9 @@ struct Verify: ParsableCommand {
     var scratch: String?
 
     func validate() throws {
-        if let decoders, decoders < 1 { throw ValidationError("--decoders must be at least 1") }
+        try OptionCheck.decoders(decoders)
+        try OptionCheck.databasePath(db)
+        if let scratch { try OptionCheck.writableFolder(scratch, option: "--scratch") }
     }
 
     func run() throws {

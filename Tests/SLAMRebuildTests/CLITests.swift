@@ -47,6 +47,17 @@ struct CLITests {
         // verify reads beside the server.
         let verify = try runSlam(["verify", "--db", copy])
         #expect(verify.status == 0, "\(verify.stdout)")
+        // The crash test's appending child takes the lock too: it appended beside a server once,
+        // taking positions the server's writer had in memory (every command then INTERNAL).
+        let append = try runSlam(["debug-append-load", "--db", copy, "--transactions", "1"])
+        #expect(append.status == 1 && append.stderr.contains("is in use"), "\(append.stderr)")
+        // Another server (another store) on the live server's ipc:// endpoint: libzmq's bind would
+        // take the endpoint from it, leaving the first server unreachable. Refused; it still answers.
+        let other = folder + "/other.sqlite"
+        let takeover = try runSlam(["serve", "--db", other, "--commands", "ipc://\(folder)/commands", "--events", "ipc://\(folder)/e3"])
+        #expect(takeover.status == 1 && takeover.stderr.contains("a process is listening there already"), "\(takeover.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: other), "refused before the store was created")
+        #expect(try live.client.call("GetStats").ok)
     }
 
     /// Option values that crashed a command (an overflow, an empty range), hung it (a rate whose
@@ -69,6 +80,29 @@ struct CLITests {
         (["verify", "--db", "/nonexistent/x.sqlite", "--decoders", "0"], "--decoders"),
         (["subscribe", "--category", "nosuch"], "--category"),
         (["projections", "rebuild", "--db", "/nonexistent/x.sqlite", "--decoders", "0"], "--decoders"),
+        // --decoders 100000 crashed rebuild and verify (SIGILL: no memory for the threads).
+        (["projections", "rebuild", "--db", "/nonexistent/x.sqlite", "--decoders", "257"], "--decoders"),
+        (["verify", "--db", "/nonexistent/x.sqlite", "--decoders", "100000"], "--decoders"),
+        (["verify", "--db", "/nonexistent/x.sqlite", "--scratch", "/nonexistent"], "--scratch"),
+        // Endpoints: libzmq wraps a port above 65535 (99999 bound 34463), refuses one without its
+        // transport only once the store was created, and an inproc:// one no other process reaches.
+        (["serve", "--db", "/nonexistent/x.sqlite", "--commands", "tcp://127.0.0.1:99999"], "--commands"),
+        (["serve", "--db", "/nonexistent/x.sqlite", "--events", "127.0.0.1:5556"], "--events"),
+        (["serve", "--db", "/nonexistent/x.sqlite", "--commands", "inproc://x"], "--commands"),
+        (["serve", "--db", "/nonexistent/x.sqlite", "--commands", "ipc:///tmp/same", "--events", "ipc:///tmp/same"], "--events"),
+        (["serve", "--db", ""], "--db"),
+        (["serve", "--db", "/tmp"], "--db"),
+        (["debug-generate", "--db", ""], "--db"),
+        (["call", "GetStats", "--server", "127.0.0.1:5555"], "--server"),
+        (["call", "GetStats", "--server", "tcp://127.0.0.1:0"], "--server"),
+        // The bench names the option out of range, and checks --json before the run, not after it.
+        (["bench", "--max", "--seats", "3"], "--seats"),
+        (["bench", "--max", "--users", "0"], "--users"),
+        (["bench", "--max", "--threads", "0"], "--threads"),
+        (["bench", "--max", "--duration", "0"], "--duration"),
+        (["bench", "--max", "--json", "/nonexistent/x.json"], "--json"),
+        (["bench", "--max", "--events", "tcp://127.0.0.1"], "--events"),
+        (["subscribe", "--output", "/nonexistent/x.jsonl"], "--output"),
     ])
     func outOfRangeOptionsAreRefusedUpFront(arguments: [String], option: String) throws {
         let run = try runSlam(arguments)

@@ -1037,7 +1037,15 @@ def test_unknown_type(sock):
     assert h["ok"] is False and e["code"] == "UNKNOWN_TYPE"
     assert h["requestId"]
     err(sock, "NoSuchCommand", {}, "UNKNOWN_TYPE", header={"idempotencyKey": new_key()})
-    err(sock, "getstats", {}, "UNKNOWN_TYPE")
+    wrong_case = err(sock, "getstats", {}, "UNKNOWN_TYPE")
+    # The message quotes the type and, for a known type in another case, names it.
+    assert '"getstats"' in wrong_case["message"] and "GetStats" in wrong_case["message"], wrong_case
+    assert wrong_case["details"] == {"type": "getstats"}
+    # An empty type is a string naming nothing (PROTOCOL.md: `type` is a string): UNKNOWN_TYPE,
+    # quoted so the message does not end in nothing. (Sent raw: the request schema wants a name.)
+    empty = raw_exchange(sock, [b"", b"SLAM/1", json.dumps({"type": "", "requestId": "e1"}).encode(), b"{}"],
+                         "UNKNOWN_TYPE")
+    assert 'named ""' in empty.body["message"], empty.body
 
 
 # =============================================================================================

@@ -364,6 +364,49 @@ def test_slam_subscribe_killed_and_restarted_with_its_checkpoint(server, sock, t
     expect_same_events(combined, truth, "runs 1, 2 and 3")
 
 
+def test_slam_subscribe_output_file_is_its_own_checkpoint(server, sock, tmp_path):
+    """`--output FILE`: SIGKILLed again and again while it writes, and restarted each time, the
+    file ends with every event exactly once, in order (with `--checkpoint` and stdout a kill
+    between a line and its checkpoint repeats that line). A torn last line, as a machine's crash
+    could leave, is cut off; a file written for another category is refused."""
+    out = tmp_path / "events.jsonl"
+    register_many(sock, 3000)
+    head = head_seq(sock)
+    argv = [str(_binary()), "subscribe", "--server", server.commands, "--events", server.events,
+            "--output", str(out), "--from-start"]
+    kills = 0
+    for _ in range(12):
+        size = out.stat().st_size if out.exists() else 0
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        give_up = time.monotonic() + WAIT_S
+        # Killed as soon as it has written something more (polling the file: it is mid-stream).
+        while (out.stat().st_size if out.exists() else 0) <= size and proc.poll() is None:
+            assert time.monotonic() < give_up, "`slam subscribe --output` wrote nothing"
+            time.sleep(0.001)
+        proc.kill()
+        proc.wait(timeout=WAIT_S)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+        kills += 1
+        if out.read_bytes().endswith(b"\n") and json.loads(out.read_bytes().splitlines()[-1])["header"]["seq"] >= head:
+            break
+    with open(out, "ab") as f:
+        f.write(b'{"topic":"user.UserRegis')  # a torn last line
+    done = subprocess.run(argv[:-1] + ["--until-seq", str(head)], capture_output=True, text=True, timeout=WAIT_S)
+    assert done.returncode == 0, done.stderr
+    lines = out.read_bytes().split(b"\n")
+    assert lines[-1] == b"", "the file ends with a complete line"
+    events = [strict_json(line, "an --output line") for line in lines[:-1]]
+    assert kills >= 1
+    assert_contiguous(seqs_of(events), 1, head, f"--output across {kills} kills")
+    expect_same_events(events, store_events(sock, 0, head), "--output")
+
+    other = subprocess.run(argv[:-1] + ["--category", "reservation", "--until-seq", str(head)],
+                           capture_output=True, text=True, timeout=WAIT_S)
+    assert other.returncode == 1 and "not reservation" in other.stderr, other.stderr
+    both = subprocess.run(argv + ["--checkpoint", str(tmp_path / "cp")], capture_output=True, text=True, timeout=WAIT_S)
+    assert both.returncode == 64 and "--checkpoint" in both.stderr, both.stderr
+
+
 def test_slam_subscribe_starts_at_the_head_without_a_checkpoint(server, sock, tmp_path):
     """Neither a checkpoint file nor --from-start: only new events; with a new checkpoint file
     the starting point is stored at once, so a restart misses nothing committed in between."""
@@ -380,14 +423,17 @@ def test_slam_subscribe_starts_at_the_head_without_a_checkpoint(server, sock, tm
     assert any(e["body"].get("userId") == user for e in run.events)
 
 
-def test_slam_subscribe_exits_1_on_an_endpoint_zeromq_refuses(tmp_path):
+@pytest.mark.parametrize("option,endpoint", [("--server", "127.0.0.1:5555"), ("--events", "tcp://127.0.0.1:99999"),
+                                             ("--server", "inproc://x")])
+def test_slam_subscribe_refuses_an_endpoint_it_cannot_use(option, endpoint):
     """An endpoint without its transport (`127.0.0.1:5555`, `tcp://` forgotten) never connects;
     starting at the head, `slam subscribe` used to ask for it again and again, at full speed,
-    saying nothing. It exits 1 at once, naming the endpoint."""
-    run = subprocess.run([str(_binary()), "subscribe", "--server", "127.0.0.1:5555"],
+    saying nothing; a port above 65535 libzmq takes modulo 65536; an inproc:// endpoint no other
+    process can reach. Each is refused before anything runs: exit 64, naming the option."""
+    run = subprocess.run([str(_binary()), "subscribe", option, endpoint],
                          capture_output=True, text=True, timeout=WAIT_S)
-    assert run.returncode == 1, run.stderr
-    assert "127.0.0.1:5555" in run.stderr and run.stdout == ""
+    assert run.returncode == 64, run.stderr
+    assert option in run.stderr and endpoint in run.stderr and run.stdout == ""
 
 
 def test_slam_subscribe_exits_1_on_a_server_that_does_not_speak_slam(ctx, tmp_path):
