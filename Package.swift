@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "SLAMDomainTests", dependencies: ["SLAMDomain", "SLAMJSON"]),
         .testTarget(name: "SLAMStoreTests", dependencies: ["SLAMStore", "SLAMSchemas", "SLAMTesting", "SLAMDomain", "SLAMJSON",
                                                            .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "SLAMServerTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "ZMQ",
+        .testTarget(name: "SLAMServerTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "ZMQ", "CWalBuffer",
                                                             .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SLAMEventsTests", dependencies: ["SLAMServer", "SLAMClient", "SLAMTesting", "SLAMJSON", "SLAMStore", "ZMQ",
                                                             .product(name: "GRDB", package: "GRDB.swift")]),

@@ -48,16 +48,17 @@ final class Checkpointer: @unchecked Sendable {
     /// here, without a clean close (which would checkpoint and delete the WAL), the server comes
     /// back from the WAL, which holds every acknowledged commit, copying it all again. Tests
     /// replace it.
-    var ioFailure: (String) -> Void = { message in
-        logError("\(message): stopping at once, so that the WAL is not started over above pages the disk may have lost; "
-                 + "every acknowledged command is in the WAL, and restarting the server recovers from it")
-        abort()
-    }
+    var ioFailure: (String) -> Void
 
     init(path: String, config: ServerConfig, stats: ServerStats) {
         self.path = path
         self.config = config
         self.stats = stats
+        let stop = config.ioFailure
+        ioFailure = { message in
+            stop("\(message): stopping at once, so that the WAL is not started over above pages the disk may have lost; "
+                 + "every acknowledged command is in the WAL, and restarting the server recovers from it")
+        }
     }
 
     func start() throws {

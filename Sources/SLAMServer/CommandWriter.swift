@@ -118,6 +118,13 @@ final class CommandWriter: @unchecked Sendable {
             }
             recordedPublishedSeq = published
         } catch {
+            // An I/O error (a failed write or sync of the WAL): the disk may have lost pages a
+            // later sync would not report, so the server stops at once (`ServerConfig.ioFailure`).
+            if let e = error as? DatabaseError, e.resultCode == .SQLITE_IOERR {
+                config.ioFailure("batch of \(jobs.count) failed: \(error): stopping at once, so that no later commit is "
+                                 + "acknowledged above pages the disk may have lost; restarting the server recovers "
+                                 + "every acknowledged command from what the disk holds")
+            }
             // Nothing of the batch is committed: every client gets INTERNAL and may retry with
             // its key; the decision state is reloaded from the database on demand.
             logError("batch of \(jobs.count) failed: \(error)")

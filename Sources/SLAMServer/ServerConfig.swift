@@ -1,3 +1,4 @@
+import Foundation
 import SLAMDomain
 import SLAMStore
 
@@ -9,6 +10,21 @@ public struct ServerConfig: Sendable {
     /// How long a hold lasts, in milliseconds.
     public var holdTtl: Millis = 300_000
     public var sync: SyncMode = .full
+    /// What an I/O error in writing or syncing the store does (SQLite's `SQLITE_IOERR`: a failed
+    /// write or fsync of the WAL in a batch's commit, of the database file in a checkpoint): by
+    /// default it logs `message` and stops the process at once (`abort`), as PostgreSQL does on a
+    /// failed fsync. Linux reports a failed write-back once to each open file and may drop the
+    /// pages it could not write, so a later sync can succeed above a hole; a server that went on
+    /// would acknowledge commits whose WAL has one. Stopped without a clean close, it comes back
+    /// from what the disk holds, every command it acknowledged before the error included. A full
+    /// disk (`SQLITE_FULL`, refused before anything is written) is not an I/O error: the batch is
+    /// answered `INTERNAL` and the server goes on. Tests replace it.
+    public var ioFailure: @Sendable (String) -> Void = ServerConfig.stopAtOnce
+
+    public static let stopAtOnce: @Sendable (String) -> Void = { message in
+        logError(message)
+        abort()
+    }
     /// A request larger than this in total (all frames) gets PAYLOAD_TOO_LARGE.
     public var maxRequestBytes = 64 * 1024
     /// libzmq drops a connection sending a frame larger than this (ZMQ_MAXMSGSIZE).

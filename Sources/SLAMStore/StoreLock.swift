@@ -15,10 +15,21 @@ import Darwin
 /// drops the lock when the holder exits, even by `kill -9`: a stale lock file is harmless.
 /// The holder writes its pid and purpose into the file, only to name itself in the error of
 /// whoever is refused.
+///
+/// The holder also takes an `flock` on the database file itself (created empty if missing: an
+/// empty file is a new store): a hard link or a bind mount names the same file by another path,
+/// whose lock file is another, and an audit ran two servers on one store that way, each
+/// acknowledging commands the other's WAL then lost. The file's own lock is one per file however
+/// it is named (and stays when someone deletes the lock file). SQLite locks with `fcntl`, which
+/// on Linux is independent of `flock`; but closing any descriptor of the file drops the process's
+/// `fcntl` locks on it, SQLite's included, so this descriptor is kept open until `release()`,
+/// which the holders call after closing their connections.
 public final class StoreLock: @unchecked Sendable {
     /// The lock file.
     public let path: String
     private var fd: Int32
+    /// The database file's descriptor, holding its `flock` (-1 for an in-memory database).
+    private var databaseFD: Int32
     private let mutex = NSLock()
 
     /// `<database>.lock`, beside the file the path names once symbolic links are resolved (in
@@ -73,7 +84,27 @@ public final class StoreLock: @unchecked Sendable {
         let text = "\(holder) (pid \(getpid()))\n"
         _ = ftruncate(fd, 0)
         _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
-        return StoreLock(path: path, fd: fd)
+        // The database file's own lock (see the type's comment).
+        let databaseFD = open(database, O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard databaseFD >= 0 else {
+            let err = errno
+            ftruncate(fd, 0)
+            close(fd)
+            throw StoreError(.locked, "cannot open \(database) to lock it: \(String(cString: strerror(err)))")
+        }
+        while flock(databaseFD, LOCK_EX | LOCK_NB) != 0 {
+            let err = errno
+            if err == EINTR { continue }
+            close(databaseFD)
+            ftruncate(fd, 0)
+            close(fd)
+            if err == EWOULDBLOCK {
+                throw StoreError(.locked, "the database \(database) is in use through another path to the same file (a "
+                                 + "hard link or a bind mount): a server or an offline tool has it open; stop it first")
+            }
+            throw StoreError(.locked, "cannot lock \(database): \(String(cString: strerror(err)))")
+        }
+        return StoreLock(path: path, fd: fd, databaseFD: databaseFD)
     }
 
     /// Whether some process holds the lock of `database` right now (a probe: takes and drops it).
@@ -89,9 +120,10 @@ public final class StoreLock: @unchecked Sendable {
         return errno == EWOULDBLOCK
     }
 
-    private init(path: String, fd: Int32) {
+    private init(path: String, fd: Int32, databaseFD: Int32 = -1) {
         self.path = path
         self.fd = fd
+        self.databaseFD = databaseFD
     }
 
     /// Whether this object still holds its lock.
@@ -102,6 +134,10 @@ public final class StoreLock: @unchecked Sendable {
         mutex.lock()
         defer { mutex.unlock() }
         guard fd >= 0 else { return }
+        if databaseFD >= 0 {
+            close(databaseFD)  // drops its flock
+            databaseFD = -1
+        }
         _ = ftruncate(fd, 0)
         flock(fd, LOCK_UN)
         close(fd)

@@ -58,6 +58,16 @@ struct CLITests {
         #expect(takeover.status == 1 && takeover.stderr.contains("a process is listening there already"), "\(takeover.stderr)")
         #expect(!FileManager.default.fileExists(atPath: other), "refused before the store was created")
         #expect(try live.client.call("GetStats").ok)
+        // A hard link names the same file by another path, with a lock file of its own: an audit ran
+        // two servers on one store that way, and one server's acknowledged commands were lost.
+        let link = folder + "/link.sqlite"
+        try FileManager.default.linkItem(atPath: copy, toPath: link)
+        defer { try? FileManager.default.removeItem(atPath: link) }
+        let throughLink = try runSlam(["serve", "--db", link, "--commands", "ipc://\(folder)/c4", "--events", "ipc://\(folder)/e4"])
+        #expect(throughLink.status == 1 && throughLink.stderr.contains("in use through another path"), "\(throughLink.stderr)")
+        let rebuildThroughLink = try runSlam(["projections", "rebuild", "--db", link])
+        #expect(rebuildThroughLink.status == 1 && rebuildThroughLink.stderr.contains("in use through another path"),
+                "\(rebuildThroughLink.stderr)")
     }
 
     /// Option values that crashed a command (an overflow, an empty range), hung it (a rate whose

@@ -1,0 +1,51 @@
+import CWalBuffer
+import Foundation
+import GRDB
+import GRDBSQLite
+import SLAMDomain
+@testable import SLAMServer
+import SLAMTesting
+import Testing
+
+@Suite("Storage failures in the writer's commit")
+struct StorageFailureTests {
+    /// Arms a failure of the next write to the writer connection's WAL (the connection the
+    /// writer's batches use), with SQLite result code `code`.
+    private func failNextWALWrite(_ ts: TestServer, _ code: Int32) throws {
+        let rc = try ts.server.store.pool.writeWithoutTransaction { db in slam_walbuffer_fail_next_write(db.sqliteConnection, code) }
+        #expect(rc == SQLITE_OK)
+    }
+
+    /// An audit put the store on a filesystem whose writes failed with EIO: the writer answered
+    /// INTERNAL and went on, and once writes worked again it acknowledged commits the filesystem
+    /// then lost (a failed write-back is reported once; a later sync succeeds above the hole).
+    /// An I/O error in a batch now goes to `ServerConfig.ioFailure`, which by default stops the
+    /// process at once, as a failed sync in a checkpoint does. A full disk is not an I/O error:
+    /// INTERNAL, and the server goes on (the retry with the same key executes).
+    @Test("an I/O error writing the WAL in a commit goes to ioFailure (by default: stop at once); a full disk does not")
+    func ioErrorInACommitIsFatal() throws {
+        let failures = Shared<[String]>([])
+        // No sweeps: the only batches are the commands', so the armed failure meets the command's.
+        try withServer(configure: { c in
+            c.sweepInterval = 3_600_000
+            c.ioFailure = { message in failures.update { $0.append(message) } }
+        }) { ts in
+            let c = try ts.client()
+            defer { c.close() }
+
+            try failNextWALWrite(ts, SQLITE_FULL)
+            let full = try c.call("RegisterUser", ["name": "disk full"], key: "storage-1")
+            #expect(full.code == "INTERNAL" && full.replayed == false, "\(full.body)")
+            #expect(failures.get().isEmpty, "a full disk is not fatal: \(failures.get())")
+            let retry = try c.call("RegisterUser", ["name": "disk full"], key: "storage-1")
+            #expect(retry.ok && retry.replayed == false, "not recorded: the retry executes: \(retry.body)")
+
+            try failNextWALWrite(ts, ResultCode.SQLITE_IOERR_WRITE.rawValue)
+            let io = try c.call("RegisterUser", ["name": "I/O error"], key: "storage-2")
+            #expect(io.code == "INTERNAL", "\(io.body)")
+            let recorded = failures.get()
+            #expect(recorded.count == 1, "\(recorded)")
+            #expect(recorded.first?.contains("stopping at once") == true, "\(recorded)")
+        }
+    }
+}
