@@ -45,26 +45,6 @@ static inline int slam_allowed_cpus(int *out, int max) {
     for (int cpu = 0; cpu < CPU_SETSIZE && n < max; cpu++) if (CPU_ISSET(cpu, &set)) out[n++] = cpu;
     return n;
 }
-
-/* 1 when a process accepts connections on the unix socket at `path`, 0 otherwise. libzmq's bind
-   of an ipc:// endpoint removes the file of a socket already there, so a second server would take
-   a live server's endpoint from it without a word; the server asks this first. */
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <string.h>
-#include <unistd.h>
-static inline int slam_unix_socket_accepts(const char *path) {
-    struct sockaddr_un addr;
-    if (strlen(path) >= sizeof addr.sun_path) return 0;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    memset(&addr, 0, sizeof addr);
-    addr.sun_family = AF_UNIX;
-    strcpy(addr.sun_path, path);
-    int accepted = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
-    close(fd);
-    return accepted;
-}
 #endif
 
 #endif

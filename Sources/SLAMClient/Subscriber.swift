@@ -152,6 +152,10 @@ public final class Subscriber {
     public private(set) var knownHeadSeq: Int64 = 0
     public private(set) var stats = SubscriberStats()
 
+    /// Called, on the thread that runs the subscriber, each time a `ReadEvents` call got no
+    /// answer in time and is about to be asked again (the server may be down or restarting).
+    public var noAnswer: (() -> Void)?
+
     /// `ReadEvents`' page size, at most the protocol's maximum (1,000), which it defaults to.
     public var pageSize = 1000
     /// The page size asked for: within 1...1000, so that a short page reliably means "no more"
@@ -181,10 +185,6 @@ public final class Subscriber {
     ///   - storeId: the store the checkpoint belongs to, when known.
     ///   - receiveHighWaterMark: `ZMQ_RCVHWM` of the SUB socket (messages).
     ///   - context: a ZeroMQ context to share; a private one otherwise.
-    /// Called, on the thread that runs the subscriber, each time a `ReadEvents` call got no
-    /// answer in time and is about to be asked again (the server may be down or restarting).
-    public var noAnswer: (() -> Void)?
-
     public init(commandsEndpoint: String, eventsEndpoint: String, category: String? = nil, afterSeq: Int64 = 0,
                 afterCategorySeq: Int64? = nil, storeId: String? = nil, receiveHighWaterMark: Int32 = 1000,
                 context: ZMQContext? = nil) throws {

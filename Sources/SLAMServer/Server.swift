@@ -48,7 +48,7 @@ public final class Server: @unchecked Sendable {
         for (endpoint, option) in [(config.commandsEndpoint, "commands"), (config.eventsEndpoint, "events")] {
             guard endpoint.hasPrefix("ipc://") else { continue }
             let path = String(endpoint.dropFirst("ipc://".count))
-            if !path.hasPrefix("@"), slam_unix_socket_accepts(path) == 1 {
+            if !path.hasPrefix("@"), Self.unixSocketAccepts(path) {
                 throw ServerConfigError("--\(option) \(endpoint): a process is listening there already (another server?); "
                                         + "binding would take the endpoint from it")
             }
@@ -177,6 +177,33 @@ public final class Server: @unchecked Sendable {
     deinit {
         uninstallWalHook()
         lock.release()
+    }
+}
+
+extension Server {
+    /// Whether a process accepts connections on the unix socket at `path` (a live `ipc://`
+    /// endpoint). libzmq's bind of an `ipc://` endpoint removes the file of a socket already
+    /// there, so a second server would take a live server's endpoint from it without a word. A
+    /// socket file no process listens on any more (a server killed) is refused the connection
+    /// and may be bound again. Non-blocking: a listener whose backlog is full answers EAGAIN,
+    /// and counts as listening.
+    static func unixSocketAccepts(_ path: String) -> Bool {
+        #if os(Linux)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return rc == 0 || errno == EAGAIN || errno == EINPROGRESS
+        #else
+        return false
+        #endif
     }
 }
 

@@ -62,13 +62,17 @@ enum OptionCheck {
         guard access(path, W_OK | X_OK) == 0 else { throw ValidationError("\(option) \(path) is not writable") }
     }
 
-    /// A file to be written at the end of a run: its folder exists and is writable, and the
-    /// file, if it exists, is not a folder.
-    static func writableFile(_ path: String, option: String) throws {
+    /// A file to be written: not a folder; its folder exists and is writable (a file replaced
+    /// atomically is written beside it), or with `inPlace`, a file that exists may be written.
+    static func writableFile(_ path: String, option: String, inPlace: Bool = false) throws {
         guard !path.isEmpty else { throw ValidationError("\(option) must name a file") }
         var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-            throw ValidationError("\(option) \(path) is a folder")
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
+            guard !isFolder.boolValue else { throw ValidationError("\(option) \(path) is a folder") }
+            if inPlace {
+                guard access(path, W_OK) == 0 else { throw ValidationError("\(option) \(path) is not writable") }
+                return
+            }
         }
         let folder = (path as NSString).deletingLastPathComponent
         do {

@@ -35,7 +35,7 @@ struct Serve: ParsableCommand {
         try OptionCheck.databasePath(db)
         try OptionCheck.endpoint(commands, option: "--commands", bind: true)
         try OptionCheck.endpoint(events, option: "--events", bind: true)
-        guard commands != events || commands.hasPrefix("tcp://") && commands.hasSuffix(":*") else {
+        guard commands != events || commands.hasPrefix("tcp://") && (commands.hasSuffix(":*") || commands.hasSuffix(":0")) else {
             throw ValidationError("--commands and --events must differ (both are \(commands))")
         }
     }

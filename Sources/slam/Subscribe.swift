@@ -31,16 +31,19 @@ struct Subscribe: ParsableCommand {
 
             With --output FILE the lines are appended to FILE instead, and FILE is its own \
             checkpoint: a restart continues after its last complete line (a torn last line, which \
-            a crash of the machine could leave, is cut off), so FILE holds every event exactly \
-            once, however often the process is killed. Restart it with the same --category. \
-            FILE is not synced. With an empty FILE it starts as without a checkpoint.
+            a kill or a crash of the machine could leave, is cut off), so FILE holds every event \
+            exactly once, however often the process is killed. A new or empty FILE starts at the \
+            first event. FILE is locked while written (a second subscriber on it is refused) and \
+            not synced. Restart it with the same --category: a last line of another category is \
+            refused, but a file of one category's events restarted for all is not noticed.
 
             It waits for a server that is not up yet, busy or stopping (saying so once on \
             stderr); a reply that is not SLAM/1 ends it at once. An endpoint that is not \
             tcp://HOST:PORT or ipc://PATH is refused before anything runs (exit 64).
 
             Exit status: 0 on SIGINT, SIGTERM or --until-seq; 1 on an error (a different store, \
-            an unreadable checkpoint, a failed read, an endpoint or server it cannot use).
+            an unreadable checkpoint or output file, a failed read, a server it cannot use); 64 on \
+            an option it cannot use.
             """
     )
 
@@ -52,7 +55,7 @@ struct Subscribe: ParsableCommand {
     var category: String?
     @Option(help: "A file keeping the last seq written; read at start, replaced after each event.")
     var checkpoint: String?
-    @Option(help: "Append the lines to this file instead of stdout. The file is its own checkpoint: a restart continues after its last complete line, so it holds every event exactly once, even across kill -9 (not with --checkpoint).")
+    @Option(help: "Append the lines to this file instead of stdout. The file is its own checkpoint: a restart continues after its last complete line (a new or empty file from the first event), so it holds every event exactly once, even across kill -9 (not with --checkpoint).")
     var output: String?
     @Flag(name: .customLong("from-start"), help: "Without a checkpoint to resume from, start at the first event (default: at the head).")
     var fromStart = false
@@ -75,7 +78,7 @@ struct Subscribe: ParsableCommand {
             guard checkpoint == nil else {
                 throw ValidationError("--output and --checkpoint exclude each other: the output file is its own checkpoint")
             }
-            try OptionCheck.writableFile(output, option: "--output")
+            try OptionCheck.writableFile(output, option: "--output", inPlace: true)
         }
     }
 
@@ -108,6 +111,10 @@ struct Subscribe: ParsableCommand {
                 }
                 start = CheckpointFile(storeId: last.storeId, seq: last.seq, category: category,
                                        categorySeq: category == nil ? nil : last.categorySeq)
+            } else {
+                // A new or empty file starts at the first event: started at the head, a file still
+                // empty at a kill would hold no position, and the restart would skip what came between.
+                start = CheckpointFile(storeId: nil, seq: 0, category: category, categorySeq: category == nil ? nil : 0)
             }
         }
         defer { if out != STDOUT_FILENO { fsync(out); close(out) } }
@@ -274,59 +281,84 @@ struct CheckpointFile: Equatable {
 }
 
 /// `--output FILE`: the subscriber's lines appended to a file that is its own checkpoint. Each
-/// line goes out in one write(2), so a kill leaves whole lines (and the page cache keeps them);
-/// a machine's crash may leave a torn last line, or zeros, which are cut off at the next start.
-/// So the file's last complete line is always the last event handled, and a restart continues
-/// exactly after it: each event once, with no checkpoint of its own to fall out of step.
+/// line goes out in one write(2) (a kill can still cut one that spans pages), and a machine's
+/// crash may leave a torn last line, or zeros: such a tail is cut off at the next start. So the
+/// file's last complete line is always the last event handled, and a restart continues exactly
+/// after it: each event once, with no checkpoint of its own to fall out of step. The file is
+/// locked (`flock`) while a subscriber writes it, so a second one (a supervisor restarting
+/// before the first has exited) is refused rather than append the same events again.
 struct OutputFile {
     let fd: Int32
     /// The event of the last complete line; nil for an empty file.
     let lastEvent: SubscribedEvent?
 
+    /// A line of `slam subscribe` begins so; a torn tail that does not (nor is zeros, as a crash
+    /// can leave) is not ours, and the file is refused rather than cut.
+    private static let linePrefix = Array(#"{"topic":"#.utf8)
+    /// Longer than any event line (a body is at most 64 KiB of JSON, escaped at most sixfold).
+    private static let maxLine = 1 << 20
+
     static func open(path: String) throws -> OutputFile {
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ClientError("cannot open \(path): \(String(cString: strerror(errno)))") }
         do {
-            let (end, line) = try lastLine(fd: fd, path: path)
-            if ftruncate(fd, end) != 0 {
+            while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                if errno == EINTR { continue }
+                throw ClientError(errno == EWOULDBLOCK ? "\(path) is being written by another slam subscribe"
+                                                       : "cannot lock \(path): \(String(cString: strerror(errno)))")
+            }
+            let size = lseek(fd, 0, SEEK_END)
+            guard size >= 0 else { throw ClientError("cannot read \(path): \(String(cString: strerror(errno)))") }
+            let end = try lastNewline(fd: fd, before: size, path: path).map { $0 + 1 } ?? 0
+            if end < size {
+                // A tail after the last complete line: cut only one that a subscriber can have left.
+                let head = try read(fd: fd, at: end, count: Int(min(size - end, off_t(linePrefix.count))), path: path)
+                let torn = linePrefix.starts(with: head) || head.allSatisfy { $0 == 0 }
+                guard torn else {
+                    throw ClientError("\(path) does not end with a line of slam subscribe (nor a torn one): not cut, not used")
+                }
+            }
+            var lastEvent: SubscribedEvent?
+            if end > 0 {
+                let start = try lastNewline(fd: fd, before: end - 1, path: path, within: maxLine).map { $0 + 1 } ?? 0
+                let line = try read(fd: fd, at: start, count: Int(end - 1 - start), path: path)
+                guard let json = try? JSONParser.parse(line), let event = SubscribedEvent.fromLine(json) else {
+                    let shown = line.isEmpty ? "an empty line" : String(decoding: line.prefix(200), as: UTF8.self)
+                    throw ClientError("the last line of \(path) is not an event line ({\"topic\", \"header\", \"body\"}): \(shown)")
+                }
+                lastEvent = event
+            }
+            if end < size, ftruncate(fd, end) != 0 {
                 throw ClientError("cannot cut the torn last line of \(path): \(String(cString: strerror(errno)))")
             }
-            guard let line else { return OutputFile(fd: fd, lastEvent: nil) }
-            guard let json = try? JSONParser.parse(line), let event = SubscribedEvent.fromLine(json) else {
-                throw ClientError("the last line of \(path) is not an event line ({\"topic\", \"header\", \"body\"}): "
-                                  + String(decoding: line.prefix(200), as: UTF8.self))
-            }
-            return OutputFile(fd: fd, lastEvent: event)
+            return OutputFile(fd: fd, lastEvent: lastEvent)
         } catch {
             close(fd)
             throw error
         }
     }
 
-    /// Where the file's complete lines end (after the last newline; 0 without one) and the last
-    /// complete line itself, without its newline. Reads backwards from the end, a chunk at a time.
-    private static func lastLine(fd: Int32, path: String) throws -> (end: off_t, line: [UInt8]?) {
-        let size = lseek(fd, 0, SEEK_END)
-        guard size >= 0 else { throw ClientError("cannot read \(path): \(String(cString: strerror(errno)))") }
-        var tail: [UInt8] = []  // the bytes from `from` to the end of the file
-        var from = size
-        var end: off_t? = nil   // the offset just after the last newline
+    /// The offset of the last newline before `offset`, reading backwards a chunk at a time (nil:
+    /// none; also none within `within` bytes, when given: a line that long is not an event's).
+    private static func lastNewline(fd: Int32, before offset: off_t, path: String, within: Int? = nil) throws -> off_t? {
         let chunk: off_t = 65_536
-        while from > 0 {
-            let n = min(chunk, from)
-            from -= n
-            var buffer = [UInt8](repeating: 0, count: Int(n))
-            let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Int(n), from) }
-            guard got == Int(n) else { throw ClientError("cannot read \(path): \(String(cString: strerror(errno)))") }
-            tail = buffer + tail
-            if end == nil, let i = tail.lastIndex(of: 0x0A) { end = from + off_t(i) + 1 }
-            if let end {
-                // The line ending at `end` starts after the newline before it, if this chunk has it.
-                let lineEnd = Int(end - from) - 1
-                if let start = tail[..<lineEnd].lastIndex(of: 0x0A) { return (end, Array(tail[(start + 1)..<lineEnd])) }
-                if from == 0 { return (end, Array(tail[..<lineEnd])) }
+        var to = offset
+        while to > 0 {
+            if let within, offset - to >= off_t(within) {
+                throw ClientError("the last line of \(path) is longer than \(within) bytes: not an event line")
             }
+            let from = max(0, to - chunk)
+            let bytes = try read(fd: fd, at: from, count: Int(to - from), path: path)
+            if let i = bytes.lastIndex(of: 0x0A) { return from + off_t(i) }
+            to = from
         }
-        return (0, nil)
+        return nil
+    }
+
+    private static func read(fd: Int32, at offset: off_t, count: Int, path: String) throws -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: count)
+        let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, offset) }
+        guard got == count else { throw ClientError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        return buffer
     }
 }

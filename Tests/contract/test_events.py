@@ -15,6 +15,7 @@ polls with a timeout that is only a safety net.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
@@ -368,7 +369,9 @@ def test_slam_subscribe_output_file_is_its_own_checkpoint(server, sock, tmp_path
     """`--output FILE`: SIGKILLed again and again while it writes, and restarted each time, the
     file ends with every event exactly once, in order (with `--checkpoint` and stdout a kill
     between a line and its checkpoint repeats that line). A torn last line, as a machine's crash
-    could leave, is cut off; a file written for another category is refused."""
+    could leave, is cut off; a file whose last line is of another category, a file that does not
+    end with a subscriber's line, and a file another subscriber is writing are refused; a new
+    file starts at the first event."""
     out = tmp_path / "events.jsonl"
     register_many(sock, 3000)
     head = head_seq(sock)
@@ -405,6 +408,28 @@ def test_slam_subscribe_output_file_is_its_own_checkpoint(server, sock, tmp_path
     assert other.returncode == 1 and "not reservation" in other.stderr, other.stderr
     both = subprocess.run(argv + ["--checkpoint", str(tmp_path / "cp")], capture_output=True, text=True, timeout=WAIT_S)
     assert both.returncode == 64 and "--checkpoint" in both.stderr, both.stderr
+
+    # Another subscriber writing the file (its lock held here): refused, nothing appended.
+    size = out.stat().st_size
+    with open(out, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = subprocess.run(argv[:-1] + ["--until-seq", str(head)], capture_output=True, text=True, timeout=WAIT_S)
+    assert busy.returncode == 1 and "being written by another" in busy.stderr, busy.stderr
+    assert out.stat().st_size == size
+    # Not a subscriber's file: neither cut nor used.
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"hello\nworld")
+    refused = subprocess.run(argv[:-1][:-2] + ["--output", str(notes), "--until-seq", str(head)],
+                             capture_output=True, text=True, timeout=WAIT_S)
+    assert refused.returncode == 1 and "does not end with a line of slam subscribe" in refused.stderr, refused.stderr
+    assert notes.read_bytes() == b"hello\nworld"
+    # A new file, without --from-start: from the first event (a file still empty at a kill would
+    # otherwise hold no position, and its restart would skip what came between).
+    fresh = tmp_path / "fresh.jsonl"
+    new = subprocess.run(argv[:-3] + ["--output", str(fresh), "--until-seq", str(head)],
+                         capture_output=True, text=True, timeout=WAIT_S)
+    assert new.returncode == 0, new.stderr
+    assert [json.loads(line)["header"]["seq"] for line in fresh.read_bytes().splitlines()] == list(range(1, head + 1))
 
 
 def test_slam_subscribe_starts_at_the_head_without_a_checkpoint(server, sock, tmp_path):
