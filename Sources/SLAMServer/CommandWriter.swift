@@ -98,6 +98,9 @@ final class CommandWriter: @unchecked Sendable {
         let published = publishedSeq.get()
         var sweepBacklog = false
         var failed = false
+        // Keys this batch recorded, and the replies that do not depend on its commit (below).
+        var recordedInBatch = Set<String>()
+        var standingAlone = Set<Int>()
         do {
             try store.pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
@@ -107,7 +110,11 @@ final class CommandWriter: @unchecked Sendable {
                         headBefore = self.writer.headSeq
                     }
                     if sweep { sweepBacklog = try self.sweep(db, now: now) }
-                    for job in jobs { outgoing.append(try self.process(job, db)) }
+                    for job in jobs {
+                        let (frames, standsAlone) = try self.process(job, db, recordedInBatch: &recordedInBatch)
+                        outgoing.append(frames)
+                        if standsAlone { standingAlone.insert(outgoing.count - 1) }
+                    }
                     try self.writer.flushMeta(db)
                     if published != self.recordedPublishedSeq {
                         try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'publishedSeq'", arguments: [String(published)])
@@ -136,9 +143,16 @@ final class CommandWriter: @unchecked Sendable {
                 logError("re-reading the heads after a failed batch: \(error); the next batch re-reads them first")
                 headsStale = true
             }
-            outgoing = jobs.map { job in
-                Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: false, replayed: false),
-                            body: Wire.errorBody(Rejection(.internal, "the command could not be committed; retry with the same key")))
+            // A reply that does not depend on this batch's commit still goes out: a replay of a
+            // record committed before it (PROTOCOL.md section 3: only the checks before the record
+            // pre-empt a replay; an audit found every retry of an acknowledged command answered
+            // INTERNAL while the disk was full), a key reused against such a record, a deadline
+            // passed, a body refused.
+            let decided = outgoing
+            outgoing = jobs.enumerated().map { i, job in
+                if standingAlone.contains(i) { return decided[i] }
+                return Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: false, replayed: false),
+                                   body: Wire.errorBody(Rejection(.internal, "the command could not be committed; retry with the same key")))
             }
         }
         // A committed sweep that left due holds behind is due again at once; otherwise (and
@@ -237,7 +251,10 @@ final class CommandWriter: @unchecked Sendable {
 
     // MARK: One command
 
-    private func process(_ job: CommandJob, _ db: Database) throws -> [[UInt8]] {
+    /// A command's reply, and whether it stands without the batch's commit (it wrote nothing,
+    /// and read nothing the batch wrote): the reply still goes out when the batch fails.
+    private func process(_ job: CommandJob, _ db: Database,
+                         recordedInBatch: inout Set<String>) throws -> (frames: [[UInt8]], standsAlone: Bool) {
         func reply(ok: Bool, position: Int64?, replayed: Bool, body: [UInt8]) -> [[UInt8]] {
             Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: ok, position: position,
                                                                  replayed: replayed), body: body)
@@ -245,22 +262,23 @@ final class CommandWriter: @unchecked Sendable {
         func refuse(_ r: Rejection) -> [[UInt8]] { reply(ok: false, position: nil, replayed: false, body: Wire.errorBody(r)) }
 
         if let record = try writer.idempotencyRecord(db, key: job.key) {
+            let committedBefore = !recordedInBatch.contains(job.key)
             // Bytes, not String ==: canonically equivalent Unicode spellings are different commands.
             guard record.fingerprint.utf8.elementsEqual(job.fingerprint.utf8) else {
-                return refuse(Rejection(.idempotencyKeyReused,
-                                        "idempotency key \(job.key) was used for a different command",
-                                        details: ["field": .string("header.idempotencyKey")]))
+                return (refuse(Rejection(.idempotencyKeyReused,
+                                         "idempotency key \(job.key) was used for a different command",
+                                         details: ["field": .string("header.idempotencyKey")])), committedBefore)
             }
-            return reply(ok: record.ok, position: record.position, replayed: true, body: Array(record.reply.utf8))
+            return (reply(ok: record.ok, position: record.position, replayed: true, body: Array(record.reply.utf8)), committedBefore)
         }
         let now = clock.now()
         if let deadline = job.deadline, deadlineClock.now() > deadline {
-            return refuse(Rejection(.deadlineExceeded, "the deadline " + RFC3339.format(deadline) + " has passed"))
+            return (refuse(Rejection(.deadlineExceeded, "the deadline " + RFC3339.format(deadline) + " has passed")), true)
         }
         let command: Command
         switch job.command {
         case .success(let c): command = c
-        case .failure(let r): return refuse(r)
+        case .failure(let r): return (refuse(r), true)
         }
 
         let outcome = try execute(command, causation: job.key, db: db, now: now)
@@ -277,14 +295,15 @@ final class CommandWriter: @unchecked Sendable {
         case .rejected(let r): body = Wire.errorBody(r)
         case .failed:
             // Rolled back alone; like any refusal before execution, not recorded.
-            return refuse(Rejection(.internal, "the command could not be executed and nothing of it was committed; retry with the same key"))
+            return (refuse(Rejection(.internal, "the command could not be executed and nothing of it was committed; retry with the same key")), false)
         }
         let ok: Bool
         if case .accepted = outcome { ok = true } else { ok = false }
         try requireTransaction(db)
         try writer.record(db, IdempotencyRecord(key: job.key, fingerprint: job.fingerprint, ok: ok,
                                                 reply: String(decoding: body, as: UTF8.self), position: position, createdAt: now))
-        return reply(ok: ok, position: position, replayed: false, body: body)
+        recordedInBatch.insert(job.key)
+        return (reply(ok: ok, position: position, replayed: false, body: body), false)
     }
 
     enum Outcome {

@@ -2,6 +2,7 @@ import CWalBuffer
 import Foundation
 import GRDB
 import GRDBSQLite
+import SLAMClient
 import SLAMDomain
 @testable import SLAMServer
 import SLAMTesting
@@ -46,6 +47,45 @@ struct StorageFailureTests {
             let recorded = failures.get()
             #expect(recorded.count == 1, "\(recorded)")
             #expect(recorded.first?.contains("stopping at once") == true, "\(recorded)")
+        }
+    }
+
+    /// An audit filled the disk: every retry of an acknowledged command was answered INTERNAL,
+    /// because the batch it came in failed to commit (it records the relay's progress, a write).
+    /// PROTOCOL.md section 3: only the checks before the idempotency record can pre-empt a replay.
+    /// A reply that does not depend on the batch's commit now goes out as decided: a replay of a
+    /// record committed before the batch; a command executed in it is INTERNAL.
+    @Test("a replay in a batch that fails to commit is still answered with the recorded reply")
+    func aReplayStandsWithoutItsBatch() throws {
+        try withServer(configure: { c in
+            c.sweepInterval = 3_600_000
+            c.ioFailure = { _ in }
+        }) { ts in
+            let c = try ts.client()
+            defer { c.close() }
+            let first = try c.call("RegisterUser", ["name": "acknowledged"], key: "replay-1")
+            #expect(first.ok)
+            // Once the relay has published that event, the next batch records its progress (a
+            // write to meta), so it has a write to fail even if it holds nothing but the replay.
+            let published = try eventually {
+                let stats = try c.call("GetStats").body
+                return stats["publishedSeq"]?.int64Value == stats["headSeq"]?.int64Value
+            }
+            #expect(published)
+            try failNextWALWrite(ts, SQLITE_FULL)
+            // The replay and a new command, pipelined: in one batch or two, the first batch fails.
+            let replayId = try c.send("RegisterUser", body: Array(#"{"name":"acknowledged"}"#.utf8), key: "replay-1")
+            let newId = try c.send("RegisterUser", body: Array(#"{"name":"new"}"#.utf8), key: "replay-2")
+            var replies: [String: Reply] = [:]
+            while replies.count < 2 {
+                guard let r = try c.receive(timeoutMs: 30_000) else { Issue.record("no reply"); return }
+                if let id = r.requestId { replies[id] = r }
+            }
+            let replay = try #require(replies[replayId]), new = try #require(replies[newId])
+            #expect(replay.ok && replay.replayed == true && replay.position == first.position, "\(replay.body)")
+            #expect(replay.body == first.body, "the recorded reply")
+            // The new command ran in the failed batch (INTERNAL) or in the next one (ok).
+            #expect(new.code == "INTERNAL" || new.ok, "\(new.body)")
         }
     }
 }
