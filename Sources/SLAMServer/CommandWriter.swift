@@ -125,9 +125,12 @@ final class CommandWriter: @unchecked Sendable {
             }
             recordedPublishedSeq = published
         } catch {
-            // An I/O error (a failed write or sync of the WAL): the disk may have lost pages a
-            // later sync would not report, so the server stops at once (`ServerConfig.ioFailure`).
-            if let e = error as? DatabaseError, e.resultCode == .SQLITE_IOERR {
+            // A failed sync of the WAL: the disk may have lost pages a later sync would not
+            // report, so the server stops at once (`ServerConfig.ioFailure`). Only a sync: other
+            // I/O errors (a quota reached, a shared-memory region a full disk cannot grow, a
+            // lock) say nothing of what the disk holds, and stopping on them would only make a
+            // restart loop of a full disk.
+            if let e = error as? DatabaseError, Self.isFailedSync(e.extendedResultCode) {
                 config.ioFailure("batch of \(jobs.count) failed: \(error): stopping at once, so that no later commit is "
                                  + "acknowledged above pages the disk may have lost; restarting the server recovers "
                                  + "every acknowledged command from what the disk holds")
@@ -250,6 +253,11 @@ final class CommandWriter: @unchecked Sendable {
     }
 
     // MARK: One command
+
+    /// SQLite's codes for a failed fsync of a file or of its folder.
+    static func isFailedSync(_ code: ResultCode) -> Bool {
+        code == .SQLITE_IOERR_FSYNC || code == .SQLITE_IOERR_DIR_FSYNC
+    }
 
     /// A command's reply, and whether it stands without the batch's commit (it wrote nothing,
     /// and read nothing the batch wrote): the reply still goes out when the batch fails.

@@ -48,9 +48,15 @@ public final class Server: @unchecked Sendable {
         for (endpoint, option) in [(config.commandsEndpoint, "commands"), (config.eventsEndpoint, "events")] {
             guard endpoint.hasPrefix("ipc://") else { continue }
             let path = String(endpoint.dropFirst("ipc://".count))
-            if !path.hasPrefix("@"), Self.unixSocketAccepts(path) {
+            guard !path.hasPrefix("@") else { continue }
+            if Self.unixSocketAccepts(path) {
                 throw ServerConfigError("--\(option) \(endpoint): a process is listening there already (another server?); "
                                         + "binding would take the endpoint from it")
+            }
+            // libzmq's bind removes whatever file is at the path, a socket or not.
+            var info = stat()
+            if lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFSOCK {
+                throw ServerConfigError("--\(option) \(endpoint): \(path) exists and is not a socket; binding would delete it")
             }
         }
         self.config = config
@@ -176,6 +182,10 @@ public final class Server: @unchecked Sendable {
 
     deinit {
         uninstallWalHook()
+        // Closed before the lock goes: releasing it closes a descriptor of the database file,
+        // which would drop SQLite's own locks on it (a server dropped without `wait()`, such as
+        // one whose `start()` failed).
+        try? store.pool.close()
         lock.release()
     }
 }

@@ -10,15 +10,15 @@ public struct ServerConfig: Sendable {
     /// How long a hold lasts, in milliseconds.
     public var holdTtl: Millis = 300_000
     public var sync: SyncMode = .full
-    /// What an I/O error in writing or syncing the store does (SQLite's `SQLITE_IOERR`: a failed
-    /// write or fsync of the WAL in a batch's commit, of the database file in a checkpoint): by
-    /// default it logs `message` and stops the process at once (`abort`), as PostgreSQL does on a
-    /// failed fsync. Linux reports a failed write-back once to each open file and may drop the
-    /// pages it could not write, so a later sync can succeed above a hole; a server that went on
-    /// would acknowledge commits whose WAL has one. Stopped without a clean close, it comes back
-    /// from what the disk holds, every command it acknowledged before the error included. A full
-    /// disk (`SQLITE_FULL`, refused before anything is written) is not an I/O error: the batch is
-    /// answered `INTERNAL` and the server goes on. Tests replace it.
+    /// What a failed sync of the store does (a batch's commit failing with
+    /// `SQLITE_IOERR_FSYNC`, or any I/O error in a checkpoint or in the sync of the database file
+    /// after one): by default it logs `message` and stops the process at once (`abort`), as
+    /// PostgreSQL does on a failed fsync. Linux reports a failed write-back once to each open file
+    /// and may drop the pages it could not write, so a later sync can succeed above a hole; a
+    /// server that went on would acknowledge commits whose WAL has one. Stopped without a clean
+    /// close, it comes back from what the disk holds, every command it acknowledged before the
+    /// error included. Other errors of a batch (a full disk, `SQLITE_FULL`; a quota reached,
+    /// `SQLITE_IOERR_WRITE`) are answered `INTERNAL` and the server goes on. Tests replace it.
     public var ioFailure: @Sendable (String) -> Void = ServerConfig.stopAtOnce
 
     public static let stopAtOnce: @Sendable (String) -> Void = { message in

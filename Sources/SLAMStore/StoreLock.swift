@@ -104,6 +104,18 @@ public final class StoreLock: @unchecked Sendable {
             }
             throw StoreError(.locked, "cannot lock \(database): \(String(cString: strerror(err)))")
         }
+        // A file with several names (hard links): each name has a WAL and a -shm of its own, so
+        // what is committed through one is lost to the other, one server after another too
+        // (SQLite warns of it: "multiple links to file"). Refused until the other names go.
+        var info = stat()
+        if fstat(databaseFD, &info) == 0, info.st_nlink > 1 {
+            close(databaseFD)
+            ftruncate(fd, 0)
+            close(fd)
+            throw StoreError(.badDatabase, "the database file \(database) has \(info.st_nlink) names (hard links): each name "
+                             + "would have a WAL of its own, and commits made through one would be lost to the other; "
+                             + "remove the other names (find / -samefile \(database))")
+        }
         return StoreLock(path: path, fd: fd, databaseFD: databaseFD)
     }
 

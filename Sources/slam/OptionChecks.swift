@@ -13,7 +13,10 @@ enum OptionCheck {
     static func endpoint(_ value: String, option: String, bind: Bool) throws {
         let expected = "tcp://HOST:PORT or ipc://PATH"
         if value.hasPrefix("ipc://") {
-            guard value.count > "ipc://".count else { throw ValidationError("\(option) \(value) has no path; expected \(expected)") }
+            let path = value.utf8.dropFirst("ipc://".count)
+            guard !path.isEmpty else { throw ValidationError("\(option) \(value) has no path; expected \(expected)") }
+            // A unix socket's path holds at most 107 bytes (sun_path); longer, the bind fails late.
+            guard path.count <= 107 else { throw ValidationError("\(option) \(value): an ipc:// path is at most 107 bytes") }
             return
         }
         guard value.hasPrefix("tcp://") else {
@@ -49,6 +52,10 @@ enum OptionCheck {
         var isFolder: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
             throw ValidationError("\(option) \(path) is a folder, not a database file")
+        }
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+            throw ValidationError("\(option) \(path) is not a regular file")
         }
     }
 

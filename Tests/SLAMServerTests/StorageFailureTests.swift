@@ -20,10 +20,10 @@ struct StorageFailureTests {
     /// An audit put the store on a filesystem whose writes failed with EIO: the writer answered
     /// INTERNAL and went on, and once writes worked again it acknowledged commits the filesystem
     /// then lost (a failed write-back is reported once; a later sync succeeds above the hole).
-    /// An I/O error in a batch now goes to `ServerConfig.ioFailure`, which by default stops the
-    /// process at once, as a failed sync in a checkpoint does. A full disk is not an I/O error:
-    /// INTERNAL, and the server goes on (the retry with the same key executes).
-    @Test("an I/O error writing the WAL in a commit goes to ioFailure (by default: stop at once); a full disk does not")
+    /// A failed sync in a batch's commit now goes to `ServerConfig.ioFailure`, which by default
+    /// stops the process at once, as a failed sync in a checkpoint does. A full disk, or a write
+    /// refused (a quota), is not: INTERNAL, and the server goes on (the retry executes).
+    @Test("a failed sync of the WAL in a commit goes to ioFailure (by default: stop at once); a full disk or a refused write does not")
     func ioErrorInACommitIsFatal() throws {
         let failures = Shared<[String]>([])
         // No sweeps: the only batches are the commands', so the armed failure meets the command's.
@@ -41,7 +41,15 @@ struct StorageFailureTests {
             let retry = try c.call("RegisterUser", ["name": "disk full"], key: "storage-1")
             #expect(retry.ok && retry.replayed == false, "not recorded: the retry executes: \(retry.body)")
 
+            // A write refused for a reason that is not a full disk (a quota reached, EDQUOT): the
+            // same, nothing was written.
             try failNextWALWrite(ts, ResultCode.SQLITE_IOERR_WRITE.rawValue)
+            let quota = try c.call("RegisterUser", ["name": "quota"], key: "storage-3")
+            #expect(quota.code == "INTERNAL", "\(quota.body)")
+            #expect(failures.get().isEmpty, "a refused write is not fatal: \(failures.get())")
+
+            // A failed sync (the injected failure answers the WAL's sync as it would a write).
+            try failNextWALWrite(ts, ResultCode.SQLITE_IOERR_FSYNC.rawValue)
             let io = try c.call("RegisterUser", ["name": "I/O error"], key: "storage-2")
             #expect(io.code == "INTERNAL", "\(io.body)")
             let recorded = failures.get()
