@@ -125,15 +125,13 @@ final class CommandWriter: @unchecked Sendable {
             }
             recordedPublishedSeq = published
         } catch {
-            // A failed sync of the WAL: the disk may have lost pages a later sync would not
-            // report, so the server stops at once (`ServerConfig.ioFailure`). Only a sync: other
-            // I/O errors (a quota reached, a shared-memory region a full disk cannot grow, a
-            // lock) say nothing of what the disk holds, and stopping on them would only make a
-            // restart loop of a full disk.
-            if let e = error as? DatabaseError, Self.isFailedSync(e.extendedResultCode) {
+            // An I/O error in the commit itself whose outcome is unknown: the server stops at once
+            // (`ServerConfig.ioFailure`) and answers nothing (`commitOutcomeUnknown`).
+            if let e = error as? DatabaseError, Self.commitOutcomeUnknown(e) {
                 config.ioFailure("batch of \(jobs.count) failed: \(error): stopping at once, so that no later commit is "
-                                 + "acknowledged above pages the disk may have lost; restarting the server recovers "
-                                 + "every acknowledged command from what the disk holds")
+                                 + "acknowledged above pages the disk may have lost, and no command is answered as not "
+                                 + "executed that the disk holds; restarting the server recovers every committed command "
+                                 + "from what the disk holds")
             }
             // Nothing of the batch is committed: every client gets INTERNAL and may retry with
             // its key; the decision state is reloaded from the database on demand.
@@ -254,9 +252,19 @@ final class CommandWriter: @unchecked Sendable {
 
     // MARK: One command
 
-    /// SQLite's codes for a failed fsync of a file or of its folder.
-    static func isFailedSync(_ code: ResultCode) -> Bool {
-        code == .SQLITE_IOERR_FSYNC || code == .SQLITE_IOERR_DIR_FSYNC
+    /// Whether a batch's error leaves its commit's outcome unknown: an I/O error (`SQLITE_IOERR`)
+    /// of the `COMMIT` itself, other than a refused write (`SQLITE_IOERR_WRITE`: a quota reached;
+    /// the commit frame, written last, is then not in the file). A failed sync (`_FSYNC`): the
+    /// disk may have lost pages that a later sync would not report. Any other (a wal-index region
+    /// a full disk cannot grow, `_SHMSIZE`): SQLite fails the commit after the WAL, commit frame
+    /// included, was written and synced, so the commit comes back after a restart; answered
+    /// `INTERNAL` ("not executed, retry"), a client that gave up, or retried under another key,
+    /// would have seats held or points moved it does not know of. An I/O error before the commit
+    /// (a read, a lock) rolls the batch back for certain, and is answered `INTERNAL`; so is a
+    /// full disk (`SQLITE_FULL`), refused before the commit frame is written.
+    static func commitOutcomeUnknown(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_IOERR && error.extendedResultCode != .SQLITE_IOERR_WRITE
+            && (error.sql?.uppercased().hasPrefix("COMMIT") ?? false)
     }
 
     /// A command's reply, and whether it stands without the batch's commit (it wrote nothing,

@@ -10,15 +10,17 @@ public struct ServerConfig: Sendable {
     /// How long a hold lasts, in milliseconds.
     public var holdTtl: Millis = 300_000
     public var sync: SyncMode = .full
-    /// What a failed sync of the store does (a batch's commit failing with
-    /// `SQLITE_IOERR_FSYNC`, or any I/O error in a checkpoint or in the sync of the database file
-    /// after one): by default it logs `message` and stops the process at once (`abort`), as
-    /// PostgreSQL does on a failed fsync. Linux reports a failed write-back once to each open file
-    /// and may drop the pages it could not write, so a later sync can succeed above a hole; a
-    /// server that went on would acknowledge commits whose WAL has one. Stopped without a clean
-    /// close, it comes back from what the disk holds, every command it acknowledged before the
-    /// error included. Other errors of a batch (a full disk, `SQLITE_FULL`; a quota reached,
-    /// `SQLITE_IOERR_WRITE`) are answered `INTERNAL` and the server goes on. Tests replace it.
+    /// What an I/O error that leaves the store's state unknown does (a batch's `COMMIT` failing
+    /// with `SQLITE_IOERR`, other than a refused write: `CommandWriter.commitOutcomeUnknown`; any
+    /// I/O error in a checkpoint or in the sync of the database file after one): by default it
+    /// logs `message` and stops the process at once (`abort`), answering nothing, as PostgreSQL
+    /// does on a failed fsync. Linux reports a failed write-back once to each open file and may
+    /// drop the pages it could not write, so a later sync can succeed above a hole; a server that
+    /// went on would acknowledge commits whose WAL has one. Stopped without a clean close, it
+    /// comes back from what the disk holds, every command it acknowledged before the error
+    /// included. Other errors of a batch (a full disk, `SQLITE_FULL`; a quota reached,
+    /// `SQLITE_IOERR_WRITE`; any error before the commit) are answered `INTERNAL` and the server
+    /// goes on. Tests replace it.
     public var ioFailure: @Sendable (String) -> Void = ServerConfig.stopAtOnce
 
     public static let stopAtOnce: @Sendable (String) -> Void = { message in

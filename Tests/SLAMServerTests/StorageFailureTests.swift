@@ -17,13 +17,15 @@ struct StorageFailureTests {
         #expect(rc == SQLITE_OK)
     }
 
-    /// An audit put the store on a filesystem whose writes failed with EIO: the writer answered
-    /// INTERNAL and went on, and once writes worked again it acknowledged commits the filesystem
-    /// then lost (a failed write-back is reported once; a later sync succeeds above the hole).
-    /// A failed sync in a batch's commit now goes to `ServerConfig.ioFailure`, which by default
-    /// stops the process at once, as a failed sync in a checkpoint does. A full disk, or a write
-    /// refused (a quota), is not: INTERNAL, and the server goes on (the retry executes).
-    @Test("a failed sync of the WAL in a commit goes to ioFailure (by default: stop at once); a full disk or a refused write does not")
+    /// An audit put the store on a filesystem whose write-back failed with EIO: the writer
+    /// answered INTERNAL and went on, and once writes worked again it acknowledged commits the
+    /// filesystem then lost (a failed write-back is reported once; a later sync succeeds above
+    /// the hole). An I/O error of a commit whose outcome is unknown (a failed sync; a wal-index
+    /// region a full disk cannot grow, after the commit frame was synced) now goes to
+    /// `ServerConfig.ioFailure`, which by default stops the process at once, answering nothing,
+    /// as a failed sync in a checkpoint does. A full disk, or a write refused (a quota), is not:
+    /// INTERNAL, and the server goes on (the retry executes).
+    @Test("an I/O error of a commit whose outcome is unknown goes to ioFailure (by default: stop at once); a full disk or a refused write does not")
     func ioErrorInACommitIsFatal() throws {
         let failures = Shared<[String]>([])
         // No sweeps: the only batches are the commands', so the armed failure meets the command's.
@@ -48,13 +50,16 @@ struct StorageFailureTests {
             #expect(quota.code == "INTERNAL", "\(quota.body)")
             #expect(failures.get().isEmpty, "a refused write is not fatal: \(failures.get())")
 
-            // A failed sync (the injected failure answers the WAL's sync as it would a write).
-            try failNextWALWrite(ts, ResultCode.SQLITE_IOERR_FSYNC.rawValue)
-            let io = try c.call("RegisterUser", ["name": "I/O error"], key: "storage-2")
-            #expect(io.code == "INTERNAL", "\(io.body)")
-            let recorded = failures.get()
-            #expect(recorded.count == 1, "\(recorded)")
-            #expect(recorded.first?.contains("stopping at once") == true, "\(recorded)")
+            // A failed sync, and a wal-index region that cannot grow (SQLite reports it after the
+            // commit frame is synced), each as the commit's error (injected as the WAL's write's).
+            for (n, code) in [ResultCode.SQLITE_IOERR_FSYNC, .SQLITE_IOERR_SHMSIZE].enumerated() {
+                try failNextWALWrite(ts, code.rawValue)
+                let io = try c.call("RegisterUser", ["name": .string("I/O error \(n)")], key: "storage-io-\(n)")
+                #expect(io.code == "INTERNAL", "\(io.body)")  // ioFailure replaced: the test server goes on
+                let recorded = failures.get()
+                #expect(recorded.count == n + 1, "\(code): \(recorded)")
+                #expect(recorded.last?.contains("stopping at once") == true, "\(recorded)")
+            }
         }
     }
 
