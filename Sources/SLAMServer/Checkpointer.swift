@@ -116,10 +116,13 @@ final class Checkpointer: @unchecked Sendable {
     static func isIOError(_ code: Int32) -> Bool { code & 0xff == SQLITE_IOERR }
 
     /// A checkpoint (`kind`) that failed with `code`: an I/O error goes to `ioFailure`, any
-    /// other is logged.
+    /// other is logged, and so is a refused write (`SQLITE_IOERR_WRITE`: a quota reached as the
+    /// checkpoint extends the database file): the checkpoint then copied less than it would
+    /// have, SQLite does not count the frames as copied, and the WAL does not start over above
+    /// them; stopping would only stop again at every restart, as a full disk would.
     func checkpointFailed(_ kind: String, code: Int32, _ detail: String) {
         let message = "WAL checkpoint (\(kind)): \(detail)"
-        if Self.isIOError(code) { ioFailure(message) } else { logError(message) }
+        if Self.isIOError(code), code != ResultCode.SQLITE_IOERR_WRITE.rawValue { ioFailure(message) } else { logError(message) }
     }
 
     /// Runs the PASSIVE checkpoint asked for, if one is, on `queue` (this thread's connection),

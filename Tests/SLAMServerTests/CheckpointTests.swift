@@ -345,6 +345,8 @@ struct WalHookTests {
         // A checkpoint's I/O error goes there too; any other error is only logged.
         f.checkpointer.checkpointFailed("PASSIVE", code: ResultCode.SQLITE_IOERR_FSYNC.rawValue, "disk I/O error")
         f.checkpointer.checkpointFailed("PASSIVE", code: ResultCode.SQLITE_FULL.rawValue, "database or disk is full")
+        // A refused write (a quota reached as the file grows): nothing copied counts; logged.
+        f.checkpointer.checkpointFailed("PASSIVE", code: ResultCode.SQLITE_IOERR_WRITE.rawValue, "disk I/O error")
         #expect(failures.count == 2 && failures.last == "WAL checkpoint (PASSIVE): disk I/O error", "\(failures)")
         #expect(Checkpointer.isIOError(ResultCode.SQLITE_IOERR.rawValue) && Checkpointer.isIOError(ResultCode.SQLITE_IOERR_FSYNC.rawValue))
         #expect(!Checkpointer.isIOError(ResultCode.SQLITE_BUSY.rawValue) && !Checkpointer.isIOError(ResultCode.SQLITE_OK.rawValue))
