@@ -150,8 +150,20 @@ final class CommandWriter: @unchecked Sendable {
             // INTERNAL while the disk was full), a key reused against such a record, a deadline
             // passed, a body refused.
             let decided = outgoing
+            // Jobs the batch never reached (one before them failed it): a record committed before
+            // the batch still answers them (read outside any transaction; if that fails too, INTERNAL).
+            let unreached = jobs.indices.filter { $0 >= decided.count && !recordedInBatch.contains(jobs[$0].key) }
+            var records: [Int: IdempotencyRecord] = [:]
+            if !unreached.isEmpty {
+                records = (try? store.pool.writeWithoutTransaction { db in
+                    var found: [Int: IdempotencyRecord] = [:]
+                    for i in unreached { found[i] = try self.writer.idempotencyRecord(db, key: jobs[i].key) }
+                    return found
+                }) ?? [:]
+            }
             outgoing = jobs.enumerated().map { i, job in
                 if standingAlone.contains(i) { return decided[i] }
+                if let record = records[i] { return answer(job, from: record) }
                 return Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: false, replayed: false),
                                    body: Wire.errorBody(Rejection(.internal, "the command could not be committed; retry with the same key")))
             }
@@ -267,6 +279,20 @@ final class CommandWriter: @unchecked Sendable {
             && (error.sql?.uppercased().hasPrefix("COMMIT") ?? false)
     }
 
+    /// The reply to a command whose key has a record: the recorded reply, replayed, or
+    /// `IDEMPOTENCY_KEY_REUSED` when the record is of another command.
+    private func answer(_ job: CommandJob, from record: IdempotencyRecord) -> [[UInt8]] {
+        // Bytes, not String ==: canonically equivalent Unicode spellings are different commands.
+        let rejection: Rejection? = record.fingerprint.utf8.elementsEqual(job.fingerprint.utf8) ? nil
+            : Rejection(.idempotencyKeyReused, "idempotency key \(job.key) was used for a different command",
+                        details: ["field": .string("header.idempotencyKey")])
+        return Wire.frames(peer: job.peer,
+                           header: Wire.replyHeader(requestId: job.requestId, ok: rejection == nil && record.ok,
+                                                    position: rejection == nil ? record.position : nil,
+                                                    replayed: rejection == nil),
+                           body: rejection.map(Wire.errorBody) ?? Array(record.reply.utf8))
+    }
+
     /// A command's reply, and whether it stands without the batch's commit (it wrote nothing,
     /// and read nothing the batch wrote): the reply still goes out when the batch fails.
     private func process(_ job: CommandJob, _ db: Database,
@@ -278,14 +304,7 @@ final class CommandWriter: @unchecked Sendable {
         func refuse(_ r: Rejection) -> [[UInt8]] { reply(ok: false, position: nil, replayed: false, body: Wire.errorBody(r)) }
 
         if let record = try writer.idempotencyRecord(db, key: job.key) {
-            let committedBefore = !recordedInBatch.contains(job.key)
-            // Bytes, not String ==: canonically equivalent Unicode spellings are different commands.
-            guard record.fingerprint.utf8.elementsEqual(job.fingerprint.utf8) else {
-                return (refuse(Rejection(.idempotencyKeyReused,
-                                         "idempotency key \(job.key) was used for a different command",
-                                         details: ["field": .string("header.idempotencyKey")])), committedBefore)
-            }
-            return (reply(ok: record.ok, position: record.position, replayed: true, body: Array(record.reply.utf8)), committedBefore)
+            return (answer(job, from: record), !recordedInBatch.contains(job.key))
         }
         let now = clock.now()
         if let deadline = job.deadline, deadlineClock.now() > deadline {

@@ -18,7 +18,8 @@ public final class Server: @unchecked Sendable {
     private let clock: Clock
     private let context: ZMQContext
     private let replies: ReplySink
-    private let commands: BoundedQueue<CommandJob>
+    /// Internal, not private: a test waits on its depth to know which commands a batch will take.
+    let commands: BoundedQueue<CommandJob>
     private let queries: BoundedQueue<QueryJob>
     private var router: RouterLoop?
     private var writer: CommandWriter?

@@ -10,6 +10,29 @@ import Testing
 
 @Suite("Storage failures in the writer's commit")
 struct StorageFailureTests {
+    /// A server whose only batches are the commands' (no sweeps), with `ioFailure` a no-op, and a
+    /// client of it.
+    private func withCommandBatchesOnly(_ body: (TestServer, SLAMClient) throws -> Void) throws {
+        try withServer(configure: { c in
+            c.sweepInterval = 3_600_000
+            c.ioFailure = { _ in }
+        }) { ts in
+            let c = try ts.client()
+            defer { c.close() }
+            try body(ts, c)
+        }
+    }
+
+    /// The next `count` replies on `client`, by request id.
+    private func receive(_ count: Int, on client: SLAMClient) throws -> [String: Reply] {
+        var replies: [String: Reply] = [:]
+        while replies.count < count {
+            guard let r = try client.receive(timeoutMs: 30_000) else { throw ClientError("no reply") }
+            if let id = r.requestId { replies[id] = r }
+        }
+        return replies
+    }
+
     /// Arms a failure of the next write to the writer connection's WAL (the connection the
     /// writer's batches use), with SQLite result code `code`.
     private func failNextWALWrite(_ ts: TestServer, _ code: Int32) throws {
@@ -70,12 +93,7 @@ struct StorageFailureTests {
     /// record committed before the batch; a command executed in it is INTERNAL.
     @Test("a replay in a batch that fails to commit is still answered with the recorded reply")
     func aReplayStandsWithoutItsBatch() throws {
-        try withServer(configure: { c in
-            c.sweepInterval = 3_600_000
-            c.ioFailure = { _ in }
-        }) { ts in
-            let c = try ts.client()
-            defer { c.close() }
+        try withCommandBatchesOnly { ts, c in
             let first = try c.call("RegisterUser", ["name": "acknowledged"], key: "replay-1")
             #expect(first.ok)
             // Once the relay has published that event, the next batch records its progress (a
@@ -89,16 +107,55 @@ struct StorageFailureTests {
             // The replay and a new command, pipelined: in one batch or two, the first batch fails.
             let replayId = try c.send("RegisterUser", body: Array(#"{"name":"acknowledged"}"#.utf8), key: "replay-1")
             let newId = try c.send("RegisterUser", body: Array(#"{"name":"new"}"#.utf8), key: "replay-2")
-            var replies: [String: Reply] = [:]
-            while replies.count < 2 {
-                guard let r = try c.receive(timeoutMs: 30_000) else { Issue.record("no reply"); return }
-                if let id = r.requestId { replies[id] = r }
-            }
+            let replies = try receive(2, on: c)
             let replay = try #require(replies[replayId]), new = try #require(replies[newId])
             #expect(replay.ok && replay.replayed == true && replay.position == first.position, "\(replay.body)")
             #expect(replay.body == first.body, "the recorded reply")
             // The new command ran in the failed batch (INTERNAL) or in the next one (ok).
             #expect(new.code == "INTERNAL" || new.ok, "\(new.body)")
+        }
+    }
+
+    /// A batch that fails before it reaches a command (an earlier one's idempotency record could
+    /// not be written, so the whole batch fails): a replay among the commands it never reached is
+    /// still answered from its record, committed before the batch, read outside any transaction.
+    /// The writer is held (another connection holds the write lock) while the failing command
+    /// and the replay queue up behind it, so that one batch takes both, in that order.
+    @Test("a replay the failed batch never reached is answered from its record")
+    func aReplayTheBatchNeverReached() throws {
+        try withCommandBatchesOnly { ts, c in
+            let early = try c.call("RegisterUser", ["name": "early"], key: "unreached-0")
+            let first = try c.call("RegisterUser", ["name": "acknowledged"], key: "unreached-1")
+            #expect(early.ok && first.ok)
+            // The next record of key "unreached-boom" cannot be written: its batch fails there.
+            try ts.server.store.pool.write { db in
+                try db.execute(sql: """
+                    CREATE TRIGGER boom BEFORE INSERT ON idempotency WHEN NEW.key = 'unreached-boom'
+                    BEGIN SELECT RAISE(ABORT, 'boom'); END
+                    """)
+            }
+            var holderConfig = Configuration()
+            holderConfig.allowsUnsafeTransactions = true  // the write lock is held across two accesses
+            let holder = try DatabaseQueue(path: ts.server.store.path, configuration: holderConfig)
+            defer { try? holder.close() }
+            try holder.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+            var released = false
+            defer { if !released { try? holder.inDatabase { db in try db.execute(sql: "ROLLBACK") } } }
+            // A replay the writer takes alone and waits with for the write lock...
+            let held = try c.send("RegisterUser", body: Array(#"{"name":"early"}"#.utf8), key: "unreached-0")
+            #expect(try eventually { ts.server.commands.count == 0 }, "the writer took it")
+            // ...while the failing command and the replay queue behind it.
+            let boomId = try c.send("RegisterUser", body: Array(#"{"name":"boom"}"#.utf8), key: "unreached-boom")
+            let replayId = try c.send("RegisterUser", body: Array(#"{"name":"acknowledged"}"#.utf8), key: "unreached-1")
+            #expect(try eventually { ts.server.commands.count == 2 }, "both queued behind it")
+            try holder.inDatabase { db in try db.execute(sql: "COMMIT") }
+            released = true
+            let replies = try receive(3, on: c)
+            let replay = try #require(replies[replayId]), boom = try #require(replies[boomId])
+            #expect(try #require(replies[held]).replayed == true)
+            #expect(boom.code == "INTERNAL", "\(boom.body)")
+            #expect(replay.ok && replay.replayed == true && replay.position == first.position, "\(replay.body)")
+            #expect(replay.body == first.body, "the recorded reply")
         }
     }
 }
