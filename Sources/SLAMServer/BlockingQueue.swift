@@ -6,6 +6,7 @@ import SLAMDomain
 final class BoundedQueue<Element>: @unchecked Sendable {
     private var items: [Element] = []
     private var head = 0
+    private var takenCount = 0
     private let capacity: Int
     private let condition = NSCondition()
     private var closed = false
@@ -37,6 +38,7 @@ final class BoundedQueue<Element>: @unchecked Sendable {
         }
         let end = min(items.count, head + max)
         let out = Array(items[head..<end])
+        takenCount += end - head
         head = end
         if head == items.count {
             items.removeAll(keepingCapacity: true)
@@ -61,6 +63,13 @@ final class BoundedQueue<Element>: @unchecked Sendable {
         closed = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// How many elements were ever taken (only grows).
+    var taken: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return takenCount
     }
 
     var count: Int {

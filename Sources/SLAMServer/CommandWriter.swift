@@ -155,11 +155,15 @@ final class CommandWriter: @unchecked Sendable {
             let unreached = jobs.indices.filter { $0 >= decided.count && !recordedInBatch.contains(jobs[$0].key) }
             var records: [Int: IdempotencyRecord] = [:]
             if !unreached.isEmpty {
-                records = (try? store.pool.writeWithoutTransaction { db in
-                    var found: [Int: IdempotencyRecord] = [:]
-                    for i in unreached { found[i] = try self.writer.idempotencyRecord(db, key: jobs[i].key) }
-                    return found
-                }) ?? [:]
+                store.pool.writeWithoutTransaction { db in
+                    for i in unreached {
+                        do {
+                            records[i] = try self.writer.idempotencyRecord(db, key: jobs[i].key)
+                        } catch {
+                            logError("reading the idempotency record of \(jobs[i].key) after a failed batch: \(error)")
+                        }
+                    }
+                }
             }
             outgoing = jobs.enumerated().map { i, job in
                 if standingAlone.contains(i) { return decided[i] }

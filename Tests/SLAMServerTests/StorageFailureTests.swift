@@ -141,13 +141,16 @@ struct StorageFailureTests {
             try holder.inDatabase { db in try db.execute(sql: "BEGIN IMMEDIATE") }
             var released = false
             defer { if !released { try? holder.inDatabase { db in try db.execute(sql: "ROLLBACK") } } }
-            // A replay the writer takes alone and waits with for the write lock...
+            // A replay the writer takes alone and waits with for the write lock (`taken` only
+            // grows: the wait is over once the writer has it, not while it is still on its way)...
+            let takenBefore = ts.server.commands.taken
             let held = try c.send("RegisterUser", body: Array(#"{"name":"early"}"#.utf8), key: "unreached-0")
-            #expect(try eventually { ts.server.commands.count == 0 }, "the writer took it")
+            #expect(try eventually { ts.server.commands.taken == takenBefore + 1 }, "the writer took it")
             // ...while the failing command and the replay queue behind it.
             let boomId = try c.send("RegisterUser", body: Array(#"{"name":"boom"}"#.utf8), key: "unreached-boom")
             let replayId = try c.send("RegisterUser", body: Array(#"{"name":"acknowledged"}"#.utf8), key: "unreached-1")
             #expect(try eventually { ts.server.commands.count == 2 }, "both queued behind it")
+            #expect(ts.server.commands.taken == takenBefore + 1, "the writer still waits with the first")
             try holder.inDatabase { db in try db.execute(sql: "COMMIT") }
             released = true
             let replies = try receive(3, on: c)
