@@ -115,6 +115,13 @@ final class Checkpointer: @unchecked Sendable {
     /// Whether `code` (an SQLite result code, extended or not) is an I/O error.
     static func isIOError(_ code: Int32) -> Bool { code & 0xff == SQLITE_IOERR }
 
+    /// Whether `code` is an I/O error other than a refused write (`SQLITE_IOERR_WRITE`, a quota
+    /// reached: what was refused is not in the file). The checkpointer's and the writer's rule
+    /// for stopping at once (`checkpointFailed`, `CommandWriter.commitOutcomeUnknown`).
+    static func isIOErrorBeyondARefusedWrite(_ code: Int32) -> Bool {
+        isIOError(code) && code != ResultCode.SQLITE_IOERR_WRITE.rawValue
+    }
+
     /// A checkpoint (`kind`) that failed with `code`: an I/O error goes to `ioFailure`, any
     /// other is logged, and so is a refused write (`SQLITE_IOERR_WRITE`: a quota reached as the
     /// checkpoint extends the database file): the checkpoint then copied less than it would
@@ -122,7 +129,7 @@ final class Checkpointer: @unchecked Sendable {
     /// them; stopping would only stop again at every restart, as a full disk would.
     func checkpointFailed(_ kind: String, code: Int32, _ detail: String) {
         let message = "WAL checkpoint (\(kind)): \(detail)"
-        if Self.isIOError(code), code != ResultCode.SQLITE_IOERR_WRITE.rawValue { ioFailure(message) } else { logError(message) }
+        if Self.isIOErrorBeyondARefusedWrite(code) { ioFailure(message) } else { logError(message) }
     }
 
     /// Runs the PASSIVE checkpoint asked for, if one is, on `queue` (this thread's connection),

@@ -279,7 +279,7 @@ final class CommandWriter: @unchecked Sendable {
     /// (a read, a lock) rolls the batch back for certain, and is answered `INTERNAL`; so is a
     /// full disk (`SQLITE_FULL`), refused before the commit frame is written.
     static func commitOutcomeUnknown(_ error: DatabaseError) -> Bool {
-        error.resultCode == .SQLITE_IOERR && error.extendedResultCode != .SQLITE_IOERR_WRITE
+        Checkpointer.isIOErrorBeyondARefusedWrite(error.extendedResultCode.rawValue)
             && (error.sql?.uppercased().hasPrefix("COMMIT") ?? false)
     }
 

@@ -84,20 +84,24 @@ public final class StoreLock: @unchecked Sendable {
         let text = "\(holder) (pid \(getpid()))\n"
         _ = ftruncate(fd, 0)
         _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+        // Refused after all: the lock file's lock given back (our name out of it), and the database
+        // file's descriptor closed, when open.
+        func giveUp(closing databaseFD: Int32 = -1) {
+            if databaseFD >= 0 { close(databaseFD) }
+            ftruncate(fd, 0)
+            close(fd)
+        }
         // The database file's own lock (see the type's comment).
         let databaseFD = open(database, O_RDONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard databaseFD >= 0 else {
             let err = errno
-            ftruncate(fd, 0)
-            close(fd)
+            giveUp()
             throw StoreError(.locked, "cannot open \(database) to lock it: \(String(cString: strerror(err)))")
         }
         while flock(databaseFD, LOCK_EX | LOCK_NB) != 0 {
             let err = errno
             if err == EINTR { continue }
-            close(databaseFD)
-            ftruncate(fd, 0)
-            close(fd)
+            giveUp(closing: databaseFD)
             if err == EWOULDBLOCK {
                 throw StoreError(.locked, "the database \(database) is in use through another path to the same file (a "
                                  + "hard link or a bind mount): a server or an offline tool has it open; stop it first")
@@ -109,9 +113,7 @@ public final class StoreLock: @unchecked Sendable {
         // (SQLite warns of it: "multiple links to file"). Refused until the other names go.
         var info = stat()
         if fstat(databaseFD, &info) == 0, info.st_nlink > 1 {
-            close(databaseFD)
-            ftruncate(fd, 0)
-            close(fd)
+            giveUp(closing: databaseFD)
             throw StoreError(.badDatabase, "the database file \(database) has \(info.st_nlink) names (hard links): each name "
                              + "would have a WAL of its own, and commits made through one would be lost to the other; "
                              + "remove the other names (find / -samefile \(database))")

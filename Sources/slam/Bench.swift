@@ -51,16 +51,14 @@ struct Bench: ParsableCommand {
         guard duration.isFinite, duration > 0, duration <= 86_400 else {
             throw ValidationError("--duration must be more than 0 and at most 86400 seconds")
         }
-        guard Limits.maxActiveRange.contains(Int64(queueMaxActive)) else {
-            throw ValidationError("--queue-max-active must be \(Limits.maxActiveRange.lowerBound) to \(Limits.maxActiveRange.upperBound)")
-        }
+        try within(Int64(queueMaxActive), Limits.maxActiveRange, "--queue-max-active")
         guard replyTimeout.isFinite, replyTimeout >= 0.01, replyTimeout <= 60 else {
             throw ValidationError("--reply-timeout must be 0.01 to 60 seconds")
         }
         try OptionCheck.endpoint(server, option: "--server", bind: false)
         try OptionCheck.endpoint(events, option: "--events", bind: false)
         if let json { try OptionCheck.writableFile(json, option: "--json") }
-        if let rate { guard rate >= 1, rate <= 1_000_000 else { throw ValidationError("--rate must be 1 to 1000000") } }
+        if let rate { try within(rate, 1...1_000_000, "--rate") }
     }
 
     func run() throws {

@@ -38,8 +38,11 @@ struct Call: ParsableCommand {
             guard let reply = try client.receive(timeoutMs: timeout) else {
                 // Whether the command was executed is unknown: resending it under the same key is
                 // safe (PROTOCOL.md section 3), so a key the user did not give is shown.
-                let retry = key.map { self.key == nil ? "; it was sent with --key \($0): send it again with that key, so that it runs at most once" : "" } ?? ""
-                FileHandle.standardError.write(Data("slam call: no reply from \(server) within \(timeout) ms (is a SLAM server running there?)\(retry)\n".utf8))
+                var message = "slam call: no reply from \(server) within \(timeout) ms (is a SLAM server running there?)"
+                if self.key == nil, let key {
+                    message += "; it was sent with --key \(key): send it again with that key, so that it runs at most once"
+                }
+                FileHandle.standardError.write(Data((message + "\n").utf8))
                 throw ExitCode(2)
             }
             guard reply.requestId == id else { continue }

@@ -49,13 +49,12 @@ enum OptionCheck {
     /// folder.
     static func databasePath(_ path: String, option: String = "--db") throws {
         guard !path.isEmpty else { throw ValidationError("\(option) must name a database file") }
-        var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-            throw ValidationError("\(option) \(path) is a folder, not a database file")
-        }
         var info = stat()
-        if stat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
-            throw ValidationError("\(option) \(path) is not a regular file")
+        guard stat(path, &info) == 0 else { return }  // a new store
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: throw ValidationError("\(option) \(path) is a folder, not a database file")
+        default: throw ValidationError("\(option) \(path) is not a regular file")
         }
     }
 
@@ -81,13 +80,13 @@ enum OptionCheck {
                 return
             }
         }
-        let folder = (path as NSString).deletingLastPathComponent
+        let parent = (path as NSString).deletingLastPathComponent
+        let folder = parent.isEmpty ? "." : parent
         do {
-            try writableFolder(folder.isEmpty ? "." : folder, option: option)
+            try writableFolder(folder, option: option)
         } catch {
-            throw ValidationError("\(option) \(path) cannot be written: its folder \(folder.isEmpty ? "." : folder) "
-                                  + (FileManager.default.fileExists(atPath: folder.isEmpty ? "." : folder)
-                                     ? "is not a writable folder" : "does not exist"))
+            throw ValidationError("\(option) \(path) cannot be written: its folder \(folder) "
+                                  + (FileManager.default.fileExists(atPath: folder) ? "is not a writable folder" : "does not exist"))
         }
     }
 }

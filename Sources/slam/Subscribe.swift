@@ -193,7 +193,7 @@ struct Subscribe: ParsableCommand {
     }
 
     private func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("slam subscribe: \(message)\n".utf8))
+        note(message)
         Foundation.exit(1)
     }
 }
