@@ -41,8 +41,9 @@ struct Subscribe: ParsableCommand {
             stderr); a reply that is not SLAM/1 ends it at once. An endpoint that is not \
             tcp://HOST:PORT or ipc://PATH is refused before anything runs (exit 64).
 
-            Exit status: 0 on SIGINT, SIGTERM or --until-seq; 1 on an error (a different store, \
-            an unreadable checkpoint or output file, a failed read, a server it cannot use); 64 on \
+            Exit status: 0 on SIGINT, SIGTERM or --until-seq; 1 on an error (a different store; \
+            a checkpoint above the store's head, as after a restore from an older copy; an \
+            unreadable checkpoint or output file; a failed read; a server it cannot use); 64 on \
             an option it cannot use.
             """
     )

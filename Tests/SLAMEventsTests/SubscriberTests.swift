@@ -378,4 +378,29 @@ struct SubscriberTests {
             }
         }
     }
+
+    /// A checkpoint past the store's head (a store restored from an older copy keeps its
+    /// `storeId`): `ReadEvents` returns no events and a `headSeq` below it. Waiting would wait
+    /// for ever, and the seqs the store gives next are other events than those the checkpoint
+    /// counted, so the subscriber stops with an error (PROTOCOL.md section 7; Schemas/README.md).
+    @Test("a checkpoint ahead of the store's head is an error, not a wait", arguments: [nil, "user"] as [String?])
+    func checkpointAheadOfHead(category: String?) throws {
+        try withServer { a in
+            let c = try a.client()
+            defer { c.close() }
+            try Scenario(c).registerUser("only one")
+            let stats = try c.call("GetStats").body
+            let head = stats["headSeq"]!.int64Value!
+            let sub = SubscriberThread(try Subscriber(commandsEndpoint: a.commandsEndpoint, eventsEndpoint: a.eventsEndpoint,
+                                                      category: category, afterSeq: head + 5,
+                                                      storeId: stats["storeId"]!.stringValue!))
+            sub.start()
+            #expect(sub.wait { $0.finished })
+            let s = sub.stop()
+            let error = s.error as? SubscriberError
+            #expect(error?.kind == .protocolViolation, "\(String(describing: s.error))")
+            #expect(error?.message.contains("behind this subscriber's checkpoint") == true, "\(String(describing: s.error))")
+            #expect(s.events.isEmpty)
+        }
+    }
 }

@@ -448,6 +448,39 @@ def test_slam_subscribe_starts_at_the_head_without_a_checkpoint(server, sock, tm
     assert any(e["body"].get("userId") == user for e in run.events)
 
 
+@pytest.mark.parametrize("checkpoint_kind", ["checkpoint", "output"])
+def test_slam_subscribe_exits_1_on_a_checkpoint_above_the_head(server, sock, tmp_path, checkpoint_kind):
+    """A checkpoint above the store's head, with the store's own `storeId` (a store restored from
+    an older copy keeps it): `ReadEvents` after it returns no events and a lower `headSeq`.
+    Waiting would wait for ever, and the next events would take seqs the checkpoint already
+    counted, so `slam subscribe` exits 1, saying so, and writes nothing (Schemas/README.md 32)."""
+    stats = ok(sock, "GetStats", {})
+    new_user(sock, "before")
+    head = head_seq(sock)
+    ahead = {"storeId": stats["storeId"], "seq": head + 10}
+    if checkpoint_kind == "checkpoint":
+        path = tmp_path / "ahead.checkpoint"
+        path.write_text(json.dumps(ahead))
+    else:
+        # An output file whose last line is an event past the head.
+        path = tmp_path / "ahead.jsonl"
+        event = store_events(sock, head - 1, head)[-1]
+        event["header"] = {**event["header"], "seq": head + 10, "position": head + 10}
+        path.write_text(json.dumps(event) + "\n")
+    before = path.read_bytes()
+    run = SubscribeProcess(server, tmp_path, f"--{checkpoint_kind}", str(path))
+    try:
+        rc = run.proc.wait(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        run.stop(signal.SIGKILL)
+        pytest.fail(f"`slam subscribe` waited on a checkpoint above the head; stderr:\n{run.stderr()}")
+    run.pump.join(timeout=WAIT_S)
+    run.drain()
+    assert rc == 1, run.stderr()
+    assert f"behind this subscriber's checkpoint ({head + 10})" in run.stderr(), run.stderr()
+    assert run.events == [] and path.read_bytes() == before
+
+
 @pytest.mark.parametrize("option,endpoint", [("--server", "127.0.0.1:5555"), ("--events", "tcp://127.0.0.1:99999"),
                                              ("--server", "inproc://x")])
 def test_slam_subscribe_refuses_an_endpoint_it_cannot_use(option, endpoint):
