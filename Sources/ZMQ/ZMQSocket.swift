@@ -40,13 +40,22 @@ public final class ZMQSocket: @unchecked Sendable {
     /// Throws e.g. `EADDRINUSE`, `EINVAL` (malformed endpoint), `EPROTONOSUPPORT` (unknown transport).
     public func bind(_ endpoint: String) throws {
         let socket = try liveHandle("zmq_bind(\"\(endpoint)\")")
+        try allowIPv6(for: endpoint)
         _ = try zmqCall("zmq_bind(\"\(endpoint)\")") { zmq_bind(socket, endpoint) }
     }
 
     /// `zmq_connect`: returns at once; the connection is made (and remade) in the background.
     public func connect(_ endpoint: String) throws {
         let socket = try liveHandle("zmq_connect(\"\(endpoint)\")")
+        try allowIPv6(for: endpoint)
         _ = try zmqCall("zmq_connect(\"\(endpoint)\")") { zmq_connect(socket, endpoint) }
+    }
+
+    /// libzmq leaves IPv6 off (`ZMQ_IPV6` 0): an IPv6 address (`tcp://[::1]:5555`) then fails
+    /// to bind (`ENODEV`), and a connection to it is never made, without an error. It is turned
+    /// on for such an endpoint only, so that `tcp://*:P` still binds IPv4 alone.
+    private func allowIPv6(for endpoint: String) throws {
+        if endpoint.hasPrefix("tcp://[") { try setOption(ZMQ_IPV6, 1 as Int32) }
     }
 
     /// `zmq_disconnect` from an endpoint given to `connect` (throws `ENOENT` for any other).

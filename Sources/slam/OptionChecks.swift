@@ -26,12 +26,28 @@ enum OptionCheck {
         guard let colon = rest.lastIndex(of: ":"), colon != rest.startIndex else {
             throw ValidationError("\(option) \(value) has no host or no port; expected \(expected)")
         }
-        let port = rest[rest.index(after: colon)...]
+        let host = String(rest[..<colon]), port = rest[rest.index(after: colon)...]
+        if bind { try bindHost(host, option: option, endpoint: value) }
         if bind, port == "*" { return }
         guard (1...5).contains(port.count), port.allSatisfy(\.isASCIIDigit), let n = Int(port),
               n <= 65535, n >= (bind ? 0 : 1) else {
             throw ValidationError("\(option) \(value): the port must be \(bind ? "0 to 65535 or *" : "1 to 65535")")
         }
+    }
+
+    /// The host of an endpoint to bind: libzmq binds `*`, an IP address (IPv6 in brackets) or a
+    /// network interface's name, and resolves no host name: `tcp://localhost:5555` failed only
+    /// once the store was created, with "No such device".
+    private static func bindHost(_ host: String, option: String, endpoint: String) throws {
+        if host == "*" { return }
+        var address = in6_addr()
+        if host.hasPrefix("["), host.hasSuffix("]"), host.count > 2 {
+            if inet_pton(AF_INET6, String(host.dropFirst().dropLast()), &address) == 1 { return }
+        } else if inet_pton(AF_INET, host, &address) == 1 || if_nametoindex(host) != 0 {
+            return
+        }
+        throw ValidationError("\(option) \(endpoint): to bind, the host must be an IP address (IPv6 in brackets), * or a "
+                              + "network interface's name such as lo; a host name is not looked up (for this machine only, use 127.0.0.1)")
     }
 
     /// The most decoding threads `--decoders` may ask for: each holds a share of the log, and

@@ -8,9 +8,9 @@ struct Serve: ParsableCommand {
 
     @Option(help: "The SQLite database file (created if missing).")
     var db = "var/slam.sqlite"
-    @Option(help: "The command endpoint (ROUTER).")
+    @Option(help: "The command endpoint (ROUTER): tcp://HOST:PORT, HOST an IP address ([::1] for IPv6), * or an interface name (no host name), PORT 0 or * for one the system picks; or ipc://PATH.")
     var commands = "tcp://127.0.0.1:5555"
-    @Option(help: "The event endpoint (PUB).")
+    @Option(help: "The event endpoint (PUB), of the same form.")
     var events = "tcp://127.0.0.1:5556"
     @Option(name: .customLong("hold-ttl"), help: "How long a seat hold lasts, in seconds.")
     var holdTtl: Int64 = 300

@@ -21,6 +21,25 @@ struct ZMQMessagingTests {
         #expect(try req.receive() == [bytes("world")])
     }
 
+    /// libzmq leaves IPv6 off: without `ZMQ_IPV6`, `tcp://[::1]:*` failed to bind (`ENODEV`) and
+    /// a connection to an IPv6 address was never made. `bind` and `connect` turn it on for such
+    /// an endpoint. Skipped on a machine without IPv6 loopback.
+    @Test("an IPv6 endpoint binds and connects: REQ -> ROUTER over tcp://[::1]", .enabled(if: ipv6LoopbackWorks()))
+    func ipv6RoundTrip() throws {
+        let context = try ZMQContext()
+        let router = try makeSocket(context, .router)
+        try router.bind("tcp://[::1]:*")
+        let endpoint = try router.lastEndpoint
+        #expect(endpoint.hasPrefix("tcp://[::1]:"))
+        let req = try makeSocket(context, .req)
+        try req.connect(endpoint)
+        #expect(try req.send([bytes("over v6")]))
+        let request = try #require(try router.receive())
+        #expect(request.dropFirst().map(text) == ["", "over v6"])
+        #expect(try router.send([request[0], [], bytes("back")]))
+        #expect(try req.receive() == [bytes("back")])
+    }
+
     @Test("DEALER pipelines many multipart messages with empty frames, in order, over ipc://")
     func dealerPipelining() throws {
         let ipc = try TemporaryIPC()
