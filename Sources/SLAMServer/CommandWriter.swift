@@ -44,6 +44,8 @@ final class CommandWriter: @unchecked Sendable {
     /// them failed too. The next batch re-reads them first, inside its transaction, and fails
     /// (committing nothing) if it cannot: no append ever starts from a stale head.
     private var headsStale = false
+    /// Failing batches are logged a line a second at most, and their end is logged.
+    private var failureLog = FailureLog()
 
     init(store: EventStore, clock: Clock, config: ServerConfig, queue: BoundedQueue<CommandJob>, replies: ReplySink,
          stats: ServerStats, walHook: WalHook? = nil, committed: @escaping (Int64, [String: Int64]) -> Void) throws {
@@ -135,7 +137,7 @@ final class CommandWriter: @unchecked Sendable {
             }
             // Nothing of the batch is committed: every client gets INTERNAL and may retry with
             // its key; the decision state is reloaded from the database on demand.
-            logError("batch of \(jobs.count) failed: \(error)")
+            if let line = failureLog.failed("batch of \(jobs.count) failed: \(error)", now: cadence.now()) { logError(line) }
             failed = true
             state = DomainState()
             do {
@@ -172,6 +174,7 @@ final class CommandWriter: @unchecked Sendable {
                                    body: Wire.errorBody(Rejection(.internal, "the command could not be committed; retry with the same key")))
             }
         }
+        if !failed, let line = failureLog.committed() { logError(line) }
         // A committed sweep that left due holds behind is due again at once; otherwise (and
         // after a failed batch, which must not be retried in a loop) after the interval.
         if sweep { nextSweep = sweepBacklog && !failed ? cadence.now() : cadence.now() + config.sweepInterval }
