@@ -69,6 +69,14 @@ enum Queues {
 
     /// What the queue's time rules record at `now`, without copying the queue: overdue tokens
     /// are prefixes of `active` and `waiting` (see `QueueState`), admission takes from the front.
+    ///
+    /// What happened since the queue was last recorded is taken in the order it happened, as if
+    /// the sweep ran at every instant: an active token's slot frees the moment its time ends,
+    /// and the first token waiting then is admitted from that moment, for `activeTtlSeconds`
+    /// (expiring in turn, if that too is past). Before, every end was judged at `now`, so a
+    /// sweep that came after an active token's end and the next waiting token's end expired
+    /// both, and whether that token got its turn depended on when the sweep ran. Like a hold's,
+    /// a token's time is not stretched by a server that was down.
     struct Plan {
         var events: [(DomainEvent, Cause)] = []
         var expired: Set<String> = []
@@ -78,40 +86,92 @@ enum Queues {
         /// Waiting tokens once the plan's events apply.
         var waitingCount = 0
         private let queue: QueueState
-        private var firstWaiting = 0
+        /// `waiting[..<consumed]` expired, were admitted or were passed over (the token leaving).
+        private var consumed = 0
+        /// Of the active tokens in activation order (`queue.active`, then `admitted`), those
+        /// before this index expired.
+        private var nextActive = 0
+        /// The `activeUntil` of each admitted token.
+        private var admittedUntil: [Millis] = []
         private var leftWaiting: String?
 
         init(queue: QueueState, state: DomainState, now: Millis, leaving: TokenState? = nil) {
             self.queue = queue
-            let policy = queue.policy
-            var activeExpired = 0
-            for id in queue.active {
-                guard let t = state.tokens[id], t.effectiveStatus(at: now, policy: policy) == .expired else { break }
-                events.append((.queueTokenExpired(t.ref), .queue))
-                expired.insert(id)
-                activeExpired += 1
+            activeCount = Int64(queue.active.count)
+            waitingCount = queue.waiting.count
+            // The token leaving, if it waits, is passed over by every admission: it never takes
+            // the turn it gives up.
+            if let leaving, leaving.status == .waiting { leftWaiting = leaving.ref.tokenId }
+            // Ends in the order they came. Before time moves past an instant, its free slots go
+            // to the front of the waiting line, in order (a token reached then had not ended at
+            // that instant: the front's end is taken before an active one's at the same time).
+            // A slot free before anything ended (none is, as recorded) is filled as of `now`, last.
+            var time: Millis?
+            while true {
+                var next = nextEnd(state: state, now: now)
+                if let time, next.map({ $0.at > time }) ?? true {
+                    admitFromFront(state: state, at: time)
+                    next = nextEnd(state: state, now: now)
+                }
+                guard let end = next else { break }
+                events.append((.queueTokenExpired(end.ref), .queue))
+                expired.insert(end.ref.tokenId)
+                if end.active {
+                    nextActive += 1
+                    activeCount -= 1
+                } else {
+                    consumed += 1
+                    waitingCount -= 1
+                }
+                time = end.at
             }
-            for id in queue.waiting {
-                guard let t = state.tokens[id], t.effectiveStatus(at: now, policy: policy) == .expired else { break }
-                events.append((.queueTokenExpired(t.ref), .queue))
-                expired.insert(id)
-                firstWaiting += 1
+            // Leaving happens at `now`, after everything above.
+            if let leaving, leaving.status != .expired, !expired.contains(leaving.ref.tokenId) {
+                if leaving.effectiveStatus(at: now, policy: queue.policy) == .expired {
+                    // Passed over while waiting (above), its waiting time has ended since: it
+                    // expires, as any token past its time that leaves.
+                    events.append((.queueTokenExpired(leaving.ref), .queue))
+                    expired.insert(leaving.ref.tokenId)
+                } else {
+                    events.append((.queueLeft(leaving.ref), .command))
+                }
+                if leaving.status == .active || admitted.contains(leaving.ref.tokenId) { activeCount -= 1 } else { waitingCount -= 1 }
             }
-            activeCount = Int64(queue.active.count - activeExpired)
-            waitingCount = queue.waiting.count - firstWaiting
-            if let leaving, leaving.status != .expired, !expired.contains(leaving.ref.tokenId),
-               leaving.effectiveStatus(at: now, policy: policy) != .expired {
-                events.append((.queueLeft(leaving.ref), .command))
-                if leaving.status == .active { activeCount -= 1 } else { waitingCount -= 1; leftWaiting = leaving.ref.tokenId }
+            admitFromFront(state: state, at: now)
+        }
+
+        /// The next token to end by `now`, and the first moment it is past its time
+        /// (`effectiveStatus`): the first active one, or the first waiting one, which goes first
+        /// on a tie (it is past its time when the slot frees).
+        private func nextEnd(state: DomainState, now: Millis) -> (ref: TokenRef, at: Millis, active: Bool)? {
+            var waiting: (ref: TokenRef, at: Millis, active: Bool)?
+            if consumed < queue.waiting.count, let t = state.tokens[queue.waiting[consumed]], t.status == .waiting {
+                let end = t.joinedAt + queue.policy.waitingTtlSeconds * 1000 + 1
+                if end <= now { waiting = (t.ref, end, false) }
             }
-            var k = firstWaiting
-            while activeCount < policy.maxActive, k < queue.waiting.count {
-                let id = queue.waiting[k]
-                k += 1
-                if id == leftWaiting { continue }
-                guard let t = state.tokens[id] else { continue }
-                events.append((.queueTokenActivated(t.ref, activeUntil: now + policy.activeTtlSeconds * 1000), .queue))
+            var active: (ref: TokenRef, at: Millis, active: Bool)?
+            if nextActive < queue.active.count, let t = state.tokens[queue.active[nextActive]], t.status == .active {
+                let end = (t.activeUntil ?? now) + 1
+                if end <= now { active = (t.ref, end, true) }
+            } else if nextActive >= queue.active.count, nextActive - queue.active.count < admitted.count {
+                let k = nextActive - queue.active.count
+                if let t = state.tokens[admitted[k]], admittedUntil[k] + 1 <= now { active = (t.ref, admittedUntil[k] + 1, true) }
+            }
+            if let w = waiting, w.at <= active?.at ?? w.at { return w }
+            return active
+        }
+
+        /// Fills free slots from the front of the waiting line, as of `at`, passing over the
+        /// token leaving.
+        private mutating func admitFromFront(state: DomainState, at: Millis) {
+            let until = at + queue.policy.activeTtlSeconds * 1000
+            while activeCount < queue.policy.maxActive, consumed < queue.waiting.count {
+                let id = queue.waiting[consumed]
+                consumed += 1
+                guard id != leftWaiting, let t = state.tokens[id] else { continue }
+                events.append((.queueTokenActivated(t.ref, activeUntil: until), .queue))
                 admitted.append(id)
+                admittedUntil.append(until)
                 activeCount += 1
                 waitingCount -= 1
             }
@@ -119,10 +179,11 @@ enum Queues {
 
         /// A live token's status and the number of waiting tokens ahead of it after the plan.
         func status(of tokenId: String) -> (TokenStatus, Int) {
+            if expired.contains(tokenId) { return (.expired, 0) }
             if admitted.contains(tokenId) || queue.active.contains(tokenId) { return (.active, 0) }
-            guard let index = queue.waiting.firstIndex(of: tokenId) else { return (.expired, 0) }
-            var ahead = index - firstWaiting - admitted.count
-            if let left = leftWaiting, let li = queue.waiting.firstIndex(of: left), li < index { ahead -= 1 }
+            guard let index = queue.waiting.firstIndex(of: tokenId), index >= consumed else { return (.expired, 0) }
+            var ahead = index - consumed
+            if let left = leftWaiting, let li = queue.waiting.firstIndex(of: left), li >= consumed, li < index { ahead -= 1 }
             return (.waiting, max(ahead, 0))
         }
     }

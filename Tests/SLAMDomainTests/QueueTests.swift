@@ -203,13 +203,52 @@ struct TickQueueTests {
             .then([], result: ["tokenId": "tok_carol", "status": "WAITING", "ahead": 0])
     }
 
-    @Test("a waiting token past waitingTtl expires, after the active ones, before admissions")
-    func waitingExpires() {
-        let at = Line.bobJoined + 300_001  // Alice's time is up too; Carol's is not
+    /// An audit found a waiting token expired, never admitted, though the slot freed while it
+    /// still waited: the sweep came after both ends and judged both at its own time.
+    @Test("a slot that frees while a token waits is that token's, however late the sweep",
+          arguments: [Line.bobJoined, Line.aliceUntil - 299_999])
+    func slotFreedWhileWaiting(bobJoined: Millis) {
+        // Alice's time ends at 10 min (+1 ms); Bob waits 5 min from joining (the second case
+        // ends 1 ms after Alice's), and the sweep comes after that.
+        let at = bobJoined + 300_001
+        SLAMDomainTests.given()
+            .given([joined("tok_alice", alice), activated("tok_alice", alice, until: Line.aliceUntil)], at: T.now)
+            .given([joined("tok_bob", bob)], at: bobJoined)
+            .given([joined("tok_carol", carol)], at: bobJoined + 1)
+            .when(.tickQueue(scheduleId: schQ), at: at)
+            .then([.queue(.queueTokenExpired(token("tok_alice", alice))),
+                   .queue(activated("tok_bob", bob, until: Line.aliceUntil + 1 + 600_000))])
+            .when(.joinQueue(userId: carol, scheduleId: schQ), at: at)
+            .then([], result: ["tokenId": "tok_carol", "status": "WAITING", "ahead": 0])
+    }
+
+    @Test("a waiting token whose time ended before the slot freed (or as it freed) expires; the slot goes to the next",
+          arguments: [T.now + T.minute, Line.aliceUntil - 300_000])
+    func waitingEndsFirst(bobJoined: Millis) {
+        let freed = Line.aliceUntil + 1
+        SLAMDomainTests.given()
+            .given([joined("tok_alice", alice), activated("tok_alice", alice, until: Line.aliceUntil)], at: T.now)
+            .given([joined("tok_bob", bob)], at: bobJoined)
+            .given([joined("tok_carol", carol)], at: T.now + 6 * T.minute)
+            .when(.tickQueue(scheduleId: schQ), at: freed + T.second)
+            .then([.queue(.queueTokenExpired(token("tok_bob", bob))), .queue(.queueTokenExpired(token("tok_alice", alice))),
+                   .queue(activated("tok_carol", carol, until: freed + 600_000))])
+    }
+
+    @Test("with no sweep for a long while (a server down), each turn is taken as it came, and ends if its time has passed")
+    func turnsInOrderAfterAGap() {
+        // Alice ends at 10 min: Bob's turn, 10 min from then; Carol's waiting time ends at
+        // 14 min, before Bob's turn does (20 min). At 25 min every one of them has ended.
+        let at = T.now + 25 * T.minute
         Line.given()
             .when(.tickQueue(scheduleId: schQ), at: at)
-            .then([.queue(.queueTokenExpired(token("tok_alice", alice))), .queue(.queueTokenExpired(token("tok_bob", bob))),
-                   .queue(activated("tok_carol", carol, until: at + 600_000))])
+            .then([.queue(.queueTokenExpired(token("tok_alice", alice))),
+                   .queue(activated("tok_bob", bob, until: Line.aliceUntil + 1 + 600_000)),
+                   .queue(.queueTokenExpired(token("tok_carol", carol))),
+                   .queue(.queueTokenExpired(token("tok_bob", bob)))])
+            .when(.joinQueue(userId: dave, scheduleId: schQ), at: at)
+            .then([.command(joined("tok_1", dave)), .command(activated("tok_1", dave, until: at + 600_000))],
+                  result: ["tokenId": "tok_1", "status": "ACTIVE", "ahead": 0])
     }
 
     @Test("a waiting token expires at joinedAt + waitingTtl + 1 ms, not before")

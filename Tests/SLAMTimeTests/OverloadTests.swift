@@ -18,7 +18,9 @@ struct OverloadTests {
             let bob = try s.registerUser("bob")
             let flooder = try s.registerUser("flooder")
             let scheduleId = try s.openSchedule(now: clock.now(), seats: 4)
-            let queued = try openQueuedSchedule(s, now: clock.now(), maxActive: 1, activeTtl: 30, waitingTtl: 3_600)
+            // The first token's time ends at 200 s, when the second's begins (until 400 s): still
+            // active when the hold's 300 s are past.
+            let queued = try openQueuedSchedule(s, now: clock.now(), maxActive: 1, activeTtl: 200, waitingTtl: 3_600)
             let held = try #require(try hold(s, alice, scheduleId, [1, 2]).body["reservationId"]?.string)
             let first = try #require(try join(s, alice, queued)["tokenId"]?.string)
             let second = try #require(try join(s, bob, queued)["tokenId"]?.string)

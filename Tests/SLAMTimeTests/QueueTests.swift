@@ -181,6 +181,31 @@ struct QueueTests {
         }
     }
 
+    /// The audit's case through the server: the sweep comes after a slot freed and after the
+    /// next token's own waiting time; that token was still waiting when the slot freed, so it
+    /// was admitted then (and, its active time past too, expired), not expired unadmitted.
+    @Test func aLateSweepStillGivesTheTurnInOrder() throws {
+        let clock = manualClock()
+        try withHarness(clock: clock) { h in
+            let s = try h.scenario()
+            let scheduleId = try openQueuedSchedule(s, now: clock.now(), maxActive: 1, activeTtl: 60, waitingTtl: 90)
+            let a = try s.registerUser("a"), b = try s.registerUser("b")
+            let t0 = clock.now()
+            let ta = try #require(try join(s, a, scheduleId)["tokenId"]?.string)
+            let tb = try #require(try join(s, b, scheduleId)["tokenId"]?.string)
+            // a's slot frees at t0 + 60 s (+1 ms), while b waits (until t0 + 90 s); b's turn ends at
+            // t0 + 120 s (+1 ms). The sweep's first look is at t0 + 150 s.
+            clock.set(t0 + 150_000)
+            try pollUntil("both tokens expired") { try queueStatuses(s, [ta, tb]).allSatisfy { $0.status == "EXPIRED" } }
+            let events = try readEvents(s, category: "queue").filter { $0.type != "QueueJoined" }
+            #expect(events.map(\.type) == ["QueueTokenActivated", "QueueTokenExpired", "QueueTokenActivated", "QueueTokenExpired"])
+            #expect(events.map { $0.body["tokenId"]?.string } == [ta, ta, tb, tb])
+            #expect(events[2].body["activeUntil"]?.string == RFC3339.format(t0 + 60_001 + 60_000))
+            #expect(events.dropFirst().allSatisfy { $0.causationId == "system:queue" })
+            try checkQueueLog(s, scheduleId: scheduleId, maxActive: 1)
+        }
+    }
+
     /// HoldSeats on a schedule with a queue: every token rule with its code, and the own ACTIVE
     /// token succeeds; JoinQueue without a queue is INVALID_STATE.
     @Test func holdSeatsChecksTheQueueToken() throws {
