@@ -35,11 +35,21 @@ enum Reservations {
             throw Rejection(.reservationWindowClosed, "reservations for schedule \(scheduleId) are open from "
                             + RFC3339.format(def.reservationOpensAt) + " to " + RFC3339.format(def.reservationClosesAt))
         }
+        // A waiting token whose turn has come (its slot freed, the sweep has not recorded it yet)
+        // is active: the queue's due work is recorded first (`system:queue`), as `JoinQueue` and
+        // `LeaveQueue` do, and as a lapsed hold on a seat taken is.
+        var queueEvents: [(DomainEvent, Cause)] = []
         if let policy = def.queue {
             guard let t = token else {
                 throw Rejection(.queueTokenRequired, "schedule \(scheduleId) has a waiting queue: pass your ACTIVE queueToken")
             }
-            switch t.effectiveStatus(at: now, policy: policy) {
+            var status = t.effectiveStatus(at: now, policy: policy)
+            if t.status == .waiting, let queue = state.queues[scheduleId] {
+                let plan = Queues.Plan(queue: queue, state: state, now: now)
+                status = plan.status(of: t.ref.tokenId).0
+                if status == .active { queueEvents = plan.events }
+            }
+            switch status {
             case .active: break
             case .waiting: throw Rejection(.queueTokenNotActive, "queue token \(t.ref.tokenId) is still waiting")
             case .expired: throw Rejection(.queueTokenExpired, "queue token \(t.ref.tokenId) has expired")
@@ -87,7 +97,7 @@ enum Reservations {
             lapsed.append(rid)
             freed += state.reservations[rid]!.ref.seatNumbers.count
         }
-        var events: [(DomainEvent, Cause)] = lapsed.map { (.holdExpired(state.reservations[$0]!.ref), .expiry) }
+        var events = queueEvents + lapsed.map { (DomainEvent.holdExpired(state.reservations[$0]!.ref), Cause.expiry) }
         let reservationId = ids.next(.reservation, at: now)
         var price: Int64 = 0
         for n in seats { price += schedule.prices[n - 1] }

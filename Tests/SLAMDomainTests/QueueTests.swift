@@ -318,6 +318,20 @@ struct HoldSeatsQueueTests {
                            "expiresAt": .string(RFC3339.format(now + T.holdTtl))])
     }
 
+    /// An audit found `JoinQueue` answering a token ACTIVE (recording its admission) at an
+    /// instant `HoldSeats` refused it as still waiting: the sweep had not yet recorded it.
+    @Test("a waiting token whose turn has come, not yet recorded, holds: the admission is recorded first")
+    func turnCameBeforeTheSweep() {
+        let now = Line.aliceUntil + 2
+        Self.given()
+            .when(.holdSeats(userId: bob, scheduleId: schQ, seatNumbers: [3], queueToken: "tok_bob"), at: now)
+            .then([.queue(.queueTokenExpired(token("tok_alice", alice))),
+                   .queue(activated("tok_bob", bob, until: Line.aliceUntil + 1 + 600_000)),
+                   .command(.seatsHeld(reservation("res_1", bob, [3], on: schQ), expiresAt: now + T.holdTtl))],
+                  result: ["reservationId": "res_1", "scheduleId": .string(schQ), "seatNumbers": [3], "price": 100,
+                           "expiresAt": .string(RFC3339.format(now + T.holdTtl))])
+    }
+
     struct Case: Sendable, CustomTestStringConvertible {
         var testDescription: String
         var user: String
@@ -333,6 +347,8 @@ struct HoldSeatsQueueTests {
         Case(testDescription: "an unknown token", user: alice, queueToken: "tok_nope", code: .tokenNotFound),
         Case(testDescription: "another user's active token", user: bob, queueToken: "tok_alice", code: .forbidden),
         Case(testDescription: "a waiting token", user: carol, queueToken: "tok_carol", code: .queueTokenNotActive),
+        Case(testDescription: "a waiting token behind the one whose turn has come", user: carol, queueToken: "tok_carol",
+             now: Line.aliceUntil + 2, code: .queueTokenNotActive),
         Case(testDescription: "an active token past activeUntil", user: alice, queueToken: "tok_alice",
              now: Line.aliceUntil + 1, code: .queueTokenExpired),
         Case(testDescription: "a waiting token past waitingTtl", user: carol, queueToken: "tok_carol",
