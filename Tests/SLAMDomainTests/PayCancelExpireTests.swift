@@ -148,6 +148,45 @@ struct PayReservationTests {
     }
 }
 
+/// Schemas/README.md 34: live through its `expiresAt` millisecond, lapsed from the next.
+@Suite("A hold at exactly its expiresAt")
+struct HoldAtExpiresAtTests {
+    @Test("it can be paid, and a millisecond later it cannot")
+    func paid() {
+        AliceHold.given()
+            .when(.payReservation(userId: alice, reservationId: "res_a"), at: AliceHold.expiresAt)
+            .then([.command(.reservationConfirmed(AliceHold.ref)),
+                   .command(.pointsUsed(userId: alice, amount: 1000, balance: 4000, reservationId: "res_a"))],
+                  result: ["reservationId": "res_a", "status": "CONFIRMED", "price": 1000, "balance": 4000])
+        AliceHold.given()
+            .when(.payReservation(userId: alice, reservationId: "res_a"), at: AliceHold.expiresAt + 1)
+            .thenRejected(.holdExpired)
+    }
+
+    @Test("it can be released, and a millisecond later it cannot")
+    func released() {
+        AliceHold.given()
+            .when(.cancelReservation(userId: alice, reservationId: "res_a"), at: AliceHold.expiresAt)
+            .then([.command(.holdReleased(AliceHold.ref))], result: ["reservationId": "res_a", "status": "RELEASED", "refunded": 0])
+        AliceHold.given()
+            .when(.cancelReservation(userId: alice, reservationId: "res_a"), at: AliceHold.expiresAt + 1)
+            .thenRejected(.holdExpired)
+    }
+
+    @Test("its seat is not free, and a millisecond later it is")
+    func seatTaken() {
+        AliceHold.given()
+            .when(.holdSeats(userId: bob, scheduleId: schX, seatNumbers: [1], queueToken: nil), at: AliceHold.expiresAt)
+            .thenRejected(.seatUnavailable, details: ["seatNumbers": [1]])
+        AliceHold.given()
+            .when(.holdSeats(userId: bob, scheduleId: schX, seatNumbers: [1], queueToken: nil), at: AliceHold.expiresAt + 1)
+            .then([.expiry(.holdExpired(AliceHold.ref)),
+                   .command(.seatsHeld(reservation("res_1", bob, [1]), expiresAt: AliceHold.expiresAt + 1 + T.holdTtl))],
+                  result: ["reservationId": "res_1", "scheduleId": .string(schX), "seatNumbers": [1], "price": 1000,
+                           "expiresAt": .string(RFC3339.format(AliceHold.expiresAt + 1 + T.holdTtl))])
+    }
+}
+
 @Suite("CancelReservation")
 struct CancelReservationTests {
     @Test("a HELD reservation is released with nothing refunded")
