@@ -99,13 +99,11 @@ enum Queues {
             self.queue = queue
             activeCount = Int64(queue.active.count)
             waitingCount = queue.waiting.count
-            // The token leaving, if it waits, is passed over by every admission: it never takes
-            // the turn it gives up.
-            if let leaving, leaving.status == .waiting { leftWaiting = leaving.ref.tokenId }
             // Ends in the order they came. Before time moves past an instant, its free slots go
             // to the front of the waiting line, in order (a token reached then had not ended at
             // that instant: the front's end is taken before an active one's at the same time).
-            // A slot free before anything ended (none is, as recorded) is filled as of `now`, last.
+            // A slot already free as recorded (none is: every command that frees one fills it)
+            // is filled at the first instant reached: the first end's, or `now`.
             var time: Millis?
             while true {
                 var next = nextEnd(state: state, now: now)
@@ -125,17 +123,17 @@ enum Queues {
                 }
                 time = end.at
             }
-            // Leaving happens at `now`, after everything above.
+            // Leaving happens at `now`, after everything above: a token that ended by then records
+            // nothing more; one admitted above leaves its slot; one still waiting is passed over
+            // by the admissions at `now`, so it never takes the turn it gives up.
             if let leaving, leaving.status != .expired, !expired.contains(leaving.ref.tokenId) {
-                if leaving.effectiveStatus(at: now, policy: queue.policy) == .expired {
-                    // Passed over while waiting (above), its waiting time has ended since: it
-                    // expires, as any token past its time that leaves.
-                    events.append((.queueTokenExpired(leaving.ref), .queue))
-                    expired.insert(leaving.ref.tokenId)
+                events.append((.queueLeft(leaving.ref), .command))
+                if leaving.status == .active || admitted.contains(leaving.ref.tokenId) {
+                    activeCount -= 1
                 } else {
-                    events.append((.queueLeft(leaving.ref), .command))
+                    waitingCount -= 1
+                    leftWaiting = leaving.ref.tokenId
                 }
-                if leaving.status == .active || admitted.contains(leaving.ref.tokenId) { activeCount -= 1 } else { waitingCount -= 1 }
             }
             admitFromFront(state: state, at: now)
         }
@@ -162,7 +160,7 @@ enum Queues {
         }
 
         /// Fills free slots from the front of the waiting line, as of `at`, passing over the
-        /// token leaving.
+        /// token leaving (set only for the admissions at `now`).
         private mutating func admitFromFront(state: DomainState, at: Millis) {
             let until = at + queue.policy.activeTtlSeconds * 1000
             while activeCount < queue.policy.maxActive, consumed < queue.waiting.count {
@@ -175,6 +173,13 @@ enum Queues {
                 activeCount += 1
                 waitingCount -= 1
             }
+        }
+
+        /// A live token's status after the plan, without the queue's order.
+        func status(of token: TokenState) -> TokenStatus {
+            if expired.contains(token.ref.tokenId) { return .expired }
+            if token.status == .active || admitted.contains(token.ref.tokenId) { return .active }
+            return token.status
         }
 
         /// A live token's status and the number of waiting tokens ahead of it after the plan.

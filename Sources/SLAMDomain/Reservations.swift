@@ -44,9 +44,12 @@ enum Reservations {
                 throw Rejection(.queueTokenRequired, "schedule \(scheduleId) has a waiting queue: pass your ACTIVE queueToken")
             }
             var status = t.effectiveStatus(at: now, policy: policy)
-            if t.status == .waiting, let queue = state.queues[scheduleId] {
+            // Only when the queue has work due: a waiting token is otherwise still waiting (and
+            // its own end, if past, is due), and the plan is not built for every refused hold.
+            if t.status == .waiting, let queue = state.queues[scheduleId], let due = Queues.nextDue(queue, state: state),
+               due <= now {
                 let plan = Queues.Plan(queue: queue, state: state, now: now)
-                status = plan.status(of: t.ref.tokenId).0
+                status = plan.status(of: t)
                 if status == .active { queueEvents = plan.events }
             }
             switch status {

@@ -149,6 +149,26 @@ struct LeaveQueueTests {
                    .queue(activated("tok_carol", carol, until: T.now + T.second + 600_000, on: schQ2))])
     }
 
+    /// A review found the token leaving passed over at instants before it left: the slot that
+    /// freed while it still waited went to the token behind it, whose turn then ran from that
+    /// instant, not from the leave, and the log depended on whether a sweep came in between.
+    @Test("a token whose turn came before it left takes that turn, then leaves it: the same with a sweep between or not")
+    func leavesAfterItsTurnCame() {
+        let leaveAt = Line.aliceUntil + 101
+        let admittedBob = activated("tok_bob", bob, until: Line.aliceUntil + 1 + 600_000)
+        let then: [Recorded] = [.command(.queueLeft(token("tok_bob", bob))),
+                                         .queue(activated("tok_carol", carol, until: leaveAt + 600_000))]
+        Line.given()
+            .when(.leaveQueue(userId: bob, tokenId: "tok_bob"), at: leaveAt)
+            .then([.queue(.queueTokenExpired(token("tok_alice", alice))), .queue(admittedBob)] + then,
+                  result: ["tokenId": "tok_bob", "status": "EXPIRED"])
+        Line.given()
+            .when(.tickQueue(scheduleId: schQ), at: Line.aliceUntil + 1)
+            .then([.queue(.queueTokenExpired(token("tok_alice", alice))), .queue(admittedBob)])
+            .when(.leaveQueue(userId: bob, tokenId: "tok_bob"), at: leaveAt)
+            .then(then, result: ["tokenId": "tok_bob", "status": "EXPIRED"])
+    }
+
     @Test("leaving a token already expired succeeds and records nothing", arguments: ["left", "expired"])
     func alreadyExpired(how: String) {
         let ref = token("tok_bob", bob)
