@@ -99,7 +99,7 @@ public enum StateLoader {
             let t = token(row)
             state.tokens[t.ref.tokenId] = t
             queue.liveByUser[t.ref.userId] = t.ref.tokenId
-            if t.status == .waiting { queue.waiting.append(t.ref.tokenId) } else { active.append(t) }
+            if t.status == .waiting { queue.appendWaiting(t.ref.tokenId) } else { active.append(t) }
         }
         // Active tokens in activation order, which is activeUntil order (one TTL per queue).
         queue.active = active.sorted { ($0.activeUntil ?? 0, $0.ref.tokenId) < ($1.activeUntil ?? 0, $1.ref.tokenId) }.map(\.ref.tokenId)

@@ -13,6 +13,7 @@ left (the index range of the query). Prints p50/p99/max and the machine.
     swift build -c release --product slam          # or: --scratch-path .build-time
     python3 tools/queue_status_bench.py            # 100,000 users, 10,000 calls
     SLAM_BIN=.build-time/release/slam python3 tools/queue_status_bench.py --leave 10000
+    python3 tools/queue_status_bench.py --measure join   # JoinQueue again instead: a command
 
 Binary: --bin, else $SLAM_BIN, else .build/release/slam, else .build/debug/slam.
 Needs pyzmq (Tests/contract/requirements.txt).
@@ -187,6 +188,9 @@ def main():
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--calls", type=int, default=10_000, help="GetQueueStatus calls measured")
     ap.add_argument("--leave", type=int, default=0, help="waiting tokens that leave before the measurement")
+    ap.add_argument("--measure", default="status", choices=["status", "join"],
+                    help="status: GetQueueStatus (a query); join: JoinQueue again by the token's user (a command "
+                         "through the writer, answered with the live token and its place)")
     ap.add_argument("--sockets", type=int, default=4)
     ap.add_argument("--window", type=int, default=256, help="requests in flight per socket while loading")
     ap.add_argument("--sync", default="full", choices=["full", "normal"])
@@ -240,6 +244,7 @@ def main():
         line = [tok for _, tok, _ in waiting]
         picks = [line[(i * (len(line) - 1)) // max(1, n - 1)] for i in range(n)]
         picks[-1] = line[-1]
+        user_of = {tok: u for _, tok, u in waiting}
 
         # Correctness on a sample first (pipelined): ahead is exact.
         sample = picks[:: max(1, n // 500)] + [line[-1]]
@@ -252,9 +257,13 @@ def main():
         lat, answers = [], []
         for i, tok in enumerate(picks):
             rid = f"q{i}"
+            if args.measure == "join":
+                header_out = {"type": "JoinQueue", "requestId": rid, "idempotencyKey": f"again-{uuid.uuid4().hex}"}
+                body_out = {"userId": user_of[tok], "scheduleId": schedule}
+            else:
+                header_out, body_out = {"type": "GetQueueStatus", "requestId": rid}, {"tokenId": tok}
             t0 = time.perf_counter_ns()
-            sock.send_multipart([b"", b"SLAM/1", json.dumps({"type": "GetQueueStatus", "requestId": rid}).encode(),
-                                 json.dumps({"tokenId": tok}).encode()])
+            sock.send_multipart([b"", b"SLAM/1", json.dumps(header_out).encode(), json.dumps(body_out).encode()])
             while True:
                 frames = sock.recv_multipart()
                 header = json.loads(frames[2])
@@ -262,18 +271,19 @@ def main():
                     break
             lat.append((time.perf_counter_ns() - t0) / 1e6)
             if not header["ok"]:
-                sys.exit(f"GetQueueStatus failed: {frames[3]!r}")
+                sys.exit(f"{header_out['type']} failed: {frames[3]!r}")
             answers.append(frames[3])
         # Every timed answer exact too (checked after the timing, so it costs the timing nothing).
         for tok, raw in zip(picks, answers):
             body = json.loads(raw)
-            if body["status"] != "WAITING" or body["ahead"] != expected[tok]:
-                sys.exit(f"GetQueueStatus {tok}: {body}, expected WAITING ahead {expected[tok]}")
+            if body["status"] != "WAITING" or body["ahead"] != expected[tok] or body["tokenId"] != tok:
+                sys.exit(f"{args.measure} {tok}: {body}, expected WAITING ahead {expected[tok]}")
         # Front and back of the line apart: with no scan they cost the same.
         tenth = max(1, n // 10)
         front, back = sorted(lat[:tenth]), sorted(lat[-tenth:])
         lat.sort()
-        print(f"GetQueueStatus, {len(line)} tokens waiting ({args.leave} left), {n} calls one at a time "
+        what = "JoinQueue again" if args.measure == "join" else "GetQueueStatus"
+        print(f"{what}, {len(line)} tokens waiting ({args.leave} left), {n} calls one at a time "
               f"(ahead 0..{len(line) - 1}, last included):")
         print(f"  p50 {percentile(lat, 50):.3f} ms  p99 {percentile(lat, 99):.3f} ms  "
               f"p99.9 {percentile(lat, 99.9):.3f} ms  max {lat[-1]:.3f} ms  mean {sum(lat) / len(lat):.3f} ms")

@@ -44,7 +44,7 @@ extension DomainState {
             end(ref, as: .cancelled)
         case .queueJoined(let ref):
             tokens[ref.tokenId] = TokenState(ref: ref, status: .waiting, joinedAt: occurredAt, activeUntil: nil)
-            queues[ref.scheduleId]?.waiting.append(ref.tokenId)
+            queues[ref.scheduleId]?.appendWaiting(ref.tokenId)
             queues[ref.scheduleId]?.liveByUser[ref.userId] = ref.tokenId
             queues[ref.scheduleId]?.version += 1
         case .queueTokenActivated(let ref, let activeUntil):
@@ -86,11 +86,5 @@ extension DomainState {
         }
         s.holdEnded(ref.reservationId)
         schedules[ref.scheduleId] = s
-    }
-}
-
-extension QueueState {
-    mutating func removeWaiting(_ tokenId: String) {
-        if waiting.first == tokenId { waiting.removeFirst() } else if let i = waiting.firstIndex(of: tokenId) { waiting.remove(at: i) }
     }
 }

@@ -5,12 +5,20 @@ public struct QueueState: Equatable, Sendable {
     public var scheduleId: String
     public var policy: QueuePolicy
     public var version: Int64
-    /// Waiting token ids, oldest first.
-    public var waiting: [String]
+    /// Waiting token ids, oldest first (`appendWaiting`, `removeWaiting`).
+    public private(set) var waiting: [String]
     /// Active token ids, earliest activation first.
     public var active: [String]
     /// Each user's live (waiting or active) token.
     public var liveByUser: [String: String]
+    /// Each waiting token's number in join order (increasing along `waiting`), and the numbers
+    /// of the tokens that left `waiting` behind its front (ascending, none below the front's):
+    /// a token's place in the line is found from them without a scan. Finding it with
+    /// `firstIndex(of:)` took the writer 6 ms for a repeated `JoinQueue` at the back of a
+    /// 100,000-token line.
+    private var waitingNumber: [String: Int64] = [:]
+    private var nextWaitingNumber: Int64 = 0
+    private var leftBehindFront: [Int64] = []
 
     public init(scheduleId: String, policy: QueuePolicy, version: Int64) {
         self.scheduleId = scheduleId
@@ -19,6 +27,57 @@ public struct QueueState: Equatable, Sendable {
         waiting = []
         active = []
         liveByUser = [:]
+    }
+
+    /// The same queue: the numbering behind the line is not compared (a queue loaded from the
+    /// read models numbers its line afresh).
+    public static func == (a: QueueState, b: QueueState) -> Bool {
+        a.scheduleId == b.scheduleId && a.policy == b.policy && a.version == b.version && a.waiting == b.waiting
+            && a.active == b.active && a.liveByUser == b.liveByUser
+    }
+
+    /// A token joins the back of the line.
+    public mutating func appendWaiting(_ tokenId: String) {
+        waiting.append(tokenId)
+        waitingNumber[tokenId] = nextWaitingNumber
+        nextWaitingNumber += 1
+    }
+
+    /// The index of a waiting token in `waiting`, nil when it is not waiting.
+    public func waitingIndex(of tokenId: String) -> Int? {
+        guard let n = waitingNumber[tokenId], let first = waiting.first, let front = waitingNumber[first] else { return nil }
+        let i = Int(n - front) - (Self.countAtMost(n, in: leftBehindFront) - Self.countAtMost(front, in: leftBehindFront))
+        if i >= 0, i < waiting.count, waiting[i] == tokenId { return i }
+        assertionFailure("the waiting line's numbering is out of step at \(tokenId)")
+        return waiting.firstIndex(of: tokenId)
+    }
+
+    /// A token leaves the line: admitted, expired or left.
+    public mutating func removeWaiting(_ tokenId: String) {
+        guard let i = waitingIndex(of: tokenId) else { return }
+        waiting.remove(at: i)
+        let n = waitingNumber.removeValue(forKey: tokenId)!
+        if i == 0 {
+            // Numbers now before the front count for no token any more.
+            if let first = waiting.first, let front = waitingNumber[first] {
+                let k = Self.countAtMost(front, in: leftBehindFront)
+                if k > 0 { leftBehindFront.removeFirst(k) }
+            } else {
+                leftBehindFront.removeAll()
+            }
+        } else {
+            leftBehindFront.insert(n, at: Self.countAtMost(n, in: leftBehindFront))
+        }
+    }
+
+    /// How many of the ascending `numbers` are at most `n` (binary search).
+    private static func countAtMost(_ n: Int64, in numbers: [Int64]) -> Int {
+        var low = 0, high = numbers.count
+        while low < high {
+            let mid = (low + high) / 2
+            if numbers[mid] <= n { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 }
 

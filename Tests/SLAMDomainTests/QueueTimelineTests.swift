@@ -173,3 +173,31 @@ struct QueueTimelineTests {
         Self.check(seeds: 1...60, leaves: false, holds: true, grid: true)
     }
 }
+
+/// The waiting line's numbering (`QueueState.waitingIndex`) against a scan, through random
+/// joins and removals from the front and from behind it, as admissions, expiries and leaves do.
+@Suite("The waiting line's index without a scan")
+struct WaitingIndexTests {
+    @Test("every waiting token's index equals its place in the line", arguments: 1...20 as ClosedRange<UInt64>)
+    func matchesAScan(seed: UInt64) {
+        var r = XorShift(s: seed &* 0x9E3779B97F4A7C15 | 1)
+        var q = QueueState(scheduleId: "sch_i", policy: QueuePolicy(maxActive: 1, activeTtlSeconds: 1, waitingTtlSeconds: 1),
+                           version: 0)
+        var next = 0
+        for _ in 0..<400 {
+            let k = r.int(10)
+            if k < 5 || q.waiting.isEmpty {
+                q.appendWaiting("tok_\(next)")
+                next += 1
+            } else {
+                let i = k < 8 ? 0 : r.int(q.waiting.count)
+                q.removeWaiting(q.waiting[i])
+            }
+            for (i, id) in q.waiting.enumerated() where q.waitingIndex(of: id) != i {
+                Issue.record("seed \(seed): \(id) at \(i), indexed \(String(describing: q.waitingIndex(of: id)))")
+                return
+            }
+        }
+        #expect(q.waitingIndex(of: "tok_nope") == nil)
+    }
+}
