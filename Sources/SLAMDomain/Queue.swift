@@ -6,7 +6,7 @@ public struct QueueState: Equatable, Sendable {
     public var policy: QueuePolicy
     public var version: Int64
     /// Waiting token ids, oldest first (`appendWaiting`, `removeWaiting`).
-    public private(set) var waiting: [String]
+    public private(set) var waiting: WaitingLine
     /// Active token ids, earliest activation first.
     public var active: [String]
     /// Each user's live (waiting or active) token.
@@ -24,7 +24,7 @@ public struct QueueState: Equatable, Sendable {
         self.scheduleId = scheduleId
         self.policy = policy
         self.version = version
-        waiting = []
+        waiting = WaitingLine()
         active = []
         liveByUser = [:]
     }
@@ -101,4 +101,38 @@ public struct TokenState: Equatable, Sendable {
         case .waiting: return now > joinedAt + policy.waitingTtlSeconds * 1000 ? .expired : .waiting
         }
     }
+}
+
+/// A queue's waiting line, oldest first, indexed from 0. Tokens leave mostly from the front
+/// (admitted or expired), and an array shifts every token behind on each of those: with 100,000
+/// waiting that moved 1.6 MB per admission. The front is a start offset here instead, and the
+/// storage is compacted once the tokens gone from the front are half of it.
+public struct WaitingLine: RandomAccessCollection, Equatable, Sendable {
+    private var storage: [String] = []
+    private var head = 0
+
+    public init() {}
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { storage.count - head }
+    public subscript(i: Int) -> String { storage[head + i] }
+
+    mutating func append(_ tokenId: String) { storage.append(tokenId) }
+
+    mutating func remove(at i: Int) {
+        guard i == 0 else {
+            storage.remove(at: head + i)
+            return
+        }
+        head += 1
+        if head == storage.count {
+            storage.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024, head * 2 >= storage.count {
+            storage.removeFirst(head)
+            head = 0
+        }
+    }
+
+    public static func == (a: WaitingLine, b: WaitingLine) -> Bool { a.elementsEqual(b) }
 }

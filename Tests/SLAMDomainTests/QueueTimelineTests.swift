@@ -200,4 +200,39 @@ struct WaitingIndexTests {
         }
         #expect(q.waitingIndex(of: "tok_nope") == nil)
     }
+
+    /// The line's front is an offset into its storage, compacted once the tokens gone from the
+    /// front are half of it: the line stays the same as an array's through many compactions.
+    @Test("a long line, emptied from the front and from behind it, stays equal to an array")
+    func longLine() {
+        var q = QueueState(scheduleId: "sch_l", policy: QueuePolicy(maxActive: 1, activeTtlSeconds: 1, waitingTtlSeconds: 1),
+                           version: 0)
+        var model: [String] = []
+        var r = XorShift(s: 7)
+        var next = 0
+        for step in 0..<20_000 {
+            // The line grows to about 2,000 tokens, then drains.
+            if r.int(10) < (step < 10_000 ? 6 : 3) || model.isEmpty {
+                let id = "tok_\(next)"
+                next += 1
+                q.appendWaiting(id)
+                model.append(id)
+            } else {
+                let i = r.int(20) == 0 ? r.int(model.count) : 0
+                q.removeWaiting(model[i])
+                model.remove(at: i)
+            }
+            // Compared plainly: a failed #expect on two long arrays would diff them at length.
+            if step % 500 == 0 || model.count < 3 || step == 19_999 {
+                guard Array(q.waiting) == model else {
+                    Issue.record("step \(step): the line differs from the array (\(q.waiting.count) against \(model.count))")
+                    return
+                }
+                if let last = model.last, q.waitingIndex(of: last) != model.count - 1 {
+                    Issue.record("step \(step): the last token is not indexed last")
+                    return
+                }
+            }
+        }
+    }
 }
