@@ -38,6 +38,8 @@ public struct QueueState: Equatable, Sendable {
 
     /// A token joins the back of the line.
     public mutating func appendWaiting(_ tokenId: String) {
+        // Ids are new for each join (`Queues.join`); one twice would leave the numbering behind.
+        precondition(waitingNumber[tokenId] == nil, "token \(tokenId) is already waiting")
         waiting.append(tokenId)
         waitingNumber[tokenId] = nextWaitingNumber
         nextWaitingNumber += 1
@@ -45,7 +47,11 @@ public struct QueueState: Equatable, Sendable {
 
     /// The index of a waiting token in `waiting`, nil when it is not waiting.
     public func waitingIndex(of tokenId: String) -> Int? {
-        guard let n = waitingNumber[tokenId], let first = waiting.first, let front = waitingNumber[first] else { return nil }
+        guard let n = waitingNumber[tokenId], let first = waiting.first else { return nil }
+        guard let front = waitingNumber[first] else {
+            assertionFailure("the front of the waiting line, \(first), has no number")
+            return waiting.firstIndex(of: tokenId)
+        }
         let i = Int(n - front) - (Self.countAtMost(n, in: leftBehindFront) - Self.countAtMost(front, in: leftBehindFront))
         if i >= 0, i < waiting.count, waiting[i] == tokenId { return i }
         assertionFailure("the waiting line's numbering is out of step at \(tokenId)")
@@ -106,7 +112,8 @@ public struct TokenState: Equatable, Sendable {
 /// A queue's waiting line, oldest first, indexed from 0. Tokens leave mostly from the front
 /// (admitted or expired), and an array shifts every token behind on each of those: with 100,000
 /// waiting that moved 1.6 MB per admission. The front is a start offset here instead, and the
-/// storage is compacted once the tokens gone from the front are half of it.
+/// storage is compacted once the tokens gone from the front are half of it; a token leaving
+/// from the middle moves the shorter side.
 public struct WaitingLine: RandomAccessCollection, Equatable, Sendable {
     private var storage: [String] = []
     private var head = 0
@@ -115,14 +122,24 @@ public struct WaitingLine: RandomAccessCollection, Equatable, Sendable {
 
     public var startIndex: Int { 0 }
     public var endIndex: Int { storage.count - head }
-    public subscript(i: Int) -> String { storage[head + i] }
+    public subscript(i: Int) -> String {
+        precondition(i >= 0, "index \(i) before the front of the waiting line")
+        return storage[head + i]
+    }
 
     mutating func append(_ tokenId: String) { storage.append(tokenId) }
 
+    /// Moves the shorter side: the tokens ahead of `i` (then the front moves up) or those behind.
     mutating func remove(at i: Int) {
-        guard i == 0 else {
+        precondition(i >= 0 && i < count, "index \(i) outside the waiting line")
+        guard i < count / 2 || i == 0 else {
             storage.remove(at: head + i)
             return
+        }
+        var j = head + i
+        while j > head {
+            storage[j] = storage[j - 1]
+            j -= 1
         }
         head += 1
         if head == storage.count {
