@@ -102,7 +102,9 @@ public enum StateLoader {
             if t.status == .waiting { queue.appendWaiting(t.ref.tokenId) } else { active.append(t) }
         }
         // Active tokens in activation order, which is activeUntil order (one TTL per queue).
-        queue.active = active.sorted { ($0.activeUntil ?? 0, $0.ref.tokenId) < ($1.activeUntil ?? 0, $1.ref.tokenId) }.map(\.ref.tokenId)
+        for t in active.sorted(by: { ($0.activeUntil ?? 0, $0.ref.tokenId) < ($1.activeUntil ?? 0, $1.ref.tokenId) }) {
+            queue.appendActive(t.ref.tokenId)
+        }
         state.queues[scheduleId] = queue
     }
 

@@ -52,7 +52,7 @@ extension DomainState {
             tokens[ref.tokenId]?.activeUntil = activeUntil
             if var q = queues.removeValue(forKey: ref.scheduleId) {
                 q.removeWaiting(ref.tokenId)
-                q.active.append(ref.tokenId)
+                q.appendActive(ref.tokenId)
                 q.version += 1
                 queues[ref.scheduleId] = q
             }
@@ -61,7 +61,7 @@ extension DomainState {
             tokens[ref.tokenId]?.status = .expired
             if var q = queues.removeValue(forKey: ref.scheduleId) {
                 if wasActive {
-                    if let i = q.active.firstIndex(of: ref.tokenId) { q.active.remove(at: i) }
+                    q.removeActive(ref.tokenId)
                 } else {
                     q.removeWaiting(ref.tokenId)
                 }

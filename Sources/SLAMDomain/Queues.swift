@@ -187,10 +187,10 @@ enum Queues {
             if expired.contains(tokenId) { return (.expired, 0) }
             if admitted.contains(tokenId) { return (.active, 0) }
             // Live and not waiting: active (without a scan of `active`, up to 100,000 long).
-            guard let index = queue.waitingIndex(of: tokenId) else { return (.active, 0) }
+            guard let index = queue.waiting.position(of: tokenId) else { return (.active, 0) }
             guard index >= consumed else { return (.expired, 0) }
             var ahead = index - consumed
-            if let left = leftWaiting, let li = queue.waitingIndex(of: left), li >= consumed, li < index { ahead -= 1 }
+            if let left = leftWaiting, let li = queue.waiting.position(of: left), li >= consumed, li < index { ahead -= 1 }
             return (.waiting, max(ahead, 0))
         }
     }

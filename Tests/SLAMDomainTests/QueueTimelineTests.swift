@@ -174,7 +174,7 @@ struct QueueTimelineTests {
     }
 }
 
-/// The waiting line's numbering (`QueueState.waitingIndex`) against a scan, through random
+/// A line's numbering (`TokenLine.position`) against a scan, through random
 /// joins and removals from the front and from behind it, as admissions, expiries and leaves do.
 @Suite("The waiting line's index without a scan")
 struct WaitingIndexTests {
@@ -193,12 +193,12 @@ struct WaitingIndexTests {
                 let i = k < 8 ? 0 : r.int(q.waiting.count)
                 q.removeWaiting(q.waiting[i])
             }
-            for (i, id) in q.waiting.enumerated() where q.waitingIndex(of: id) != i {
-                Issue.record("seed \(seed): \(id) at \(i), indexed \(String(describing: q.waitingIndex(of: id)))")
+            for (i, id) in q.waiting.enumerated() where q.waiting.position(of: id) != i {
+                Issue.record("seed \(seed): \(id) at \(i), indexed \(String(describing: q.waiting.position(of: id)))")
                 return
             }
         }
-        #expect(q.waitingIndex(of: "tok_nope") == nil)
+        #expect(q.waiting.position(of: "tok_nope") == nil)
     }
 
     /// The line's front is an offset into its storage, compacted once the tokens gone from the
@@ -228,7 +228,7 @@ struct WaitingIndexTests {
                     Issue.record("step \(step): the line differs from the array (\(q.waiting.count) against \(model.count))")
                     return
                 }
-                if let last = model.last, q.waitingIndex(of: last) != model.count - 1 {
+                if let last = model.last, q.waiting.position(of: last) != model.count - 1 {
                     Issue.record("step \(step): the last token is not indexed last")
                     return
                 }
