@@ -43,13 +43,20 @@ public struct TokenState: Equatable, Sendable {
         self.activeUntil = activeUntil
     }
 
+    /// The first moment the token is past its time (the millisecond after `activeUntil`, or after
+    /// `joinedAt` plus the waiting time); nil once it has ended, or for an active token without an end.
+    public func endsAt(policy: QueuePolicy) -> Millis? {
+        switch status {
+        case .expired: return nil
+        case .active: return activeUntil.map { $0 + 1 }
+        case .waiting: return joinedAt + policy.waitingTtlSeconds * 1000 + 1
+        }
+    }
+
     /// The token's status at `now`, counting a token past its time as expired, swept or not.
     public func effectiveStatus(at now: Millis, policy: QueuePolicy) -> TokenStatus {
-        switch status {
-        case .expired: return .expired
-        case .active: return now > (activeUntil ?? now) ? .expired : .active
-        case .waiting: return now > joinedAt + policy.waitingTtlSeconds * 1000 ? .expired : .waiting
-        }
+        if let end = endsAt(policy: policy), now >= end { return .expired }
+        return status
     }
 }
 

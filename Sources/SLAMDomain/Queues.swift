@@ -58,10 +58,9 @@ enum Queues {
     /// expire, or now when a slot is free and someone waits.
     static func nextDue(_ queue: QueueState, state: DomainState) -> Millis? {
         var due: Millis?
-        if let first = queue.active.first, let until = state.tokens[first]?.activeUntil { due = until + 1 }
+        if let first = queue.active.first { due = state.tokens[first]?.endsAt(policy: queue.policy) }
         if let first = queue.waiting.first, let t = state.tokens[first] {
-            let expiry = t.joinedAt + queue.policy.waitingTtlSeconds * 1000 + 1
-            due = min(due ?? expiry, expiry)
+            if let expiry = t.endsAt(policy: queue.policy) { due = min(due ?? expiry, expiry) }
             if Int64(queue.active.count) < queue.policy.maxActive { due = min(due ?? t.joinedAt, t.joinedAt) }
         }
         return due
@@ -138,19 +137,20 @@ enum Queues {
             admitFromFront(state: state, at: now)
         }
 
+        typealias End = (ref: TokenRef, at: Millis, active: Bool)
+
         /// The next token to end by `now`, and the first moment it is past its time
         /// (`effectiveStatus`): the first active one, or the first waiting one, which goes first
         /// on a tie (it is past its time when the slot frees).
-        private func nextEnd(state: DomainState, now: Millis) -> (ref: TokenRef, at: Millis, active: Bool)? {
-            var waiting: (ref: TokenRef, at: Millis, active: Bool)?
-            if consumed < queue.waiting.count, let t = state.tokens[queue.waiting[consumed]], t.status == .waiting {
-                let end = t.joinedAt + queue.policy.waitingTtlSeconds * 1000 + 1
-                if end <= now { waiting = (t.ref, end, false) }
+        private func nextEnd(state: DomainState, now: Millis) -> End? {
+            var waiting: End?
+            if consumed < queue.waiting.count, let t = state.tokens[queue.waiting[consumed]], t.status == .waiting,
+               let end = t.endsAt(policy: queue.policy), end <= now {
+                waiting = (t.ref, end, false)
             }
-            var active: (ref: TokenRef, at: Millis, active: Bool)?
+            var active: End?
             if nextActive < queue.active.count, let t = state.tokens[queue.active[nextActive]], t.status == .active {
-                let end = (t.activeUntil ?? now) + 1
-                if end <= now { active = (t.ref, end, true) }
+                if let end = t.endsAt(policy: queue.policy), end <= now { active = (t.ref, end, true) }
             } else if nextActive >= queue.active.count, nextActive - queue.active.count < admitted.count {
                 let k = nextActive - queue.active.count
                 if let t = state.tokens[admitted[k]], admittedUntil[k] + 1 <= now { active = (t.ref, admittedUntil[k] + 1, true) }
