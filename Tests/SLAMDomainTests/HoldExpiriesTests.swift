@@ -5,15 +5,6 @@ import Testing
 /// the holds still held, through random holds and ends.
 @Suite("Holds by expiry")
 struct HoldExpiriesTests {
-    /// A small deterministic generator (an LCG): the same sequence on every run.
-    struct Rng {
-        var state: UInt64
-        mutating func next(_ bound: Int) -> Int {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Int((state >> 33) % UInt64(bound))
-        }
-    }
-
     @Test("holdsExpiring(before:) is every held hold due before the time, in expiry order", arguments: [1, 2, 3, 4, 5])
     func matchesAFilter(seed: Int) {
         var rng = Rng(state: UInt64(seed))

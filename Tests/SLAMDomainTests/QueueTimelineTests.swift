@@ -13,9 +13,6 @@ import Testing
 // and nothing overdue. (Written by a review, which found with it the token leaving passed over
 // at instants before it left.)
 
-private struct XorShift { var s: UInt64; mutating func next() -> UInt64 { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return s }
-    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) } }
-
 private enum Op { case join(Int), leave(Int), hold(Int) }
 
 private struct Run {
@@ -115,24 +112,24 @@ private func world(_ sch: String, _ policy: QueuePolicy, users: Int) -> DomainSt
 @Suite("The waiting queue's log against a sweep at every millisecond")
 struct QueueTimelineTests {
     static func scenario(seed: UInt64, leaves: Bool, holds: Bool, grid: Bool = false) -> [String] {
-        var r = XorShift(s: seed &* 0x9E3779B97F4A7C15 | 1)
-        let policy = QueuePolicy(maxActive: Int64(1 + r.int(3)), activeTtlSeconds: Int64(1 + r.int(3)),
-                                 waitingTtlSeconds: Int64(1 + r.int(4)))
+        var r = Rng(state: seed)
+        let policy = QueuePolicy(maxActive: Int64(1 + r.next(3)), activeTtlSeconds: Int64(1 + r.next(3)),
+                                 waitingTtlSeconds: Int64(1 + r.next(4)))
         let users = 8
         let sch = "sch_f"
         let base = world(sch, policy, users: users)
         let span: Millis = 12_000
         var ops: [(Millis, Op)] = []
-        for _ in 0..<(6 + r.int(14)) {
-            let t = grid ? T.now + 500 * Millis(r.int(Int(span / 500))) : T.now + Millis(r.int(Int(span)))
-            let u = r.int(users)
-            let k = r.int(10)
+        for _ in 0..<(6 + r.next(14)) {
+            let t = grid ? T.now + 500 * Millis(r.next(Int(span / 500))) : T.now + Millis(r.next(Int(span)))
+            let u = r.next(users)
+            let k = r.next(10)
             let op: Op = (leaves && k < 2) ? .leave(u) : (holds && k < 5) ? .hold(u) : .join(u)
             ops.append((t, op))
         }
         ops.sort { $0.0 < $1.0 }
         var sweeps: Set<Millis> = []
-        for _ in 0..<r.int(6) { sweeps.insert(grid ? T.now + 500 * Millis(r.int(Int(span / 500))) + 1 : T.now + Millis(r.int(Int(span)))) }
+        for _ in 0..<r.next(6) { sweeps.insert(grid ? T.now + 500 * Millis(r.next(Int(span / 500))) + 1 : T.now + Millis(r.next(Int(span)))) }
 
         var lazy = Run(state: base, sch: sch, policy: policy)
         var oracle = Run(state: base, sch: sch, policy: policy)
@@ -180,17 +177,17 @@ struct QueueTimelineTests {
 struct WaitingIndexTests {
     @Test("every waiting token's index equals its place in the line", arguments: 1...20 as ClosedRange<UInt64>)
     func matchesAScan(seed: UInt64) {
-        var r = XorShift(s: seed &* 0x9E3779B97F4A7C15 | 1)
+        var r = Rng(state: seed)
         var q = QueueState(scheduleId: "sch_i", policy: QueuePolicy(maxActive: 1, activeTtlSeconds: 1, waitingTtlSeconds: 1),
                            version: 0)
         var next = 0
         for _ in 0..<400 {
-            let k = r.int(10)
+            let k = r.next(10)
             if k < 5 || q.waiting.isEmpty {
                 q.appendWaiting("tok_\(next)")
                 next += 1
             } else {
-                let i = k < 8 ? 0 : r.int(q.waiting.count)
+                let i = k < 8 ? 0 : r.next(q.waiting.count)
                 q.removeWaiting(q.waiting[i])
             }
             for (i, id) in q.waiting.enumerated() where q.waiting.position(of: id) != i {
@@ -208,17 +205,17 @@ struct WaitingIndexTests {
         var q = QueueState(scheduleId: "sch_l", policy: QueuePolicy(maxActive: 1, activeTtlSeconds: 1, waitingTtlSeconds: 1),
                            version: 0)
         var model: [String] = []
-        var r = XorShift(s: 7)
+        var r = Rng(state: 7)
         var next = 0
         for step in 0..<20_000 {
             // The line grows to about 2,000 tokens, then drains.
-            if r.int(10) < (step < 10_000 ? 6 : 3) || model.isEmpty {
+            if r.next(10) < (step < 10_000 ? 6 : 3) || model.isEmpty {
                 let id = "tok_\(next)"
                 next += 1
                 q.appendWaiting(id)
                 model.append(id)
             } else {
-                let i = r.int(20) == 0 ? r.int(model.count) : 0
+                let i = r.next(20) == 0 ? r.next(model.count) : 0
                 q.removeWaiting(model[i])
                 model.remove(at: i)
             }

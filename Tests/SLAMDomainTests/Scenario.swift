@@ -190,3 +190,12 @@ func token(_ id: String, _ user: String, on schedule: String = schQ) -> TokenRef
 func given(_ events: [DomainEvent] = [], at time: Millis = T.setUp) -> Scenario {
     Scenario(given: Fixture.world).given(events, at: time)
 }
+
+/// A small deterministic generator (an LCG) for the randomized tests: the same sequence on every run.
+struct Rng {
+    var state: UInt64
+    mutating func next(_ bound: Int) -> Int {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Int((state >> 33) % UInt64(bound))
+    }
+}
