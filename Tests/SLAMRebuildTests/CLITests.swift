@@ -132,10 +132,23 @@ struct CLITests {
         (["bench", "--max", "--json", "/nonexistent/x.json"], "--json"),
         (["bench", "--max", "--events", "tcp://127.0.0.1"], "--events"),
         (["subscribe", "--output", "/nonexistent/x.jsonl"], "--output"),
+        // ArgumentParser answered help for no such subcommand with the root's help, exit 0.
+        (["help", "nosuch"], "no subcommand \"nosuch\"; see 'slam --help'"),
+        (["help", "projections", "nosuch"], "no subcommand \"nosuch\"; see 'slam projections --help'"),
     ])
     func outOfRangeOptionsAreRefusedUpFront(arguments: [String], option: String) throws {
         let run = try runSlam(arguments)
         #expect(run.status == 64, "\(arguments): exit \(run.status), \(run.stderr)")
         #expect(run.stderr.contains(option), "\(run.stderr)")
+    }
+
+    @Test("slam help names a subcommand's help, exit 0", arguments: [
+        (["help"], "OVERVIEW: SLAM: an event-sourced"),
+        (["help", "serve"], "OVERVIEW: Run the server"),
+        (["help", "projections", "rebuild"], "OVERVIEW: Rebuild read models"),
+    ])
+    func helpForASubcommand(arguments: [String], overview: String) throws {
+        let run = try runSlam(arguments)
+        #expect(run.status == 0 && run.stdout.hasPrefix(overview), "\(arguments): exit \(run.status), \(run.stdout)")
     }
 }
