@@ -1289,6 +1289,21 @@ def test_names_are_trimmed_of_unicode_white_space_only(sock):
     err(sock, "RegisterUser", {"name": "\u001f" + "a" * 100}, "BAD_REQUEST")
 
 
+def test_sections_may_share_a_name(sock):
+    """PROTOCOL.md does not say section names are distinct (Schemas/README.md reading 35): two
+    sections named alike (after trimming) are accepted, each seat keeps its own section's price,
+    and the GetSeatMap filter by that name returns the seats of both."""
+    sections = [{"name": "A", "seatCount": 2, "price": 1}, {"name": "B", "seatCount": 2, "price": 2},
+                {"name": " A ", "seatCount": 2, "price": 3}]
+    schedule = new_schedule(sock, sections=sections)
+    m, seats = seat_map(sock, schedule)
+    assert [(n, seats[n]["section"], seats[n]["price"]) for n in sorted(seats)] == [
+        (1, "A", 1), (2, "A", 1), (3, "B", 2), (4, "B", 2), (5, "A", 3), (6, "A", 3)]
+    only_a = ok(sock, "GetSeatMap", {"scheduleId": schedule, "section": "A"})
+    assert sorted(s["number"] for s in only_a["seats"]) == [1, 2, 5, 6]
+    assert (only_a["available"], only_a["held"], only_a["sold"]) == (4, 0, 0)
+
+
 def test_a_queue_token_on_a_schedule_without_a_queue_is_ignored(sock):
     user = new_user(sock, "no queue", 100000)
     schedule = new_schedule(sock)
