@@ -100,10 +100,16 @@ public final class SLAMClient: @unchecked Sendable {
     }
 
     public static func parse(_ frames: [[UInt8]]) throws -> Reply {
-        guard frames.count == 4, frames[0].isEmpty, frames[1] == Array("SLAM/1".utf8) else {
-            throw ClientError("malformed reply: \(frames.count) frames")
+        guard frames.count == 4 else { throw ClientError("malformed reply: \(frames.count) frames, not 4") }
+        guard frames[0].isEmpty else { throw ClientError("malformed reply: its first frame is not empty") }
+        guard frames[1] == Array("SLAM/1".utf8) else {
+            let protocolFrame = String(decoding: frames[1].prefix(32), as: UTF8.self)
+            throw ClientError("malformed reply: its protocol frame is \"\(protocolFrame)\", not \"SLAM/1\"")
         }
-        guard let header = try JSONParser.parse(frames[2]).objectValue else { throw ClientError("reply header is not an object") }
-        return Reply(header: header, body: try JSONParser.parse(frames[3]), rawHeader: frames[2], rawBody: frames[3])
+        let header: JSON, body: JSON
+        do { header = try JSONParser.parse(frames[2]) } catch { throw ClientError("malformed reply: its header is not JSON (\(error))") }
+        guard let fields = header.objectValue else { throw ClientError("malformed reply: its header is not a JSON object") }
+        do { body = try JSONParser.parse(frames[3]) } catch { throw ClientError("malformed reply: its body is not JSON (\(error))") }
+        return Reply(header: fields, body: body, rawHeader: frames[2], rawBody: frames[3])
     }
 }

@@ -22,7 +22,7 @@ struct Call: ParsableCommand {
     var timeout = 10_000
 
     func validate() throws {
-        guard timeout >= 0 else { throw ValidationError("--timeout must be at least 0 milliseconds") }
+        guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 millisecond (0 would never wait for the reply)") }
         try OptionCheck.endpoint(server, option: "--server", bind: false)
     }
 

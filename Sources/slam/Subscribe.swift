@@ -81,6 +81,9 @@ struct Subscribe: ParsableCommand {
             }
             try OptionCheck.writableFile(output, option: "--output", inPlace: true)
         }
+        // Replaced through a new file beside it, renamed over it: its folder must take one. Found
+        // only at the first event's checkpoint, the event's line had gone out unrecorded.
+        if let checkpoint { try OptionCheck.writableFile(checkpoint, option: "--checkpoint") }
     }
 
     func run() throws {

@@ -124,6 +124,7 @@ struct CLITests {
         (["debug-generate", "--db", ""], "--db"),
         (["call", "GetStats", "--server", "127.0.0.1:5555"], "--server"),
         (["call", "GetStats", "--server", "tcp://127.0.0.1:0"], "--server"),
+        (["call", "GetStats", "--timeout=0"], "--timeout must be at least 1"),
         // The bench names the option out of range, and checks --json before the run, not after it.
         (["bench", "--max", "--seats", "3"], "--seats"),
         (["bench", "--max", "--users", "0"], "--users"),
@@ -132,6 +133,9 @@ struct CLITests {
         (["bench", "--max", "--json", "/nonexistent/x.json"], "--json"),
         (["bench", "--max", "--events", "tcp://127.0.0.1"], "--events"),
         (["subscribe", "--output", "/nonexistent/x.jsonl"], "--output"),
+        // Found only when the first event's line had gone out, its checkpoint unwritten.
+        (["subscribe", "--checkpoint", "/nonexistent/cp.json"], "--checkpoint /nonexistent/cp.json cannot be written"),
+        (["subscribe", "--checkpoint", "/tmp"], "--checkpoint /tmp is a folder"),
         // ArgumentParser answered help for no such subcommand with the root's help, exit 0.
         (["help", "nosuch"], "no subcommand \"nosuch\"; see 'slam --help'"),
         (["help", "projections", "nosuch"], "no subcommand \"nosuch\"; see 'slam projections --help'"),
