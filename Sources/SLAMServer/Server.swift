@@ -91,6 +91,17 @@ public final class Server: @unchecked Sendable {
         queries = BoundedQueue(capacity: config.queryQueueCapacity)
     }
 
+    /// Binds, naming the option on failure: libzmq's "Address already in use" alone does not say
+    /// which of the two endpoints (`tcp://127.0.0.1:5555` and `tcp://0.0.0.0:5555` are two
+    /// spellings of one port).
+    private static func bind(_ socket: ZMQSocket, _ endpoint: String, option: String) throws {
+        do {
+            try socket.bind(endpoint)
+        } catch let error as ZMQError {
+            throw ServerConfigError("--\(option) \(endpoint): \(error.message)")
+        }
+    }
+
     /// Binds both sockets and starts every thread. Returns the bound endpoints
     /// (`tcp://127.0.0.1:*` comes back with its port).
     public func start() throws -> (commands: String, events: String) {
@@ -100,11 +111,11 @@ public final class Server: @unchecked Sendable {
         try routerSocket.setReceiveHighWaterMark(1000)
         try routerSocket.setSendHighWaterMark(config.replyHighWaterMark)
         try routerSocket.setLinger(ms: 1000)
-        try routerSocket.bind(config.commandsEndpoint)
+        try Self.bind(routerSocket, config.commandsEndpoint, option: "commands")
         let pub = try context.socket(.pub)
         try pub.setSendHighWaterMark(config.publishHighWaterMark)
         try pub.setLinger(ms: 1000)
-        try pub.bind(config.eventsEndpoint)
+        try Self.bind(pub, config.eventsEndpoint, option: "events")
         let endpoints = (try routerSocket.lastEndpoint, try pub.lastEndpoint)
 
         var relayRef: Relay?
