@@ -53,7 +53,12 @@ public enum Verifier {
             try db.execute(sql: "PRAGMA cache_size = -1048576")
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
             try db.execute(sql: Projector.migrations.map(\.sql).joined(separator: "\n"))
-            try db.execute(sql: "ATTACH DATABASE ? AS live", arguments: [path])
+            do {
+                try db.execute(sql: "ATTACH DATABASE ? AS live", arguments: [path])
+            } catch let error as DatabaseError {
+                // As `slam projections rebuild` says it, not as SQLite's "error 26 … while executing".
+                throw StoreError(.badDatabase, "cannot open \(path): \(error.message ?? "\(error)")")
+            }
             defer { try? db.execute(sql: "DETACH DATABASE live") }
 
             var violations: [Violation] = []

@@ -28,6 +28,11 @@ struct CLITests {
         #expect(unknown.status != 0 && unknown.stderr.contains("unknown projection nope"))
         let missing = try runSlam(["verify", "--db", copy + ".missing"])
         #expect(missing.status == 2 && missing.stderr.contains("no database at"))
+        let notADatabase = copy + ".text"
+        try Data(String(repeating: "not a database ", count: 20).utf8).write(to: URL(fileURLWithPath: notADatabase))
+        defer { remove(notADatabase) }
+        let text = try runSlam(["verify", "--db", notADatabase])
+        #expect(text.status == 2 && text.stderr == "slam verify: cannot open \(notADatabase): file is not a database\n", "\(text.stderr)")
     }
 
     @Test("rebuild and serve refuse, with a clear message, while a server has the database")
