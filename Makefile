@@ -28,17 +28,18 @@ deps:
 # when missing: into $(PYTHON) when its pip will, else into a virtual environment in .build/venv
 # (Debian's own python3 refuses pip outside one: "externally-managed-environment"; without
 # python3-venv it cannot make one, so that is installed first).
-python-deps:
+python-deps: deps
 	@mkdir -p .build
 	@if $(PYTHON) $(HAS_PYDEPS) 2>/dev/null; then \
 	  echo $(PYTHON) > $(TEST_PYTHON_FILE); \
 	elif [ -x .build/venv/bin/python ] && .build/venv/bin/python $(HAS_PYDEPS) 2>/dev/null; then \
 	  echo $(CURDIR)/.build/venv/bin/python > $(TEST_PYTHON_FILE); \
-	elif echo "installing pyzmq, jsonschema, pytest" && $(PYTHON) -m pip install -q -r Tests/contract/requirements.txt \
+	elif echo "installing pyzmq, jsonschema, pytest" \
+	     && $(PYTHON) -m pip install -q -r Tests/contract/requirements.txt 2>.build/pip-error.log \
 	     && $(PYTHON) $(HAS_PYDEPS); then \
 	  echo $(PYTHON) > $(TEST_PYTHON_FILE); \
 	else \
-	  echo "pip could not install into $(PYTHON): installing into a virtual environment, .build/venv"; \
+	  echo "pip could not install into $(PYTHON) (why: .build/pip-error.log): installing into a virtual environment, .build/venv"; \
 	  rm -rf .build/venv; \
 	  if ! $(PYTHON) -m venv .build/venv >/dev/null 2>&1; then \
 	    rm -rf .build/venv; \

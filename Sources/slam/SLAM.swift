@@ -13,22 +13,36 @@ struct SLAM: ParsableCommand {
         if let (unknown, parent) = unknownHelpTopic(arguments) {
             // ArgumentParser answers `slam help nosuch` with the root's help and exit status 0,
             // which a script cannot tell from help it asked for.
-            exit(withError: ValidationError("no subcommand \"\(unknown)\"; see '\(parent) --help'"))
+            exit(withError: ValidationError("no subcommand \"\(unknown)\"; see '\(path(to: parent)) --help'"))
         }
         main(arguments)
     }
 
-    /// The first name after `help` that is not a subcommand of the one before it (`slam help
-    /// projections nosuch`), with the command line of the one before it (`slam projections`).
-    static func unknownHelpTopic(_ arguments: [String]) -> (name: String, parent: String)? {
+    /// After `help`, the first name that is not a subcommand of the command named before it
+    /// (`slam help projections nosuch`), with that command. The walk stops, leaving the rest to
+    /// ArgumentParser as before, at an option (its value is no command name) and at a command
+    /// with no subcommands (`slam help serve extra` shows serve's help). `help` itself is
+    /// ArgumentParser's own subcommand of the root.
+    static func unknownHelpTopic(_ arguments: [String]) -> (name: String, parent: ParsableCommand.Type)? {
         guard arguments.first == "help" else { return nil }
         var command: ParsableCommand.Type = SLAM.self
-        var path = "slam"
-        for name in arguments.dropFirst() where !name.hasPrefix("-") {
-            guard let sub = command.configuration.subcommands.first(where: { $0._commandName == name }) else { return (name, path) }
+        for name in arguments.dropFirst() {
+            let subcommands = command.configuration.subcommands
+            if name.hasPrefix("-") || subcommands.isEmpty || (command == SLAM.self && name == "help") { return nil }
+            guard let sub = subcommands.first(where: { $0._commandName == name }) else { return (name, command) }
             command = sub
-            path += " " + name
         }
         return nil
+    }
+
+    /// `slam projections` for ProjectionsCommand: the names from the root down to `command`.
+    static func path(to command: ParsableCommand.Type) -> String {
+        func find(_ from: ParsableCommand.Type, _ names: [String]) -> [String]? {
+            let here = names + [from._commandName]
+            if from == command { return here }
+            for sub in from.configuration.subcommands { if let found = find(sub, here) { return found } }
+            return nil
+        }
+        return (find(SLAM.self, []) ?? ["slam"]).joined(separator: " ")
     }
 }

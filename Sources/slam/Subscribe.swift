@@ -81,8 +81,10 @@ struct Subscribe: ParsableCommand {
             }
             try OptionCheck.writableFile(output, option: "--output", inPlace: true)
         }
-        // Replaced through a new file beside it, renamed over it: its folder must take one. Found
-        // only at the first event's checkpoint, the event's line had gone out unrecorded.
+        // Replaced through a new file beside it, renamed over it: its folder must take one. Without
+        // this check a folder that would not was found at the first write: at start when starting
+        // at the head, but with --from-start or a checkpoint to resume from only once the first
+        // event's line had gone out, unrecorded.
         if let checkpoint { try OptionCheck.writableFile(checkpoint, option: "--checkpoint") }
     }
 

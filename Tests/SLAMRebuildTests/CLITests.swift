@@ -138,12 +138,15 @@ struct CLITests {
         (["bench", "--max", "--json", "/nonexistent/x.json"], "--json"),
         (["bench", "--max", "--events", "tcp://127.0.0.1"], "--events"),
         (["subscribe", "--output", "/nonexistent/x.jsonl"], "--output"),
-        // Found only when the first event's line had gone out, its checkpoint unwritten.
+        // With --from-start or a checkpoint to resume from, found only once the first event's line had
+        // gone out, its checkpoint unwritten.
         (["subscribe", "--checkpoint", "/nonexistent/cp.json"], "--checkpoint /nonexistent/cp.json cannot be written"),
         (["subscribe", "--checkpoint", "/tmp"], "--checkpoint /tmp is a folder"),
         // ArgumentParser answered help for no such subcommand with the root's help, exit 0.
         (["help", "nosuch"], "no subcommand \"nosuch\"; see 'slam --help'"),
         (["help", "projections", "nosuch"], "no subcommand \"nosuch\"; see 'slam projections --help'"),
+        // An option's value is no command name: ArgumentParser's own refusal, as before.
+        (["help", "serve", "--db", "x"], "Unknown option '--db'"),
     ])
     func outOfRangeOptionsAreRefusedUpFront(arguments: [String], option: String) throws {
         let run = try runSlam(arguments)
@@ -155,6 +158,9 @@ struct CLITests {
         (["help"], "OVERVIEW: SLAM: an event-sourced"),
         (["help", "serve"], "OVERVIEW: Run the server"),
         (["help", "projections", "rebuild"], "OVERVIEW: Rebuild read models"),
+        // As before: ArgumentParser's own help command, and what follows a command without subcommands.
+        (["help", "help"], "OVERVIEW: Show subcommand help information."),
+        (["help", "serve", "extra"], "OVERVIEW: Run the server"),
     ])
     func helpForASubcommand(arguments: [String], overview: String) throws {
         let run = try runSlam(arguments)

@@ -227,8 +227,10 @@ struct Run {
 }
 
 /// Runs `slam` with arguments and waits for it (its output is read to the end first, so a
-/// full pipe never blocks it).
-func runSlam(_ arguments: [String]) throws -> Run {
+/// full pipe never blocks it). One still running after `safetyNetSeconds` is sent SIGTERM, so
+/// that a command that would wait for ever (a check missing, a server looked for) fails its test
+/// instead of hanging it: a safety net for a loaded machine, never a synchronization.
+func runSlam(_ arguments: [String], safetyNetSeconds: Double = 120) throws -> Run {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try slamBinary())
     process.arguments = arguments
@@ -236,6 +238,9 @@ func runSlam(_ arguments: [String]) throws -> Run {
     process.standardOutput = out
     process.standardError = err
     try process.run()
+    DispatchQueue.global().asyncAfter(deadline: .now() + safetyNetSeconds) {
+        if process.isRunning { process.terminate() }
+    }
     final class Box: @unchecked Sendable { var data = Data() }
     let errBox = Box()
     let group = DispatchGroup()
