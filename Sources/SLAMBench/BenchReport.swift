@@ -45,7 +45,8 @@ public struct BenchReport: Sendable {
     public let walPeakBytes: Int64
     public let commandsExecuted: Int64
     /// GetStats `repliesDropped` during the run: replies the server did not send (PROTOCOL's
-    /// "exactly one reply" broken for a client too far behind).
+    /// "exactly one reply" broken for a client gone, or past the replies the server keeps for
+    /// clients that do not read).
     public let repliesDropped: Int64
     /// The server's settings, from GetStats (nil from a server that does not say).
     public let synchronous: String?

@@ -43,7 +43,8 @@ final class ServerStats: @unchecked Sendable {
     let walRestarts = Shared<Int64>(0)
     let writerCheckpoints = Shared<Int64>(0)
     let batches = Shared<Int64>(0)
-    /// Replies dropped: their client gone, or past `replyHighWaterMark` replies behind.
+    /// Replies dropped: their client gone, past `replyParkBudgetBytes` kept for clients that do
+    /// not read, or not taken within a second of a stop.
     let repliesDropped = Shared<Int64>(0)
     /// Users in the writer's memory after its last batch, and the times it forgot them all
     /// (`ServerConfig.maxCachedUsers`).

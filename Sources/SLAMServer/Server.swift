@@ -128,7 +128,8 @@ public final class Server: @unchecked Sendable {
         let workers = QueryWorkers(store: store, clock: clock, queue: queries, replies: replies, stats: stats,
                                    publishedSeq: writer.publishedSeq, config: config)
         let router = RouterLoop(socket: routerSocket, decoder: RequestDecoder(maxRequestBytes: config.maxRequestBytes),
-                                commands: commands, queries: queries, replies: replies, stats: stats)
+                                commands: commands, queries: queries, replies: replies, stats: stats,
+                                parkBudgetBytes: config.replyParkBudgetBytes)
         // The last step that can fail, before anything is kept: `wait()` after a failed start
         // must find no relay, router or sockets of a start that never ran.
         try checkpointer.start()

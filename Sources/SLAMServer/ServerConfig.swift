@@ -36,9 +36,13 @@ public struct ServerConfig: Sendable {
     /// Queries waiting for a reader beyond this get OVERLOADED at once.
     public var queryQueueCapacity = 20_000
     /// Replies libzmq keeps for one client that has not taken them (ZMQ_SNDHWM of the ROUTER,
-    /// as its receive mark is 1,000): past it, what the sockets' buffers also hold, a reply to
-    /// that client is dropped (GetStats `repliesDropped`), not kept in memory without bound.
+    /// as its receive mark is 1,000): past it, and what the sockets' buffers also hold, the
+    /// ROUTER's thread keeps them itself (`replyParkBudgetBytes`).
     public var replyHighWaterMark: Int32 = 1000
+    /// Replies kept by the ROUTER's thread, in all, for clients whose pipes are full (past
+    /// `replyHighWaterMark`), until they read (`RouterLoop`): past this many bytes a reply is
+    /// dropped and counted in GetStats `repliesDropped`.
+    public var replyParkBudgetBytes = 64 << 20
     /// The most commands the writer decides in one transaction.
     public var batchLimit = 1024
     /// Reader threads answering queries.

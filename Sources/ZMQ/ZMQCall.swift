@@ -10,8 +10,6 @@ struct SoftErrors: OptionSet {
     let rawValue: UInt8
     /// `EAGAIN`: a non-blocking call would block, or a send/receive timeout expired.
     static let wouldBlock = SoftErrors(rawValue: 1 << 0)
-    /// `EHOSTUNREACH`: a ROUTER_MANDATORY send to a routing id that is not connected.
-    static let hostUnreachable = SoftErrors(rawValue: 1 << 1)
     /// `EINTR`: a signal interrupted the call; return instead of retrying (used by `zmq_poll`,
     /// so its caller's loop sees signal-driven state at once).
     static let interrupted = SoftErrors(rawValue: 1 << 2)
@@ -40,8 +38,6 @@ func zmqCall<Result>(
             if soft.contains(.interrupted) { return nil }
             continue
         case EAGAIN where soft.contains(.wouldBlock):
-            return nil
-        case EHOSTUNREACH where soft.contains(.hostUnreachable):
             return nil
         case EFAULT:
             preconditionFailure("\(operation()) failed with EFAULT: an invalid zmq handle (a bug)")

@@ -179,6 +179,20 @@ public final class ZMQSocket: @unchecked Sendable {
     /// empty.
     @discardableResult
     public func send(_ frames: [[UInt8]], dontWait: Bool = false) throws -> Bool {
+        try sendOutcome(frames, dontWait: dontWait) == .sent
+    }
+
+    /// What became of a message `sendOutcome` was given.
+    public enum SendOutcome: Equatable, Sendable {
+        case sent
+        /// `EAGAIN`: not queued; the peer's pipe is full (`dontWait`) or the send timed out.
+        case wouldBlock
+        /// `EHOSTUNREACH`: not queued; a ROUTER_MANDATORY socket has no peer of that routing id.
+        case unreachable
+    }
+
+    /// `send`, telling a full pipe (worth trying again later) from a peer that is gone.
+    public func sendOutcome(_ frames: [[UInt8]], dontWait: Bool = false) throws -> SendOutcome {
         precondition(!frames.isEmpty, "a ZeroMQ message has at least one frame")
         let socket = try liveHandle("zmq_send")
         let last = frames.count - 1
@@ -186,20 +200,19 @@ public final class ZMQSocket: @unchecked Sendable {
             var flags: Int32 = index < last ? ZMQ_SNDMORE : 0
             // Only the first frame can fail softly: once it is queued, libzmq accepts the rest
             // of the message at once (high-water marks count whole messages).
-            let soft: SoftErrors
-            if index == 0 {
-                if dontWait { flags |= ZMQ_DONTWAIT }
-                soft = [.wouldBlock, .hostUnreachable]
-            } else {
-                soft = []
+            if index == 0, dontWait { flags |= ZMQ_DONTWAIT }
+            let sent: Int32?
+            do {
+                sent = try frames[index].withUnsafeBytes { bytes in
+                    // A NULL buffer with length 0 is explicitly allowed by zmq_send.
+                    try zmqCall("zmq_send", soft: index == 0 ? [.wouldBlock] : []) { zmq_send(socket, bytes.baseAddress, bytes.count, flags) }
+                }
+            } catch let error as ZMQError where index == 0 && error.errno == EHOSTUNREACH {
+                return .unreachable
             }
-            let sent = try frames[index].withUnsafeBytes { bytes in
-                // A NULL buffer with length 0 is explicitly allowed by zmq_send.
-                try zmqCall("zmq_send", soft: soft) { zmq_send(socket, bytes.baseAddress, bytes.count, flags) }
-            }
-            if sent == nil { return false }
+            if sent == nil { return .wouldBlock }
         }
-        return true
+        return .sent
     }
 
     /// Receives one whole multipart message, frame by frame (`zmq_msg_recv`, while `ZMQ_RCVMORE`),

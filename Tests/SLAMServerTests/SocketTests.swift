@@ -96,12 +96,39 @@ struct SocketTests {
         }
     }
 
-    /// A client that sends queries and never takes their replies (here 10,000 seat maps of about
-    /// 6 KB each) gets at most `replyHighWaterMark` of them queued in the server, beyond what the
-    /// sockets' buffers hold: the rest are dropped and counted, not kept in memory without bound
-    /// (with the ROUTER's old mark of 100,000 none was), and everyone else is answered as before.
-    @Test func repliesToAClientThatTakesNoneAreDroppedPastTheHighWaterMark() throws {
+    /// PROTOCOL.md section 2: every request gets exactly one reply, and a DEALER may pipeline. A
+    /// client that sent 8,000 commands before reading a reply got about 3,000 (the ROUTER's
+    /// high-water mark, its own, and what the sockets' buffers held); the rest were dropped and
+    /// counted. The ROUTER's thread now keeps them until the client reads.
+    @Test func aClientThatPipelinesPastTheHighWaterMarkGetsEveryReplyOnceItReads() throws {
         try withServer { ts in
+            let (watcher, s) = try ts.scenario()
+            defer { watcher.close() }
+            let before = try stats(s)
+            let pipelining = try ts.client()
+            defer { pipelining.close() }
+            let n = 8000
+            var ids: [String] = []
+            for i in 0..<n {
+                ids.append(try pipelining.send("RegisterUser", ["name": .string("p\(i)")], key: "pipelined-\(i)-" + UUID().uuidString))
+            }
+            // Every reply exists at the server before this client reads one (a safety net, no sleep).
+            #expect(try eventually(timeoutMs: 120_000) { try stats(s).commands >= before.commands + Int64(n) })
+            let replies = try collect(pipelining, ids)
+            #expect(replies.count == n && replies.values.allSatisfy(\.ok))
+            let dropped = try watcher.call("GetStats").body["repliesDropped"]?.int64Value
+            #expect(dropped == 0)
+        }
+    }
+
+    /// A client that sends queries and never takes their replies (here 10,000 seat maps of about
+    /// 6 KB each) gets at most `replyHighWaterMark` of them queued in libzmq, beyond what the
+    /// sockets' buffers hold, and then what fits in the ROUTER thread's budget for such replies
+    /// (`replyParkBudgetBytes`, here 1 MiB): the rest are dropped and counted, not kept in memory
+    /// without bound (with the ROUTER's old mark of 100,000 none was), and everyone else is
+    /// answered as before.
+    @Test func repliesToAClientThatTakesNoneAreDroppedPastTheBudget() throws {
+        try withServer(configure: { $0.replyParkBudgetBytes = 1 << 20 }) { ts in
             let (c, s) = try ts.scenario()
             defer { c.close() }
             let scheduleId = try s.openSchedule(now: SystemClock().now(), seats: 100)
