@@ -97,7 +97,7 @@ struct SocketTests {
     }
 
     /// PROTOCOL.md section 2: every request gets exactly one reply, and a DEALER may pipeline. A
-    /// client that sent 8,000 commands before reading a reply got about 3,000 (the ROUTER's
+    /// client that sent 8,000 commands before reading a reply got 2,000 (the ROUTER's
     /// high-water mark, its own, and what the sockets' buffers held); the rest were dropped and
     /// counted. The ROUTER's thread now keeps them until the client reads.
     @Test func aClientThatPipelinesPastTheHighWaterMarkGetsEveryReplyOnceItReads() throws {
