@@ -21,27 +21,24 @@ final class RouterLoop: @unchecked Sendable {
     let stopRequested = Shared(false)
     /// Set once the writer and readers have drained: send what is left and leave.
     let drained = Shared(false)
-    /// Replies libzmq would not take yet (their client's pipe full: `replyHighWaterMark` replies
-    /// untaken, and the sockets' buffers full), by client, in order, kept here and tried again
-    /// every `parkRetryMs` until the client reads: each request still gets its one reply
-    /// (PROTOCOL.md section 2) when a client pipelines more than that before reading. Within
-    /// `parkBudgetBytes` in all; past it, a reply is dropped and counted, as one to a client gone.
-    private var parked: [[UInt8]: ArraySlice<[[UInt8]]>] = [:]
-    private var parkedBytes = 0
-    private let parkBudgetBytes: Int
-    private let parkRetryMs = 2
+    /// Replies the socket would not take yet (`ParkedReplies`), offered again at `nextRetryAt`:
+    /// 2 ms after they were parked or some were taken, twice as long after each offer none was
+    /// taken, up to 64 ms (a client that does not read costs the thread a wake-up every 64 ms).
+    private var parked: ParkedReplies
+    private var nextRetryAt: Int64 = 0
+    private var retryIntervalMs: Int64 = 2
     /// How long a stopping server goes on offering parked replies to clients that do not read.
     private let parkedAtStopMs: Int64 = 1000
 
     init(socket: ZMQSocket, decoder: RequestDecoder, commands: BoundedQueue<CommandJob>, queries: BoundedQueue<QueryJob>,
-         replies: ReplySink, stats: ServerStats, parkBudgetBytes: Int) {
+         replies: ReplySink, stats: ServerStats, parking: ParkedReplies.Limits) {
         self.socket = socket
         self.stats = stats
         self.decoder = decoder
         self.commands = commands
         self.queries = queries
         self.replies = replies
-        self.parkBudgetBytes = parkBudgetBytes
+        parked = ParkedReplies(limits: parking)
     }
 
     func run() {
@@ -49,18 +46,19 @@ final class RouterLoop: @unchecked Sendable {
         while true {
             var items: [ZMQPollItem] = [.fd(replies.wakeup.fd), .socket(socket)]
             do {
-                try zmqPoll(&items, timeoutMs: parked.isEmpty ? 100 : parkRetryMs)
+                try zmqPoll(&items, timeoutMs: parked.isEmpty ? 100 : Int(max(0, nextRetryAt - Self.now())))
             } catch {
                 // Leaving, the queues close, so the writer and readers drain and the server can
                 // still stop (nothing else closes them).
                 logError("router poll: \(error)")
                 commands.close()
                 queries.close()
+                stats.repliesDropped.update { $0 += Int64(parked.removeAll()) }
                 break
             }
             if items[0].isReadable { replies.wakeup.drain() }
             if items[1].isReadable { receiveAvailable() }
-            if !parked.isEmpty { retryParked() }
+            if !parked.isEmpty, Self.now() >= nextRetryAt { retryParked() }
             flush()
             if queuesOpen, stopRequested.get() {
                 queuesOpen = false
@@ -77,17 +75,18 @@ final class RouterLoop: @unchecked Sendable {
         socket.close()
     }
 
-    /// Parked replies get `parkedAtStopMs` more to be taken; what is left then is dropped.
+    /// Parked replies get `parkedAtStopMs` more to be taken, requests read meanwhile answered
+    /// OVERLOADED (the server is stopping); what is left then is dropped and counted.
     private func offerParkedBeforeClosing() {
-        let until = DispatchTime.now().uptimeNanoseconds + UInt64(parkedAtStopMs) * 1_000_000
-        while !parked.isEmpty, DispatchTime.now().uptimeNanoseconds < until {
-            var none: [ZMQPollItem] = []
-            _ = try? zmqPoll(&none, timeoutMs: parkRetryMs)
+        let until = Self.now() + parkedAtStopMs
+        while !parked.isEmpty, Self.now() < until {
+            var items: [ZMQPollItem] = [.socket(socket)]
+            _ = try? zmqPoll(&items, timeoutMs: 2)
+            receiveAvailable()
             retryParked()
+            flush()
         }
-        for (_, waiting) in parked { stats.repliesDropped.update { $0 += Int64(waiting.count) } }
-        parked.removeAll()
-        parkedBytes = 0
+        stats.repliesDropped.update { $0 += Int64(parked.removeAll()) }
     }
 
     private func receiveAvailable() {
@@ -129,17 +128,16 @@ final class RouterLoop: @unchecked Sendable {
         for reply in replies.takeAll() { send(reply) }
     }
 
-    /// Sends without blocking; a reply libzmq will not take yet is parked (`parked`), behind any
-    /// already parked for its client; one to a client that is gone, or past the parking budget,
-    /// is dropped and counted (a retry with the same key gets a command's reply from its
+    /// Sends without blocking; a reply the socket will not take yet is parked (`parked`), behind
+    /// any already parked for its client; one to a client that is gone, or past the parking
+    /// bounds, is dropped and counted (a retry with the same key gets a command's reply from its
     /// idempotency record).
     private func send(_ frames: [[UInt8]]) {
-        let client = frames[0]
-        if !parked.isEmpty, parked[client] != nil { return park(frames, for: client) }
+        if parked.has(frames[0]) { return park(frames) }
         do {
             switch try socket.sendOutcome(frames, dontWait: true) {
             case .sent: break
-            case .wouldBlock: park(frames, for: client)
+            case .wouldBlock: park(frames)
             case .unreachable: stats.repliesDropped.update { $0 += 1 }
             }
         } catch {
@@ -147,37 +145,27 @@ final class RouterLoop: @unchecked Sendable {
         }
     }
 
-    private func park(_ frames: [[UInt8]], for client: [UInt8]) {
-        let size = Self.size(frames)
-        guard parkedBytes + size <= parkBudgetBytes else { return stats.repliesDropped.update { $0 += 1 } }
-        parked[client, default: []].append(frames)
-        parkedBytes += size
-    }
-
-    /// Sends each client's parked replies, in order, until its pipe is full again; a client gone
-    /// has its replies dropped and counted.
-    private func retryParked() {
-        for client in Array(parked.keys) {
-            guard var waiting = parked[client] else { continue }
-            while let next = waiting.first {
-                let outcome: ZMQSocket.SendOutcome
-                do { outcome = try socket.sendOutcome(next, dontWait: true) } catch {
-                    logError("router send: \(error)")
-                    outcome = .unreachable
-                }
-                if outcome == .wouldBlock { break }
-                if outcome == .unreachable {
-                    stats.repliesDropped.update { $0 += Int64(waiting.count) }
-                    parkedBytes -= waiting.reduce(0) { $0 + Self.size($1) }
-                    waiting = []
-                    break
-                }
-                waiting.removeFirst()
-                parkedBytes -= Self.size(next)
-            }
-            parked[client] = waiting.isEmpty ? nil : waiting
+    private func park(_ frames: [[UInt8]]) {
+        let wasEmpty = parked.isEmpty
+        guard parked.park(frames, at: Self.now()) else { return stats.repliesDropped.update { $0 += 1 } }
+        if wasEmpty {
+            retryIntervalMs = 2
+            nextRetryAt = Self.now() + retryIntervalMs
         }
     }
 
-    private static func size(_ frames: [[UInt8]]) -> Int { frames.reduce(0) { $0 + $1.count } }
+    private func retryParked() {
+        let (sent, dropped) = parked.retry(at: Self.now()) { frames in
+            do { return try socket.sendOutcome(frames, dontWait: true) } catch {
+                logError("router send: \(error)")
+                return .unreachable
+            }
+        }
+        if dropped > 0 { stats.repliesDropped.update { $0 += Int64(dropped) } }
+        retryIntervalMs = sent > 0 ? 2 : min(retryIntervalMs * 2, 64)
+        nextRetryAt = Self.now() + retryIntervalMs
+    }
+
+    /// Monotonic milliseconds.
+    private static func now() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 }

@@ -129,7 +129,9 @@ public final class Server: @unchecked Sendable {
                                    publishedSeq: writer.publishedSeq, config: config)
         let router = RouterLoop(socket: routerSocket, decoder: RequestDecoder(maxRequestBytes: config.maxRequestBytes),
                                 commands: commands, queries: queries, replies: replies, stats: stats,
-                                parkBudgetBytes: config.replyParkBudgetBytes)
+                                parking: ParkedReplies.Limits(totalBytes: config.replyParkBudgetBytes,
+                                                              clientBytes: config.replyParkClientBytes,
+                                                              maxAgeMs: config.replyParkMaxAgeMs))
         // The last step that can fail, before anything is kept: `wait()` after a failed start
         // must find no relay, router or sockets of a start that never ran.
         try checkpointer.start()

@@ -39,10 +39,13 @@ public struct ServerConfig: Sendable {
     /// as its receive mark is 1,000): past it, and what the sockets' buffers also hold, the
     /// ROUTER's thread keeps them itself (`replyParkBudgetBytes`).
     public var replyHighWaterMark: Int32 = 1000
-    /// Replies kept by the ROUTER's thread, in all, for clients whose pipes are full (past
-    /// `replyHighWaterMark`), until they read (`RouterLoop`): past this many bytes a reply is
-    /// dropped and counted in GetStats `repliesDropped`.
+    /// Replies kept by the ROUTER's thread for clients whose pipes are full (past
+    /// `replyHighWaterMark`), until they read (`ParkedReplies`): at most this many bytes in all,
+    /// and for one client; a client whose oldest such reply has waited `replyParkMaxAgeMs` loses
+    /// them all. A reply past a bound is dropped and counted in GetStats `repliesDropped`.
     public var replyParkBudgetBytes = 64 << 20
+    public var replyParkClientBytes = 16 << 20
+    public var replyParkMaxAgeMs: Int64 = 60_000
     /// The most commands the writer decides in one transaction.
     public var batchLimit = 1024
     /// Reader threads answering queries.

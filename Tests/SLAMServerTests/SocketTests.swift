@@ -121,6 +121,30 @@ struct SocketTests {
         }
     }
 
+    /// A stop while replies are parked for a client that does not read: the server offers them
+    /// for a second more, then drops them and closes; it does not wait for the client.
+    @Test func aStopWithRepliesParkedForAClientThatDoesNotReadStillCompletes() throws {
+        let ts = try TestServer()
+        defer { ts.shutdown() }
+        let (watcher, s) = try ts.scenario()
+        let before = try stats(s)
+        let pipelining = try ts.client()
+        defer { pipelining.close() }
+        let n = 8000
+        for i in 0..<n { _ = try pipelining.send("RegisterUser", ["name": .string("p\(i)")], key: "stop-\(i)-" + UUID().uuidString) }
+        #expect(try eventually(timeoutMs: 120_000) { try stats(s).commands >= before.commands + Int64(n) })
+        watcher.close()
+        ts.server.stop()
+        ts.server.wait()
+        // What reached the client before the close: each reply once, fewer than were sent.
+        var seen = Set<String>()
+        while let reply = try pipelining.receive(timeoutMs: 100) {
+            let id = try #require(reply.requestId)
+            #expect(seen.insert(id).inserted, "reply \(id) twice")
+        }
+        #expect(seen.count < n)
+    }
+
     /// A client that sends queries and never takes their replies (here 10,000 seat maps of about
     /// 6 KB each) gets at most `replyHighWaterMark` of them queued in libzmq, beyond what the
     /// sockets' buffers hold, and then what fits in the ROUTER thread's budget for such replies
