@@ -7,9 +7,10 @@ import ZMQ
 ///
 /// Bounded three ways, so that a client that never reads cannot hold the server's memory: in
 /// all (`totalBytes`), for one client (`clientBytes`, so that one such client leaves room for
-/// others), and in time (`maxAgeMs`: a client whose oldest parked reply has waited that long is
-/// taken as not reading, and all of its parked replies are dropped). The caller counts what is
-/// refused or dropped (GetStats `repliesDropped`).
+/// others), and in time (`maxAgeMs`: a client that has taken none of its parked replies for that
+/// long, its pipe still full, is taken as not reading, and all of them are dropped; one that
+/// reads, however slowly, keeps them). The caller counts what is refused or dropped (GetStats
+/// `repliesDropped`).
 ///
 /// A client that sets its own routing id (`ZMQ_ROUTING_ID`) and connects again under it at once
 /// may be offered replies to its previous connection's requests, as it could be before for
@@ -25,14 +26,15 @@ struct ParkedReplies {
     private struct Entry {
         let frames: [[UInt8]]
         let size: Int
-        let parkedAt: Int64
     }
 
-    /// One client's replies: `entries[head...]` are still to be sent.
+    /// One client's replies: `entries[head...]` are still to be sent. `takenAt`: when the client
+    /// last took one, or when its first was parked.
     private struct Line {
         var entries: [Entry] = []
         var head = 0
         var bytes = 0
+        var takenAt: Int64
         var count: Int { entries.count - head }
     }
 
@@ -54,10 +56,10 @@ struct ParkedReplies {
     mutating func park(_ frames: [[UInt8]], at now: Int64) -> Bool {
         let client = frames[0]
         let size = Self.size(frames)
-        var line = lines.removeValue(forKey: client) ?? Line()
+        var line = lines.removeValue(forKey: client) ?? Line(takenAt: now)
         defer { if line.count > 0 { lines[client] = line } }
         guard bytes + size <= limits.totalBytes, line.bytes + size <= limits.clientBytes else { return false }
-        line.entries.append(Entry(frames: frames, size: size, parkedAt: now))
+        line.entries.append(Entry(frames: frames, size: size))
         line.bytes += size
         bytes += size
         return true
@@ -65,7 +67,7 @@ struct ParkedReplies {
 
     /// Offers each client's replies, in order, until `send` says its pipe is full again. Returns
     /// how many were sent, and how many dropped: all of a client's when it is gone (`send` says
-    /// `.unreachable`) or when its oldest has waited more than `maxAgeMs`.
+    /// `.unreachable`), or when its pipe is full and it has taken none for more than `maxAgeMs`.
     mutating func retry(at now: Int64, send: ([[UInt8]]) -> ZMQSocket.SendOutcome) -> (sent: Int, dropped: Int) {
         var sent = 0, dropped = 0
         for client in Array(lines.keys) {
@@ -74,10 +76,13 @@ struct ParkedReplies {
             var drop = false
             while line.head < line.entries.count {
                 let entry = line.entries[line.head]
-                if now - entry.parkedAt > limits.maxAgeMs { drop = true; break }
                 let outcome = send(entry.frames)
-                if outcome == .wouldBlock { break }
+                if outcome == .wouldBlock {
+                    drop = now - line.takenAt > limits.maxAgeMs
+                    break
+                }
                 if outcome == .unreachable { drop = true; break }
+                line.takenAt = now
                 line.head += 1
                 line.bytes -= entry.size
                 bytes -= entry.size
@@ -107,6 +112,7 @@ struct ParkedReplies {
         return n
     }
 
-    /// A reply's bytes, with 32 for the keeping of each frame (an array's header and the entry's).
-    static func size(_ frames: [[UInt8]]) -> Int { frames.reduce(0) { $0 + $1.count + 32 } }
+    /// A reply's bytes, with an estimate of their keeping: 32 for each frame's array header and
+    /// 64 for the entry and its place in its line (allocation rounding is not counted).
+    static func size(_ frames: [[UInt8]]) -> Int { frames.reduce(64) { $0 + $1.count + 32 } }
 }

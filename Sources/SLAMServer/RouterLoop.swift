@@ -9,7 +9,8 @@ import ZMQ
 /// and answers each request it reads meanwhile OVERLOADED without executing it, so a client
 /// learns at once to retry with the same key (against the server's next start) rather than
 /// waiting out its timeout; then it looks once more, answers what came in meanwhile the same
-/// way, and closes.
+/// way, offers replies still parked for clients that have not read (`ParkedReplies`) for a
+/// second more, and closes.
 final class RouterLoop: @unchecked Sendable {
     private let socket: ZMQSocket
     private let decoder: RequestDecoder
@@ -22,8 +23,9 @@ final class RouterLoop: @unchecked Sendable {
     /// Set once the writer and readers have drained: send what is left and leave.
     let drained = Shared(false)
     /// Replies the socket would not take yet (`ParkedReplies`), offered again at `nextRetryAt`:
-    /// 2 ms after they were parked or some were taken, twice as long after each offer none was
-    /// taken, up to 64 ms (a client that does not read costs the thread a wake-up every 64 ms).
+    /// within 2 ms of a client's first being parked or of some being taken, twice as long after
+    /// each offer none was taken, up to 64 ms (a client that does not read costs the thread a
+    /// wake-up every 64 ms).
     private var parked: ParkedReplies
     private var nextRetryAt: Int64 = 0
     private var retryIntervalMs: Int64 = 2
@@ -142,15 +144,18 @@ final class RouterLoop: @unchecked Sendable {
             }
         } catch {
             logError("router send: \(error)")
+            stats.repliesDropped.update { $0 += 1 }
         }
     }
 
     private func park(_ frames: [[UInt8]]) {
-        let wasEmpty = parked.isEmpty
-        guard parked.park(frames, at: Self.now()) else { return stats.repliesDropped.update { $0 += 1 } }
-        if wasEmpty {
+        let newClient = !parked.has(frames[0])
+        let now = Self.now()
+        guard parked.park(frames, at: now) else { return stats.repliesDropped.update { $0 += 1 } }
+        if newClient {
+            // Not behind another client's backed-off interval.
             retryIntervalMs = 2
-            nextRetryAt = Self.now() + retryIntervalMs
+            nextRetryAt = parked.count == 1 ? now + 2 : min(nextRetryAt, now + 2)
         }
     }
 

@@ -41,7 +41,7 @@ public struct ServerConfig: Sendable {
     public var replyHighWaterMark: Int32 = 1000
     /// Replies kept by the ROUTER's thread for clients whose pipes are full (past
     /// `replyHighWaterMark`), until they read (`ParkedReplies`): at most this many bytes in all,
-    /// and for one client; a client whose oldest such reply has waited `replyParkMaxAgeMs` loses
+    /// and for one client; a client that has taken none of them for `replyParkMaxAgeMs` loses
     /// them all. A reply past a bound is dropped and counted in GetStats `repliesDropped`.
     public var replyParkBudgetBytes = 64 << 20
     public var replyParkClientBytes = 16 << 20

@@ -70,6 +70,30 @@ struct ParkedRepliesTests {
         #expect(roomAgain)
     }
 
+    @Test("a client that reads keeps its parked replies however long they wait; its bytes go down as it takes them")
+    func aReadingClientKeepsThem() {
+        let size = ParkedReplies.size(Self.reply("a", 0))
+        var parked = ParkedReplies(limits: .init(totalBytes: 1 << 20, clientBytes: 4 * size, maxAgeMs: 1000))
+        for n in 0..<4 { do { let parkedIt = parked.park(Self.reply("a", n), at: 0); #expect(parkedIt) } }
+        let pipes = Pipes()
+        for (step, at) in [900, 1800, 2700].enumerated() {
+            pipes.room["a"] = 1
+            let one = parked.retry(at: Int64(at), send: pipes.send)
+            #expect(one == (1, 0), "step \(step)")
+        }
+        // Taken at 2,700: at 3,600 nothing taken for 900 ms, kept; the client's room is one
+        // reply's again, so one more fits in its 4, and no more.
+        let kept = parked.retry(at: 3600, send: pipes.send)
+        #expect(kept == (0, 0) && parked.count == 1 && parked.bytes == size)
+        var more: [Bool] = []
+        for n in 4..<8 { more.append(parked.park(Self.reply("a", n), at: 3600)) }
+        #expect(more == [true, true, true, false])
+        // Nothing taken since 2,700: past 1,000 ms it has stopped reading, and all go.
+        let gone = parked.retry(at: 3701, send: pipes.send)
+        #expect(gone == (0, 4) && parked.isEmpty && parked.bytes == 0)
+        #expect(pipes.taken["a"] == [0, 1, 2])
+    }
+
     @Test("a client gone, or one that has not read for maxAgeMs, loses all its parked replies")
     func dropped() {
         var parked = ParkedReplies(limits: .init(totalBytes: 1 << 20, clientBytes: 1 << 20, maxAgeMs: 1000))

@@ -128,6 +128,35 @@ struct ZMQMessagingTests {
         try router.setRouterMandatory(true)
         #expect(try router.send([bytes("nobody"), [], bytes("x")]) == false)
         #expect(try router.send([bytes("nobody"), [], bytes("x")], dontWait: true) == false)
+        #expect(try router.sendOutcome([bytes("nobody"), [], bytes("x")], dontWait: true) == .unreachable)
+    }
+
+    @Test("sendOutcome tells a peer whose pipe is full (wouldBlock) from one that is not there (unreachable)")
+    func sendOutcomeFullPipe() throws {
+        let context = try ZMQContext()
+        let router = try makeSocket(context, .router)
+        try router.setRouterMandatory(true)
+        try router.setSendHighWaterMark(1)
+        let endpoint = try bindEphemeral(router)
+        let dealer = try makeSocket(context, .dealer)
+        try dealer.setRoutingId(bytes("reader"))
+        try dealer.setReceiveHighWaterMark(1)
+        try dealer.connect(endpoint)
+        // The ROUTER knows the peer once its first message arrives.
+        #expect(try dealer.send([[], bytes("hello")]))
+        var items = [ZMQPollItem.socket(router)]
+        _ = try zmqPoll(&items, timeoutMs: 30_000)
+        #expect(try router.receive(dontWait: true)?.first == bytes("reader"))
+        // The dealer never reads: its pipe, the sockets' buffers and its own mark fill.
+        let big = [UInt8](repeating: 7, count: 64 * 1024)
+        var outcome = ZMQSocket.SendOutcome.sent
+        var sent = 0
+        while outcome == .sent, sent < 100_000 {
+            outcome = try router.sendOutcome([bytes("reader"), [], big], dontWait: true)
+            if outcome == .sent { sent += 1 }
+        }
+        #expect(outcome == .wouldBlock && sent >= 1, "after \(sent) sent")
+        #expect(try router.sendOutcome([bytes("nobody"), [], big], dontWait: true) == .unreachable)
     }
 
     @Test("receive(dontWait:) returns nil when nothing is queued; a receive timeout returns nil too")
