@@ -27,10 +27,12 @@ final class RouterLoop: @unchecked Sendable {
     /// each offer none was taken, up to 64 ms (a client that does not read costs the thread a
     /// wake-up every 64 ms).
     private var parked: ParkedReplies
-    private var nextRetryAt: Int64 = 0
-    private var retryIntervalMs: Int64 = 2
+    private var nextRetryAt: Millis = 0
+    private var retryIntervalMs: Millis = 2
     /// How long a stopping server goes on offering parked replies to clients that do not read.
-    private let parkedAtStopMs: Int64 = 1000
+    private let parkedAtStopMs: Millis = 1000
+    /// The retries' cadence: real time, never stepped back (as the relay's heartbeats).
+    private let clock: Clock = MonotonicClock()
 
     init(socket: ZMQSocket, decoder: RequestDecoder, commands: BoundedQueue<CommandJob>, queries: BoundedQueue<QueryJob>,
          replies: ReplySink, stats: ServerStats, parking: ParkedReplies.Limits) {
@@ -48,7 +50,7 @@ final class RouterLoop: @unchecked Sendable {
         while true {
             var items: [ZMQPollItem] = [.fd(replies.wakeup.fd), .socket(socket)]
             do {
-                try zmqPoll(&items, timeoutMs: parked.isEmpty ? 100 : Int(max(0, nextRetryAt - Self.now())))
+                try zmqPoll(&items, timeoutMs: parked.isEmpty ? 100 : Int(max(0, nextRetryAt - clock.now())))
             } catch {
                 // Leaving, the queues close, so the writer and readers drain and the server can
                 // still stop (nothing else closes them).
@@ -60,7 +62,7 @@ final class RouterLoop: @unchecked Sendable {
             }
             if items[0].isReadable { replies.wakeup.drain() }
             if items[1].isReadable { receiveAvailable() }
-            if !parked.isEmpty, Self.now() >= nextRetryAt { retryParked() }
+            if !parked.isEmpty, clock.now() >= nextRetryAt { retryParked() }
             flush()
             if queuesOpen, stopRequested.get() {
                 queuesOpen = false
@@ -80,8 +82,8 @@ final class RouterLoop: @unchecked Sendable {
     /// Parked replies get `parkedAtStopMs` more to be taken, requests read meanwhile answered
     /// OVERLOADED (the server is stopping); what is left then is dropped and counted.
     private func offerParkedBeforeClosing() {
-        let until = Self.now() + parkedAtStopMs
-        while !parked.isEmpty, Self.now() < until {
+        let until = clock.now() + parkedAtStopMs
+        while !parked.isEmpty, clock.now() < until {
             var items: [ZMQPollItem] = [.socket(socket)]
             _ = try? zmqPoll(&items, timeoutMs: 2)
             receiveAvailable()
@@ -149,18 +151,18 @@ final class RouterLoop: @unchecked Sendable {
     }
 
     private func park(_ frames: [[UInt8]]) {
-        let newClient = !parked.has(frames[0])
-        let now = Self.now()
+        let wasEmpty = parked.isEmpty, newClient = !parked.has(frames[0])
+        let now = clock.now()
         guard parked.park(frames, at: now) else { return stats.repliesDropped.update { $0 += 1 } }
         if newClient {
             // Not behind another client's backed-off interval.
             retryIntervalMs = 2
-            nextRetryAt = parked.count == 1 ? now + 2 : min(nextRetryAt, now + 2)
+            nextRetryAt = wasEmpty ? now + 2 : min(nextRetryAt, now + 2)
         }
     }
 
     private func retryParked() {
-        let (sent, dropped) = parked.retry(at: Self.now()) { frames in
+        let (sent, dropped) = parked.retry(at: clock.now()) { frames in
             do { return try socket.sendOutcome(frames, dontWait: true) } catch {
                 logError("router send: \(error)")
                 return .unreachable
@@ -168,9 +170,6 @@ final class RouterLoop: @unchecked Sendable {
         }
         if dropped > 0 { stats.repliesDropped.update { $0 += Int64(dropped) } }
         retryIntervalMs = sent > 0 ? 2 : min(retryIntervalMs * 2, 64)
-        nextRetryAt = Self.now() + retryIntervalMs
+        nextRetryAt = clock.now() + retryIntervalMs
     }
-
-    /// Monotonic milliseconds.
-    private static func now() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
 }

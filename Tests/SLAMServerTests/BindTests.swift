@@ -1,5 +1,6 @@
 import Foundation
 import SLAMServer
+import SLAMTesting
 import Testing
 import ZMQ
 
@@ -8,9 +9,9 @@ struct BindTests {
     /// libzmq's "Address already in use" alone did not say which of the two endpoints it was.
     @Test("a TCP port in use: start() names the option and the endpoint", arguments: ["commands", "events"])
     func portInUse(option: String) throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-bind-" + UUID().uuidString).path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-bind-" + UUID().uuidString)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
         let context = try ZMQContext()
         defer { context.terminate() }
         let holder = try context.socket(.router)
@@ -18,10 +19,8 @@ struct BindTests {
         try holder.bind("tcp://127.0.0.1:*")
         let taken = try holder.lastEndpoint
 
-        var config = ServerConfig()
-        config.dbPath = folder + "/slam.sqlite"
-        config.commandsEndpoint = option == "commands" ? taken : "ipc://\(folder)/commands"
-        config.eventsEndpoint = option == "events" ? taken : "ipc://\(folder)/events"
+        var config = ServerConfig.forTests(in: folder)
+        if option == "commands" { config.commandsEndpoint = taken } else { config.eventsEndpoint = taken }
         let server = try Server(config: config)
         do {
             _ = try server.start()
