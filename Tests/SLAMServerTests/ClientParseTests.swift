@@ -5,8 +5,8 @@ import Testing
 /// named whatever was wrong ("4 frames" for a wrong protocol frame).
 @Suite("SLAMClient.parse names what is wrong with a reply")
 struct ClientParseTests {
-    /// A reply's frames, each given as text; nil leaves a frame out.
-    static func frames(_ texts: String?...) -> [[UInt8]] { texts.compactMap { $0.map { Array($0.utf8) } } }
+    /// A reply's frames, each given as text.
+    static func frames(_ texts: String...) -> [[UInt8]] { texts.map { Array($0.utf8) } }
     static let header = #"{"requestId":"r","ok":true}"#
 
     @Test("a SLAM/1 reply parses")

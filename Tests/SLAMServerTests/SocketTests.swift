@@ -110,17 +110,24 @@ struct SocketTests {
             let pipelining = try ts.client()
             defer { pipelining.close() }
             let n = 8000
-            var ids: [String] = []
-            for i in 0..<n {
-                ids.append(try pipelining.send("RegisterUser", ["name": .string("p\(i)")], key: "pipelined-\(i)-" + UUID().uuidString))
-            }
-            // Every reply exists at the server before this client reads one (a safety net, no sleep).
-            #expect(try eventually(timeoutMs: 120_000) { try stats(s).commands >= before.commands + Int64(n) })
+            let ids = try pipelineCommands(n, on: pipelining, watchedThrough: s, since: before)
             let replies = try collect(pipelining, ids)
             #expect(replies.count == n && replies.values.allSatisfy(\.ok))
             let dropped = try watcher.call("GetStats").body["repliesDropped"]?.int64Value
             #expect(dropped == 0)
         }
+    }
+
+    /// Sends `n` RegisterUser commands on `client` without reading a reply, then waits (through
+    /// another client's GetStats, a safety net, no sleep) until the server has executed them all,
+    /// so that every reply exists at the server before `client` reads one. Their request ids.
+    private func pipelineCommands(_ n: Int, on client: SLAMClient, watchedThrough s: Scenario, since before: Stats) throws -> [String] {
+        var ids: [String] = []
+        for i in 0..<n {
+            ids.append(try client.send("RegisterUser", ["name": .string("p\(i)")], key: "pipelined-\(i)-" + UUID().uuidString))
+        }
+        #expect(try eventually(timeoutMs: 120_000) { try stats(s).commands >= before.commands + Int64(n) })
+        return ids
     }
 
     /// A stop while replies are parked for a client that does not read: the server offers them
@@ -133,8 +140,7 @@ struct SocketTests {
         let pipelining = try ts.client()
         defer { pipelining.close() }
         let n = 8000
-        for i in 0..<n { _ = try pipelining.send("RegisterUser", ["name": .string("p\(i)")], key: "stop-\(i)-" + UUID().uuidString) }
-        #expect(try eventually(timeoutMs: 120_000) { try stats(s).commands >= before.commands + Int64(n) })
+        _ = try pipelineCommands(n, on: pipelining, watchedThrough: s, since: before)
         watcher.close()
         ts.server.stop()
         ts.server.wait()
