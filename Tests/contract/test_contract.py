@@ -981,26 +981,30 @@ def test_forbidden(sock):
     assert ok(sock, "GetReservation", {"reservationId": held["reservationId"]})["status"] == "HELD"
 
 
-@pytest.mark.parametrize("change", [
-    pytest.param({"opens": timedelta(days=1, hours=1), "closes": timedelta(days=1)}, id="opens-after-closes"),
-    pytest.param({"closes": timedelta(days=3), "starts": timedelta(days=2)}, id="closes-after-starts"),
-    pytest.param({"sections": [{"name": "A", "seatCount": 0, "price": 10}]}, id="section-of-0-seats"),
-    pytest.param({"sections": []}, id="no-seats"),
+@pytest.mark.parametrize("change,rule", [
+    pytest.param({"opens": timedelta(days=1, hours=1), "closes": timedelta(days=1)},
+                 "reservationOpensAt<=reservationClosesAt", id="opens-after-closes"),
+    pytest.param({"closes": timedelta(days=3), "starts": timedelta(days=2)},
+                 "reservationClosesAt<=startsAt", id="closes-after-starts"),
+    pytest.param({"sections": [{"name": "A", "seatCount": 0, "price": 10}]},
+                 "sectionSeatCount", id="section-of-0-seats"),
+    pytest.param({"sections": []}, "seatCount", id="no-seats"),
     pytest.param({"sections": [{"name": "A", "seatCount": 60000, "price": 1},
-                               {"name": "B", "seatCount": 40001, "price": 1}]}, id="100001-seats"),
-    pytest.param({"sections": [{"name": "A", "seatCount": 5, "price": -1}]}, id="negative-price"),
-    pytest.param({"sections": [{"name": "A", "seatCount": 5, "price": 1000001}]}, id="price-over-1000000"),
-    pytest.param({"maxSeatsPerUser": 0}, id="maxSeatsPerUser-0"),
-    pytest.param({"maxSeatsPerUser": 11}, id="maxSeatsPerUser-11"),
-    pytest.param({"queue": {"maxActive": 0}}, id="maxActive-0"),
-    pytest.param({"queue": {"maxActive": 100001}}, id="maxActive-100001"),
-    pytest.param({"queue": {"activeTtlSeconds": 86401}}, id="activeTtl-86401"),
-    pytest.param({"queue": {"waitingTtlSeconds": 0}}, id="waitingTtl-0"),
-    pytest.param({"queue": {"waitingTtlSeconds": 604801}}, id="waitingTtl-604801"),
+                               {"name": "B", "seatCount": 40001, "price": 1}]}, "seatCount", id="100001-seats"),
+    pytest.param({"sections": [{"name": "A", "seatCount": 5, "price": -1}]}, "price", id="negative-price"),
+    pytest.param({"sections": [{"name": "A", "seatCount": 5, "price": 1000001}]}, "price", id="price-over-1000000"),
+    pytest.param({"maxSeatsPerUser": 0}, "maxSeatsPerUser", id="maxSeatsPerUser-0"),
+    pytest.param({"maxSeatsPerUser": 11}, "maxSeatsPerUser", id="maxSeatsPerUser-11"),
+    pytest.param({"queue": {"maxActive": 0}}, "queue.maxActive", id="maxActive-0"),
+    pytest.param({"queue": {"maxActive": 100001}}, "queue.maxActive", id="maxActive-100001"),
+    pytest.param({"queue": {"activeTtlSeconds": 86401}}, "queue.activeTtlSeconds", id="activeTtl-86401"),
+    pytest.param({"queue": {"waitingTtlSeconds": 0}}, "queue.waitingTtlSeconds", id="waitingTtl-0"),
+    pytest.param({"queue": {"waitingTtlSeconds": 604801}}, "queue.waitingTtlSeconds", id="waitingTtl-604801"),
 ])
-def test_invalid_schedule(sock, change):
+def test_invalid_schedule(sock, change, rule):
+    """Section 4: INVALID_SCHEDULE "naming the rule broken", in details.rule (README)."""
     cid = new_concert(sock)
-    err(sock, "ScheduleConcert", schedule_body(cid, **change), "INVALID_SCHEDULE")
+    assert err(sock, "ScheduleConcert", schedule_body(cid, **change), "INVALID_SCHEDULE")["details"]["rule"] == rule
     assert ok(sock, "ListSchedules", {"concertId": cid})["schedules"] == []
 
 
