@@ -32,7 +32,10 @@ struct JSONCanonicalTests {
         // And those it does not: the number as written (a double would make the second 2^53 + 2).
         Same(a: #"{"n":9007199254740993}"#, b: #"{"n":9007199254740993.0}"#),
         Same(a: #"{"n":9223372036854775807}"#, b: #"{"n":9.223372036854775807e18}"#),
-        // Non-integers and numbers beyond Int64: their double, however written.
+        // Non-integers and numbers beyond Int64: their double, however written, as RFC 8785
+        // compares numbers (README, "Integers"): values apart only past a double's precision are one.
+        Same(a: #"{"x":12345678901234567.5}"#, b: #"{"x":12345678901234568.5}"#),
+        Same(a: #"{"x":1e-400}"#, b: #"{"x":2e-400}"#),
         Same(a: #"{"a":1.0000000000000001}"#, b: #"{"a":1.00000000000000001}"#),
         Same(a: #"{"a":1e30}"#, b: #"{"a":1000000000000000000000000000000}"#),
         Same(a: #"{"a":1.5}"#, b: #"{"a":15e-1}"#),
