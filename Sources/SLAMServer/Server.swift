@@ -118,6 +118,9 @@ public final class Server: @unchecked Sendable {
         try Self.bind(routerSocket, config.commandsEndpoint, option: "commands")
         let pub = try context.socket(.pub)
         try pub.setSendHighWaterMark(config.publishHighWaterMark)
+        // What a subscriber sends is its subscriptions, and no topic is that long: without a
+        // bound, one frame announced as 4 GiB was read into memory as it came.
+        try pub.setMaxMessageSize(ServerConfig.maxSubscriptionBytes)
         try pub.setLinger(ms: 1000)
         try Self.bind(pub, config.eventsEndpoint, option: "events")
         let endpoints = (try routerSocket.lastEndpoint, try pub.lastEndpoint)

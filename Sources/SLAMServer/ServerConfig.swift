@@ -85,6 +85,10 @@ public struct ServerConfig: Sendable {
     /// that subscriber's (it recovers through ReadEvents), so a slow one never grows the server's
     /// memory without bound.
     public var publishHighWaterMark: Int32 = 100_000
+    /// libzmq drops a subscriber that sends a frame larger than this (ZMQ_MAXMSGSIZE on the PUB):
+    /// a subscription is a flag byte and a topic prefix, and the longest topic
+    /// (`reservation.ReservationConfirmed`, `reservation.ReservationCancelled`) is 32 bytes.
+    public static let maxSubscriptionBytes: Int64 = 256
     /// CPUs to pin threads to (`slam serve --writer-cpu`, `--io-cpu`); nil leaves a thread to
     /// the scheduler. `writerCPU` takes the writer; `ioCPU` the ROUTER's thread and ZeroMQ's I/O
     /// thread (which also carries the PUB; and its reaper, mostly idle). Each must be one the

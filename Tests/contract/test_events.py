@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import zmq
+import zmq.utils.monitor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import slam_schemas as S  # noqa: E402
@@ -521,3 +522,34 @@ def test_slam_subscribe_exits_1_on_a_server_that_does_not_speak_slam(ctx, tmp_pa
         router.close()
     assert run.returncode == 1, run.stderr
     assert "malformed reply" in run.stderr, run.stderr
+
+
+def test_a_subscription_longer_than_any_topic_closes_the_subscriber(server, ctx):
+    """The events port reads nothing from a subscriber but its subscriptions, and no topic is
+    longer than 32 bytes: a subscription frame over 256 bytes closes the connection (README,
+    Events and subscribers), where one frame announced as 4 GiB used to be read into memory
+    as it came. A subscriber with short subscriptions on another connection is not disturbed."""
+    bad = ctx.socket(zmq.SUB)
+    bad.linger = 0
+    monitor = bad.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+    good = ctx.socket(zmq.SUB)
+    good.linger = 0
+    try:
+        bad.setsockopt(zmq.SUBSCRIBE, b"reservation." + b"x" * 300)
+        bad.connect(server.events)
+        good.setsockopt(zmq.SUBSCRIBE, b"$heartbeat")
+        good.connect(server.events)
+        seen = []
+        deadline = time.monotonic() + WAIT_S
+        while zmq.EVENT_DISCONNECTED not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0 and monitor.poll(int(left * 1000)), f"the server never closed the subscriber: {seen}"
+            seen.append(zmq.utils.monitor.recv_monitor_message(monitor)["event"])
+        # It was connected (the handshake went through) before the server dropped it.
+        assert seen[0] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+        wait_heartbeat(good)
+    finally:
+        bad.disable_monitor()
+        monitor.close(linger=0)
+        bad.close(linger=0)
+        good.close(linger=0)
