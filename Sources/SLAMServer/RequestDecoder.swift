@@ -47,11 +47,20 @@ struct RequestDecoder {
         return .refused(r, requestId: requestId, isCommand: isCommand)
     }
 
-    /// `frames` as the ROUTER received them: routing id first.
+    /// The frames of a request the ROUTER's thread keeps (routing id, delimiter, protocol,
+    /// header, body): past them a message is refused for its frame count, which it still knows.
+    static let framesKept = 5
+
+    /// `frames` as the ROUTER received them, every one: routing id first.
     func decode(_ frames: [[UInt8]]) -> Decoded {
+        decode(frames, frameCount: frames.count, byteCount: frames.reduce(0) { $0 + $1.count })
+    }
+
+    /// `frames`: the first `framesKept` or more of a message of `frameCount` frames and
+    /// `byteCount` bytes (routing id included).
+    func decode(_ frames: [[UInt8]], frameCount: Int, byteCount: Int) -> Decoded {
         let peer = frames[0]
-        var total = 0
-        for f in frames.dropFirst() { total += f.count }
+        let total = byteCount - peer.count
         if total > maxRequestBytes {
             // Not parsed, but for its header when that frame alone is within the limit: its
             // `requestId` lets a client that matches replies by it (any pipelining one) receive
@@ -63,9 +72,9 @@ struct RequestDecoder {
             }
             return refusedUnparsed(tooLarge, frames)
         }
-        guard frames.count == 5 else {
-            return refusedUnparsed(Rejection(.badRequest, "a request is 4 frames (\"\", \"SLAM/1\", header, body); got \(frames.count - 1)",
-                                             details: ["frames": .int(Int64(frames.count - 1))]), frames)
+        guard frameCount == 5 else {
+            return refusedUnparsed(Rejection(.badRequest, "a request is 4 frames (\"\", \"SLAM/1\", header, body); got \(frameCount - 1)",
+                                             details: ["frames": .int(Int64(frameCount - 1))]), frames)
         }
         guard frames[1].isEmpty else {
             return refusedUnparsed(Rejection(.badRequest, "frame 0 must be the empty delimiter"), frames)

@@ -95,20 +95,21 @@ final class RouterLoop: @unchecked Sendable {
 
     private func receiveAvailable() {
         for _ in 0..<1024 {
-            let message: [[UInt8]]?
-            do { message = try socket.receive(dontWait: true) } catch {
+            let message: ZMQSocket.Received?
+            do { message = try socket.receive(dontWait: true, keepingFrames: RequestDecoder.framesKept) } catch {
                 logError("router receive: \(error)")
                 return
             }
-            guard let frames = message else { return }
-            handle(frames)
+            guard let message else { return }
+            handle(message)
         }
     }
 
-    private func handle(_ frames: [[UInt8]]) {
+    private func handle(_ message: ZMQSocket.Received) {
+        let frames = message.frames
         // Read for every request, so that one read after `stop()` returned is never executed.
         let stopping = stopRequested.get()
-        switch decoder.decode(frames) {
+        switch decoder.decode(frames, frameCount: message.frameCount, byteCount: message.byteCount) {
         case .refused(let r, let requestId, let isCommand):
             send(Wire.frames(peer: frames[0], header: Wire.replyHeader(requestId: requestId, ok: false,
                                                                           replayed: isCommand ? false : nil),

@@ -229,32 +229,53 @@ public final class ZMQSocket: @unchecked Sendable {
     /// (`EAGAIN`); never a partial message. Throws `ZMQError` for any other failure (e.g. `ETERM`
     /// after the context is shut down, `EFSM` for a REQ receiving before sending).
     public func receive(dontWait: Bool = false) throws -> [[UInt8]]? {
+        try receive(dontWait: dontWait, keepingFrames: .max)?.frames
+    }
+
+    /// A message received with `receive(dontWait:keepingFrames:)`.
+    public struct Received {
+        /// The first frames, at most the number kept.
+        public var frames: [[UInt8]]
+        /// How many frames the message had, and their bytes: kept or not.
+        public var frameCount: Int
+        public var byteCount: Int
+    }
+
+    /// Receives one whole multipart message like `receive(dontWait:)`, but copies only its first
+    /// `keep` frames: the rest are received (the message is taken whole) and counted, not kept.
+    /// A peer can send a message of millions of frames (`ZMQ_MAXMSGSIZE` bounds each, not their
+    /// number); copying them all took seconds and a gigabyte for a request refused by its count.
+    public func receive(dontWait: Bool = false, keepingFrames keep: Int) throws -> Received? {
         let socket = try liveHandle("zmq_msg_recv")
         return try withUnsafeTemporaryAllocation(of: zmq_msg_t.self, capacity: 1) { storage in
             let message = storage.baseAddress!
             _ = try zmqCall("zmq_msg_init") { zmq_msg_init(message) }
             defer { _ = try? zmqCall("zmq_msg_close") { zmq_msg_close(message) } }
-            var frames: [[UInt8]] = []
+            var received = Received(frames: [], frameCount: 0, byteCount: 0)
             var flags: Int32 = dontWait ? ZMQ_DONTWAIT : 0
             repeat {
                 // Only the first frame can be missing: libzmq delivers multipart messages whole.
-                let soft: SoftErrors = frames.isEmpty ? .wouldBlock : []
+                let soft: SoftErrors = received.frameCount == 0 ? .wouldBlock : []
                 guard try zmqCall("zmq_msg_recv", soft: soft, { zmq_msg_recv(message, socket, flags) }) != nil else {
                     return nil
                 }
                 let size = zmq_msg_size(message)
-                if size == 0 {
-                    frames.append([])
-                } else {
-                    let data = UnsafeRawPointer(zmq_msg_data(message)!)
-                    frames.append([UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-                        UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: data, byteCount: size)
-                        count = size
-                    })
+                received.frameCount += 1
+                received.byteCount += size
+                if received.frames.count < keep {
+                    if size == 0 {
+                        received.frames.append([])
+                    } else {
+                        let data = UnsafeRawPointer(zmq_msg_data(message)!)
+                        received.frames.append([UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+                            UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: data, byteCount: size)
+                            count = size
+                        })
+                    }
                 }
                 flags = 0
             } while zmq_msg_more(message) != 0
-            return frames
+            return received
         }
     }
 

@@ -272,6 +272,24 @@ struct BadInputTests {
         }
     }
 
+    /// A request of 100,000 frames (`ZMQ_MAXMSGSIZE` bounds a frame, not their number) is
+    /// refused for its count, which the reply gives, though the ROUTER's thread keeps only the
+    /// first five frames: copying them all cost seconds of that thread, and a gigabyte, for 15
+    /// million (robustness probe). The connection is served after it.
+    @Test func aRequestOfVeryManyFramesIsRefusedWithItsCount() throws {
+        try withServer { ts in
+            let c = try ts.client()
+            defer { c.close() }
+            let frames = requestFrames(header: header(type: "GetStats", requestId: "many"), body: "{}")
+                + Array(repeating: [UInt8](), count: 99_996)
+            #expect(try c.socket.send(frames))
+            let reply = try #require(try c.receive(timeoutMs: replyTimeoutMs))
+            #expect(reply.requestId == "many" && reply.code == "BAD_REQUEST")
+            #expect(reply.body["details"]?["frames"] == 100_000)
+            #expect(try c.call("GetStats", timeoutMs: replyTimeoutMs).ok)
+        }
+    }
+
     /// Each bad request on a connection of its own, all at once: each gets exactly one reply.
     @Test func badInputsOnSeparateConnections() throws {
         let clock = ManualClock(SystemClock().now())

@@ -21,6 +21,27 @@ struct ZMQMessagingTests {
         #expect(try req.receive() == [bytes("world")])
     }
 
+    /// A message of many frames received keeping only the first: the rest are taken (the next
+    /// receive gets the next message) and counted, frames and bytes, but not copied.
+    @Test("receive(keepingFrames:) keeps the first frames and counts them all")
+    func receiveKeepingFrames() throws {
+        let context = try ZMQContext()
+        let router = try makeSocket(context, .router)
+        let endpoint = try bindEphemeral(router)
+        let dealer = try makeSocket(context, .dealer)
+        try dealer.setRoutingId(bytes("many"))
+        try dealer.connect(endpoint)
+
+        let frames = [bytes("a"), [], bytes("ccc")] + Array(repeating: bytes("xy"), count: 10_000)
+        #expect(try dealer.send(frames))
+        #expect(try dealer.send([bytes("next")]))
+        let received = try #require(try router.receive(keepingFrames: 3))
+        #expect(received.frames == [bytes("many"), bytes("a"), []])
+        #expect(received.frameCount == 1 + 3 + 10_000)
+        #expect(received.byteCount == 4 + 1 + 0 + 3 + 2 * 10_000)
+        #expect(try router.receive() == [bytes("many"), bytes("next")])
+    }
+
     /// libzmq leaves IPv6 off: without `ZMQ_IPV6`, `tcp://[::1]:*` failed to bind (`ENODEV`) and
     /// a connection to an IPv6 address was never made. `bind` and `connect` turn it on for such
     /// an endpoint. Skipped on a machine without IPv6 loopback.
