@@ -65,6 +65,13 @@ final class BoundedQueue<Element>: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Whether `close()` was called.
+    var isClosed: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return closed
+    }
+
     /// How many elements were ever taken (only grows).
     var taken: Int {
         condition.lock()

@@ -38,7 +38,10 @@ final class QueryWorkers: @unchecked Sendable {
             finished.enter()
             ThreadRole.start("slam-query-\(i)") { [self] in
                 while let jobs = queue.take(max: 32) {
-                    replies.push(jobs.map(answer))
+                    // Stopping (the queue is closed): what is still queued is answered OVERLOADED,
+                    // as a request read after the stop is. A query records nothing, and a stop must
+                    // not wait on thousands of seat maps for clients that may never read them.
+                    replies.push(queue.isClosed ? jobs.map { $0.overloaded("the server is stopping") } : jobs.map(answer))
                 }
                 finished.leave()
             }

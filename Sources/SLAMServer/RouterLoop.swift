@@ -122,9 +122,7 @@ final class RouterLoop: @unchecked Sendable {
             }
         case .query(let job):
             if stopping || !queries.offer(job) {
-                let why = stopping ? "the server is stopping" : "the query queue is full"
-                send(Wire.frames(peer: job.peer, header: Wire.replyHeader(requestId: job.requestId, ok: false),
-                                 body: Wire.errorBody(Rejection(.overloaded, why + "; retry later"))))
+                send(job.overloaded(stopping ? "the server is stopping" : "the query queue is full"))
             }
         }
     }

@@ -7,8 +7,8 @@ import ZMQ
 
 /// `slam serve`: the store, the writer, the readers, the relay and the ROUTER/PUB sockets,
 /// wired together. `start()` binds and returns the endpoints actually bound; `stop()` executes
-/// no request read from then on (each is answered OVERLOADED), answers every request already
-/// queued, commits, and closes.
+/// no request read from then on (each is answered OVERLOADED), executes and answers every
+/// command already queued, answers the queries still queued OVERLOADED, commits, and closes.
 public final class Server: @unchecked Sendable {
     public let config: ServerConfig
     public let store: EventStore

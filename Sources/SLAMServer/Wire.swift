@@ -72,6 +72,12 @@ struct QueryJob {
     let type: String
     let deadline: Millis?
     let body: JSONObject
+
+    /// The reply refusing it OVERLOADED, saying `why` ("the server is stopping").
+    func overloaded(_ why: String) -> [[UInt8]] {
+        Wire.frames(peer: peer, header: Wire.replyHeader(requestId: requestId, ok: false),
+                    body: Wire.errorBody(Rejection(.overloaded, why + "; retry later")))
+    }
 }
 
 /// A reply ready to send from the ROUTER's thread.
