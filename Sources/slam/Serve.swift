@@ -50,6 +50,7 @@ struct Serve: ParsableCommand {
         config.groupCommit = !noGroupCommit
         config.writerCPU = writerCPU
         config.ioCPU = ioCPU
+        OpenFileLimit.raiseToHard()
         let server: Server
         let endpoints: (commands: String, events: String)
         do {
