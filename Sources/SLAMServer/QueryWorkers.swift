@@ -20,6 +20,11 @@ final class QueryWorkers: @unchecked Sendable {
     private let publishedSeq: Shared<Int64>
     /// GetStats `synchronous` and `groupCommit`.
     private let settings: (synchronous: String, groupCommit: Bool)
+    /// Failing queries (at the open-file limit, a new reader connection cannot open) are logged
+    /// a line a second at most, shared by the workers: a robustness probe got a line per query.
+    private var failureLog = FailureLog(what: "queries")
+    private let failureLock = Lock()
+    private let cadence = MonotonicClock()
 
     init(store: EventStore, clock: Clock, queue: BoundedQueue<QueryJob>, replies: ReplySink, stats: ServerStats,
          publishedSeq: Shared<Int64>, config: ServerConfig) {
@@ -63,7 +68,9 @@ final class QueryWorkers: @unchecked Sendable {
             ok = false
             body = Wire.errorBody(r)
         } catch {
-            logError("query \(job.type) failed: \(error)")
+            let now = cadence.now()
+            let line: String? = failureLock.withLock { failureLog.failed("query \(job.type) failed: \(error)", now: now) }
+            if let line { logError(line) }
             ok = false
             body = Wire.errorBody(Rejection(.internal, "the query failed"))
         }

@@ -30,6 +30,17 @@ struct FailureLogTests {
         #expect(log.committed() == "batches commit again, after 2 failed in a row (1 of them not logged)")
     }
 
+    /// The query workers' log says "queries" (a robustness probe counted 240 lines, one per
+    /// query failed at the open-file limit); it is only throttled.
+    @Test("another noun: failing queries")
+    func queries() {
+        var log = FailureLog(interval: 1_000, what: "queries")
+        #expect(log.failed("query GetStats failed: x", now: 0) == "query GetStats failed: x")
+        #expect(log.failed("query GetStats failed: x", now: 1) == nil)
+        #expect(log.failed("query GetUser failed: x", now: 1_001)
+                == "query GetUser failed: x (and 1 more queries failed since the last line)")
+    }
+
     @Test("no failure, no line")
     func quiet() {
         var log = FailureLog()
