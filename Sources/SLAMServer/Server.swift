@@ -107,10 +107,6 @@ public final class Server: @unchecked Sendable {
     public func start() throws -> (commands: String, events: String) {
         let routerSocket = try context.socket(.router)
         try routerSocket.setRouterMandatory(true)
-        // A client that reconnects under its own routing id before the server has seen its old
-        // connection go (or a second one under the same id) would otherwise be ignored for good:
-        // libzmq keeps the first connection's claim and never reads the new one.
-        try routerSocket.setRouterHandover(true)
         try routerSocket.setMaxMessageSize(config.maxFrameBytes)
         try routerSocket.setReceiveHighWaterMark(1000)
         try routerSocket.setSendHighWaterMark(config.replyHighWaterMark)

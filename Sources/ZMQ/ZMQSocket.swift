@@ -134,13 +134,6 @@ public final class ZMQSocket: @unchecked Sendable {
     /// false) instead of being dropped silently.
     public func setRouterMandatory(_ on: Bool) throws { try setOption(ZMQ_ROUTER_MANDATORY, Int32(on ? 1 : 0)) }
 
-    /// `ZMQ_ROUTER_HANDOVER`: a peer connecting under a routing id another connection still
-    /// holds takes the id over (the older connection is closed), instead of being ignored.
-    public func setRouterHandover(_ on: Bool) throws { try setOption(ZMQ_ROUTER_HANDOVER, Int32(on ? 1 : 0)) }
-
-    /// `ZMQ_RECONNECT_IVL`: how long a connecting socket waits before reconnecting; -1: never.
-    public func setReconnectInterval(ms: Int32) throws { try setOption(ZMQ_RECONNECT_IVL, ms) }
-
     /// `ZMQ_ROUTING_ID`: the id a ROUTER peer sees for this socket (1...255 bytes, not starting
     /// with a zero byte). Set before `connect`.
     public func setRoutingId(_ id: [UInt8]) throws { try setOption(ZMQ_ROUTING_ID, id) }

@@ -49,39 +49,6 @@ struct SocketTests {
         }
     }
 
-    /// A client that sets its own routing id and connects again under it while the server still
-    /// holds its earlier connection (a quick reconnect, or a second socket by mistake) is served
-    /// on the new connection. Without `ZMQ_ROUTER_HANDOVER` libzmq kept the first claim and
-    /// never read the new connection: its requests went unanswered for good (robustness probe).
-    @Test func aClientConnectingUnderARoutingIdStillHeldIsServed() throws {
-        try withServer { ts in
-            func dealer() throws -> ZMQSocket {
-                let d = try ts.context.socket(.dealer)
-                try d.setLinger(ms: 0)
-                // The first one must not come back and take the id again while the test runs.
-                try d.setReconnectInterval(ms: -1)
-                try d.setRoutingId(Array("fixed-routing-id".utf8))
-                try d.connect(ts.commandsEndpoint)
-                return d
-            }
-            func getStats(on socket: ZMQSocket, _ requestId: String) throws -> Reply? {
-                #expect(try socket.send(requestFrames(header: header(type: "GetStats", requestId: requestId), body: "{}")))
-                var items = [ZMQPollItem.socket(socket)]
-                guard try zmqPoll(&items, timeoutMs: replyTimeoutMs) > 0, let frames = try socket.receive(dontWait: true)
-                else { return nil }
-                return try SLAMClient.parse(frames)
-            }
-            let first = try dealer()
-            defer { first.close() }
-            // Served, so the server holds the first connection under the id.
-            #expect(try getStats(on: first, "first")?.requestId == "first")
-            let second = try dealer()
-            defer { second.close() }
-            let reply = try getStats(on: second, "second")
-            #expect(reply?.requestId == "second" && reply?.ok == true, "the second connection was not served")
-        }
-    }
-
     /// A DEALER client sends 200 requests before reading any reply, then matches every reply
     /// to its request by requestId.
     @Test func pipelinedDealerMatchesRepliesByRequestId() throws {
