@@ -44,9 +44,10 @@ final class QueryWorkers: @unchecked Sendable {
             ThreadRole.start("slam-query-\(i)") { [self] in
                 while let jobs = queue.take(max: 32) {
                     // Stopping (the queue is closed): what is still queued is answered OVERLOADED,
-                    // as a request read after the stop is. A query records nothing, and a stop must
-                    // not wait on thousands of seat maps for clients that may never read them.
-                    replies.push(queue.isClosed ? jobs.map { $0.overloaded("the server is stopping") } : jobs.map(answer))
+                    // as a request read after the stop is, checked query by query (a batch taken
+                    // just before the stop is not run whole). A query records nothing, and a stop
+                    // must not wait on thousands of seat maps for clients that may never read them.
+                    replies.push(jobs.map { queue.isClosed ? $0.overloaded("the server is stopping") : answer($0) })
                 }
                 finished.leave()
             }
