@@ -86,8 +86,10 @@ public struct ServerConfig: Sendable {
     /// memory without bound.
     public var publishHighWaterMark: Int32 = 100_000
     /// libzmq drops a subscriber that sends a frame larger than this (ZMQ_MAXMSGSIZE on the PUB):
-    /// a subscription is a flag byte and a topic prefix, and the longest topic
-    /// (`reservation.ReservationConfirmed`, `reservation.ReservationCancelled`) is 32 bytes.
+    /// a subscription is a topic prefix behind a flag byte (ZMTP 3.0) or `SUBSCRIBE` (3.1), and
+    /// the longest topic (`reservation.ReservationConfirmed`, `…Cancelled`) is 32 bytes. The
+    /// handshake's commands count too: CURVE (PROTOCOL.md section 8, not built) sends an
+    /// INITIATE larger than this, so the limit must grow with it.
     public static let maxSubscriptionBytes: Int64 = 256
     /// CPUs to pin threads to (`slam serve --writer-cpu`, `--io-cpu`); nil leaves a thread to
     /// the scheduler. `writerCPU` takes the writer; `ioCPU` the ROUTER's thread and ZeroMQ's I/O

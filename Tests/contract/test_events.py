@@ -527,7 +527,7 @@ def test_slam_subscribe_exits_1_on_a_server_that_does_not_speak_slam(ctx, tmp_pa
 def test_a_subscription_longer_than_any_topic_closes_the_subscriber(server, ctx):
     """The events port reads nothing from a subscriber but its subscriptions, and no topic is
     longer than 32 bytes: a subscription frame over 256 bytes closes the connection (README,
-    Events and subscribers), where one frame announced as 4 GiB used to be read into memory
+    Limits: what clients can make the server hold), where one frame announced as 4 GiB used to be read into memory
     as it came. A subscriber with short subscriptions on another connection is not disturbed."""
     bad = ctx.socket(zmq.SUB)
     bad.linger = 0
