@@ -12,7 +12,7 @@ final class QueryWorkers: @unchecked Sendable {
     private let clock: Clock
     /// What deadlines are judged by (`NonDecreasingClock.deadlines`).
     private let deadlineClock: Clock
-    private let queue: BoundedQueue<QueryJob>
+    private let queue: FairQueue<QueryJob>
     private let replies: ReplySink
     private let finished = DispatchGroup()
     private let stats: ServerStats
@@ -26,7 +26,7 @@ final class QueryWorkers: @unchecked Sendable {
     private let failureLock = Lock()
     private let cadence = MonotonicClock()
 
-    init(store: EventStore, clock: Clock, queue: BoundedQueue<QueryJob>, replies: ReplySink, stats: ServerStats,
+    init(store: EventStore, clock: Clock, queue: FairQueue<QueryJob>, replies: ReplySink, stats: ServerStats,
          publishedSeq: Shared<Int64>, config: ServerConfig) {
         settings = (config.sync.rawValue.uppercased(), config.groupCommit)
         self.stats = stats

@@ -15,7 +15,7 @@ final class RouterLoop: @unchecked Sendable {
     private let socket: ZMQSocket
     private let decoder: RequestDecoder
     private let commands: BoundedQueue<CommandJob>
-    private let queries: BoundedQueue<QueryJob>
+    private let queries: FairQueue<QueryJob>
     private let replies: ReplySink
     private let stats: ServerStats
     /// Set by `Server.stop()`: execute no request read from now on.
@@ -34,7 +34,7 @@ final class RouterLoop: @unchecked Sendable {
     /// The retries' cadence: real time, never stepped back (as the relay's heartbeats).
     private let clock: Clock = MonotonicClock()
 
-    init(socket: ZMQSocket, decoder: RequestDecoder, commands: BoundedQueue<CommandJob>, queries: BoundedQueue<QueryJob>,
+    init(socket: ZMQSocket, decoder: RequestDecoder, commands: BoundedQueue<CommandJob>, queries: FairQueue<QueryJob>,
          replies: ReplySink, stats: ServerStats, parking: ParkedReplies.Limits) {
         self.socket = socket
         self.stats = stats

@@ -20,7 +20,7 @@ public final class Server: @unchecked Sendable {
     private let replies: ReplySink
     /// Internal, not private: a test waits on its depth to know which commands a batch will take.
     let commands: BoundedQueue<CommandJob>
-    private let queries: BoundedQueue<QueryJob>
+    private let queries: FairQueue<QueryJob>
     private var router: RouterLoop?
     private var writer: CommandWriter?
     private var relay: Relay?
@@ -88,7 +88,7 @@ public final class Server: @unchecked Sendable {
         context = try ZMQContext(ioThreadCPUs: config.ioCPU.map { [$0] } ?? [])
         replies = try ReplySink()
         commands = BoundedQueue(capacity: config.commandQueueCapacity)
-        queries = BoundedQueue(capacity: config.queryQueueCapacity)
+        queries = FairQueue(capacity: config.queryQueueCapacity, key: \.peer)
     }
 
     /// Binds, naming the option on failure: libzmq's "Address already in use" alone does not say

@@ -18,7 +18,7 @@ struct QueryWorkersTests {
         let config = ServerConfig.forTests(in: dir)
         let store = try EventStore.open(path: config.dbPath, migrations: Projector.migrations)
         defer { try? store.pool.close() }
-        let queue = BoundedQueue<QueryJob>(capacity: 10)
+        let queue = FairQueue<QueryJob>(capacity: 10, key: \.peer)
         let replies = try ReplySink()
         let workers = QueryWorkers(store: store, clock: SystemClock(), queue: queue, replies: replies, stats: ServerStats(),
                                    publishedSeq: Shared(0), config: config)
