@@ -1,5 +1,6 @@
 import SLAMDomain
 import SLAMJSON
+import ZMQ
 
 /// Checks a request's frames, header and body JSON in PROTOCOL.md section 2's order (size; frames
 /// and protocol; header JSON and fields; type; body JSON; idempotencyKey present) and splits it
@@ -51,16 +52,12 @@ struct RequestDecoder {
     /// header, body): past them a message is refused for its frame count, which it still knows.
     static let framesKept = 5
 
-    /// `frames` as the ROUTER received them, every one: routing id first.
-    func decode(_ frames: [[UInt8]]) -> Decoded {
-        decode(frames, frameCount: frames.count, byteCount: frames.reduce(0) { $0 + $1.count })
-    }
-
-    /// `frames`: the first `framesKept` or more of a message of `frameCount` frames and
-    /// `byteCount` bytes (routing id included).
-    func decode(_ frames: [[UInt8]], frameCount: Int, byteCount: Int) -> Decoded {
+    /// A message as the ROUTER received it, routing id first, its first `framesKept` frames
+    /// (or more) kept.
+    func decode(_ message: ZMQSocket.Received) -> Decoded {
+        let frames = message.frames, frameCount = message.frameCount
         let peer = frames[0]
-        let total = byteCount - peer.count
+        let total = message.byteCount - peer.count
         if total > maxRequestBytes {
             // Not parsed, but for its header when that frame alone is within the limit: its
             // `requestId` lets a client that matches replies by it (any pipelining one) receive

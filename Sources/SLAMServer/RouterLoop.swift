@@ -109,7 +109,7 @@ final class RouterLoop: @unchecked Sendable {
         let frames = message.frames
         // Read for every request, so that one read after `stop()` returned is never executed.
         let stopping = stopRequested.get()
-        switch decoder.decode(frames, frameCount: message.frameCount, byteCount: message.byteCount) {
+        switch decoder.decode(message) {
         case .refused(let r, let requestId, let isCommand):
             send(Wire.frames(peer: frames[0], header: Wire.replyHeader(requestId: requestId, ok: false,
                                                                           replayed: isCommand ? false : nil),
