@@ -6,12 +6,15 @@ import re
 import resource
 import signal
 import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SLAM = os.environ.get("SLAM_BIN", os.path.join(ROOT, ".build", "debug", "slam"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_contract import _binary  # noqa: E402
+
 LOW = 256
 
 
@@ -32,7 +35,7 @@ def test_slam_serve_raises_its_open_file_limit_to_the_hard_one():
         resource.setrlimit(resource.RLIMIT_NOFILE, (LOW, hard))
 
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen([SLAM, "serve", "--db", os.path.join(tmp, "limits.sqlite"),
+        proc = subprocess.Popen([str(_binary()), "serve", "--db", os.path.join(tmp, "limits.sqlite"),
                                  "--commands", "ipc://" + os.path.join(tmp, "c"), "--events", "ipc://" + os.path.join(tmp, "e")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=lower)
         try:
