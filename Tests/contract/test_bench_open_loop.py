@@ -11,14 +11,17 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
 import zmq
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SLAM = os.environ.get("SLAM_BIN", os.path.join(ROOT, ".build", "debug", "slam"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_contract import _binary  # noqa: E402
+
+SLAM = str(_binary())
 
 DELAY = 0.1  # seconds, for the rush's commands; set-up and queries are answered at once
 

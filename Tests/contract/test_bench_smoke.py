@@ -7,11 +7,14 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SLAM = os.environ.get("SLAM_BIN", os.path.join(ROOT, ".build", "debug", "slam"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_contract import _binary  # noqa: E402
+
+SLAM = str(_binary())
 
 
 def start_server(tmp, *extra):
