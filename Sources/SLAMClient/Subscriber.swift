@@ -116,6 +116,10 @@ public struct SubscriberStats: Sendable, Equatable {
     public var malformed: Int64 = 0
     /// Live messages dropped by `dropLiveMessageForTesting`.
     public var droppedForTesting: Int64 = 0
+    /// Silences of the PUB socket (nothing, not even a heartbeat, for `Subscriber.silenceMs`),
+    /// and the catch-ups they prompted.
+    public var silences: Int64 = 0
+    public var silentReads: Int64 = 0
 
     public init() {}
 }
@@ -156,6 +160,19 @@ public final class Subscriber {
     /// answer in time and is about to be asked again (the server may be down or restarting).
     public var noAnswer: (() -> Void)?
 
+    /// With nothing from the PUB socket for this long (no event and no heartbeat, which the relay
+    /// sends every second), the subscriber catches up through `ReadEvents` every
+    /// `silentReadIntervalMs` until a message comes again. Without it, a wrong or unreachable
+    /// events endpoint (a typo in the port, the two endpoints swapped) delivered the first
+    /// catch-up and then nothing, saying nothing (audit); now events arrive at most that late.
+    public var silenceMs = 3000
+    public var silentReadIntervalMs = 1000
+    /// Called, on the thread that runs the subscriber, when such a silence begins (`true`) and
+    /// when a message from the PUB socket ends it (`false`).
+    public var silence: ((Bool) -> Void)?
+    /// The monotonic clock, in milliseconds, that silences are measured with (tests inject one).
+    public var nowMs: () -> Int64 = { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
+
     /// `ReadEvents`' page size, at most the protocol's maximum (1,000), which it defaults to.
     public var pageSize = 1000
     /// The page size asked for: within 1...1000, so that a short page reliably means "no more"
@@ -175,6 +192,11 @@ public final class Subscriber {
     private var client: SLAMClient?
     private var needsCatchUp = true
     private var closed = false
+    /// When the PUB socket last delivered a message (or the run began), whether it is silent
+    /// (`silenceMs`), and when a silent subscriber reads next.
+    private var lastMessageAt: Int64 = 0
+    private var silent = false
+    private var nextSilentRead: Int64 = 0
 
     /// - Parameters:
     ///   - category: follow one category (subscribes to `category.` and `$heartbeat`), or nil for all.
@@ -249,21 +271,54 @@ public final class Subscriber {
         }
         guard let sub else { return }
         var items = [ZMQPollItem.socket(sub)]
+        // A silence is counted within a run: the time between two runs is the caller's.
+        if !silent { lastMessageAt = nowMs() }
         while !stop() {
             if needsCatchUp {
                 guard try catchUp(stop: stop, pollTimeoutMs: pollTimeoutMs, handler: handler) else { return }
                 needsCatchUp = false
                 continue
             }
-            if try zmqPoll(&items, timeoutMs: pollTimeoutMs) == 0 { continue }
+            if try zmqPoll(&items, timeoutMs: pollTimeoutMs) == 0 {
+                checkSilence()
+                continue
+            }
             // Drain what is queued (a bounded batch, so `stop` is seen often), stopping early
             // when a message shows that a catch-up is needed: the catch-up covers what follows.
             var budget = 1000
             while budget > 0, !needsCatchUp, let frames = try sub.receive(dontWait: true) {
                 budget -= 1
+                heard()
                 try apply(frames, handler: handler)
                 if stop() { return }
             }
+        }
+    }
+
+    /// A message came from the PUB socket: any silence is over.
+    private func heard() {
+        lastMessageAt = nowMs()
+        if silent {
+            silent = false
+            silence?(false)
+        }
+    }
+
+    /// Nothing came from the PUB socket within a poll: past `silenceMs` of that, a catch-up
+    /// through `ReadEvents` every `silentReadIntervalMs`.
+    private func checkSilence() {
+        let now = nowMs()
+        if !silent {
+            guard now - lastMessageAt >= Int64(silenceMs) else { return }
+            silent = true
+            stats.silences += 1
+            nextSilentRead = now
+            silence?(true)
+        }
+        if now >= nextSilentRead {
+            stats.silentReads += 1
+            needsCatchUp = true
+            nextSilentRead = now + Int64(max(silentReadIntervalMs, 1))
         }
     }
 

@@ -21,8 +21,10 @@ struct Subscribe: ParsableCommand {
             Where it starts: from the checkpoint file when it exists (the stream continues exactly \
             after the last event written before the process stopped, even by kill -9); otherwise \
             from the first event with --from-start, or else from the current head (only events \
-            committed from now on). With --checkpoint and no file yet, the starting point is \
-            written at once, so a restart never skips what happened in between.
+            committed from now on). Started at the head with --checkpoint and no file yet, it \
+            writes that starting point at once, so a restart never skips what happened in \
+            between; with --from-start the file appears with the first event (a restart before \
+            it starts from the first event again).
 
             The checkpoint file is JSON, {"storeId", "seq"} (plus "category", "categorySeq" with \
             --category), replaced atomically (temporary file, fsync, rename) after each line is \
@@ -38,7 +40,10 @@ struct Subscribe: ParsableCommand {
             refused, but a file of one category's events restarted for all is not noticed.
 
             It waits for a server that is not up yet, busy or stopping (saying so once on \
-            stderr); a reply that is not SLAM/1 ends it at once. An endpoint that is not \
+            stderr); a reply that is not SLAM/1 ends it at once. With nothing from --events for \
+            3 s, not even the heartbeat the server publishes every second (a wrong or unreachable \
+            endpoint), it says so once on stderr and reads the events through ReadEvents every \
+            second until messages come again. An endpoint that is not \
             tcp://HOST:PORT or ipc://PATH is refused before anything runs (exit 64).
 
             Exit status: 0 on SIGINT, SIGTERM or --until-seq; 1 on an error (a different store; \
@@ -60,7 +65,7 @@ struct Subscribe: ParsableCommand {
     var output: String?
     @Flag(name: .customLong("from-start"), help: "Without a checkpoint to resume from, start at the first event (default: at the head).")
     var fromStart = false
-    @Option(name: .customLong("until-seq"), help: ArgumentHelp("Exit 0 once every event up to this seq has been handled.", visibility: .hidden))
+    @Option(name: .customLong("until-seq"), help: "Exit 0 once every event up to this seq has been written (events past it are not).")
     var untilSeq: Int64?
     @Option(name: .customLong("rcvhwm"), help: ArgumentHelp("ZMQ_RCVHWM of the SUB socket (tests).", visibility: .hidden))
     var rcvhwm: Int32 = 1000
@@ -146,6 +151,16 @@ struct Subscribe: ParsableCommand {
         subscriber.noAnswer = { [server] in
             if !told { note("no answer from \(server) yet (is a SLAM server running there?); asking again") }
             told = true
+        }
+        // A wrong --events gets nothing, not even the heartbeat: said, and the events are read
+        // through ReadEvents meanwhile (the subscriber's silence).
+        subscriber.silence = { [events] began in
+            if began {
+                note("nothing from \(events) for \(subscriber.silenceMs / 1000) s, not even a heartbeat (is a SLAM server "
+                     + "publishing there? a wrong --events?); reading events through ReadEvents every second meanwhile")
+            } else {
+                note("messages from \(events) again")
+            }
         }
         let untilSeq = self.untilSeq
         let path = checkpoint

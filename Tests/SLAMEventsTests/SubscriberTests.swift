@@ -1,5 +1,6 @@
 import Foundation
 import SLAMClient
+import SLAMDomain
 import SLAMJSON
 import SLAMServer
 import SLAMStore
@@ -309,6 +310,72 @@ struct SubscriberTests {
             #expect(s.stats.gaps == before.gaps, "no later message revealed it")
             #expect(took < 10)
             try expectExactly(s.events, try outbox(server.store, category: category), category: category)
+        }
+    }
+
+    @Test("a silent PUB (a wrong events endpoint: no event, no heartbeat) is said once, and events still come through ReadEvents",
+          arguments: [nil, "wallet"] as [String?])
+    func silentPubFallsBackToReads(category: String?) throws {
+        try withServer { server in
+            let c = try server.client()
+            defer { c.close() }
+            try scriptedSession(c)
+            // Nothing listens there: the subscriber connects, and never hears a thing.
+            let nowhere = "ipc://" + server.directory.appendingPathComponent("nobody.sock").path
+            let subscriber = try Subscriber(commandsEndpoint: server.commandsEndpoint, eventsEndpoint: nowhere,
+                                            category: category)
+            // The injected clock moves a second each time it is read, so the silence (3 s) is
+            // found within a few polls, whatever the machine's load.
+            let clock = Shared<Int64>(0)
+            subscriber.nowMs = { clock.update { $0 += 1000; return $0 } }
+            let told = Shared<[Bool]>([])
+            subscriber.silence = { began in told.update { $0.append(began) } }
+            let sub = SubscriberThread(subscriber)
+            sub.start()
+            var head = try heads(c).headSeq
+            // The first catch-up, as ever...
+            #expect(sub.waitForCheckpoint(head))
+            // ...and what is committed after it, which only the silence's reads can bring.
+            try scriptedSession(c, round: 1)
+            head = try heads(c).headSeq
+            #expect(sub.waitForCheckpoint(head))
+            let s = sub.stop()
+            #expect(s.error == nil)
+            #expect(s.stats.deliveredLive == 0 && s.stats.heartbeats == 0, "nothing came from the PUB")
+            #expect(s.stats.silences == 1, "one silence, said once")
+            #expect(s.stats.silentReads >= 1)
+            #expect(told.get() == [true])
+            try expectExactly(s.events, try outbox(server.store, category: category), category: category)
+        }
+    }
+
+    @Test("a silence ends with the PUB's next message, said once each way")
+    func silenceEndsWithAMessage() throws {
+        try withServer { server in
+            let c = try server.client()
+            defer { c.close() }
+            try scriptedSession(c)
+            let subscriber = try Subscriber(commandsEndpoint: server.commandsEndpoint, eventsEndpoint: server.eventsEndpoint)
+            // A frozen clock: no silence until the test moves it past `silenceMs`; frozen again
+            // there, so that only a message from the PUB can end the silence.
+            let clock = Shared<Int64>(1)
+            subscriber.nowMs = { clock.get() }
+            let told = Shared<[Bool]>([])
+            subscriber.silence = { began in told.update { $0.append(began) } }
+            let sub = SubscriberThread(subscriber)
+            sub.start()
+            #expect(sub.wait { $0.stats.heartbeats >= 1 })
+            #expect(sub.snapshot.stats.silences == 0)
+            clock.set(1_000_000)
+            // Found at the next poll that receives nothing (heartbeats are a second apart).
+            #expect(sub.wait { $0.stats.silences >= 1 })
+            let beats = sub.snapshot.stats.heartbeats
+            #expect(sub.wait { $0.stats.heartbeats > beats })
+            let s = sub.stop()
+            #expect(s.error == nil)
+            #expect(s.stats.silences == 1)
+            #expect(told.get() == [true, false])
+            try expectExactly(s.events, try outbox(server.store))
         }
     }
 

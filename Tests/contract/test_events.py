@@ -149,9 +149,9 @@ class SubscribeProcess:
     """`slam subscribe …`; its stdout lines are pumped into a queue by a thread, so the process
     never blocks on a full pipe."""
 
-    def __init__(self, server, tmp: Path, *args: str):
+    def __init__(self, server, tmp: Path, *args: str, events: str | None = None):
         self.stderr_path = tmp / f"subscribe-{uuid.uuid4().hex[:8]}.err"
-        argv = [str(_binary()), "subscribe", "--server", server.commands, "--events", server.events, *args]
+        argv = [str(_binary()), "subscribe", "--server", server.commands, "--events", events or server.events, *args]
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
         self.lines: "queue.Queue[bytes | None]" = queue.Queue()
@@ -447,6 +447,26 @@ def test_slam_subscribe_starts_at_the_head_without_a_checkpoint(server, sock, tm
     assert run.stop() == 0
     assert seqs_of(run.events) == list(range(start + 1, head1 + 1))
     assert any(e["body"].get("userId") == user for e in run.events)
+
+
+def test_slam_subscribe_says_when_the_events_endpoint_is_silent_and_reads_meanwhile(server, sock, tmp_path):
+    """A wrong --events (nothing publishes there: no event, not even the heartbeat that comes
+    every second) used to deliver the first catch-up and then nothing, saying nothing (audit). Now,
+    after 3 s of silence, it says so once on stderr and reads through ReadEvents every second."""
+    nowhere = f"ipc://{tmp_path}/nobody.sock"
+    new_user(sock, "before the start")
+    run = SubscribeProcess(server, tmp_path, "--from-start", events=nowhere)
+    head0 = head_seq(sock)
+    run.read_until(last_seq_at_least(head0), f"seq {head0}")  # the first catch-up, as before
+    user = new_user(sock, "after the catch-up")
+    head1 = head_seq(sock)
+    run.read_until(last_seq_at_least(head1), f"seq {head1}")  # only the silence's reads bring it
+    assert run.stop() == 0
+    assert seqs_of(run.events) == list(range(1, head1 + 1))
+    assert any(e["body"].get("userId") == user for e in run.events)
+    said = [line for line in run.stderr().splitlines() if "nothing from" in line]
+    assert len(said) == 1, run.stderr()
+    assert nowhere in said[0] and "ReadEvents" in said[0], said[0]
 
 
 @pytest.mark.parametrize("checkpoint_kind", ["checkpoint", "output"])
