@@ -498,6 +498,23 @@ final class CommandWriter: @unchecked Sendable {
     }
 }
 
+/// One line on stderr, through `write(2)`, whatever becomes of it: `FileHandle.write` traps when
+/// the write fails, so a server whose stderr was on a full disk (or `/dev/full`) died at its
+/// first logged error, a failed batch's, leaving that batch's clients without a reply (audit).
+/// A line that cannot be written is lost, and the server goes on.
 func logError(_ message: String) {
-    FileHandle.standardError.write(Data(("slam: " + message + "\n").utf8))
+    let line = Array(("slam: " + message + "\n").utf8)
+    line.withUnsafeBytes { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(STDERR_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+            if n > 0 {
+                offset += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return
+            }
+        }
+    }
 }

@@ -51,6 +51,10 @@ struct Serve: ParsableCommand {
         config.writerCPU = writerCPU
         config.ioCPU = ioCPU
         OpenFileLimit.raiseToHard()
+        // A write to a pipe nobody reads any more (stderr piped into a process that has exited,
+        // `slam serve 2>&1 | head -1`) raises SIGPIPE, which kills: the server ignores it, and the
+        // log line is lost instead (libzmq's own sockets never raise it).
+        signal(SIGPIPE, SIG_IGN)
         let server: Server
         let endpoints: (commands: String, events: String)
         do {
