@@ -359,7 +359,8 @@ public enum Verifier {
     /// than the retention are pruned) is at or before that position, the event there is the
     /// key's own, and a refused command (`ok` false) caused none. A command executed twice, or a
     /// record pointing at another command's event, breaks one of these. Every record's position
-    /// is within the log.
+    /// is within the log. And a key's events, recorded or not, come from one execution within the
+    /// retention (below).
     private static func checkIdempotency(_ db: Database, head: Int64, add: (Violation) -> Void) throws {
         let events = try Row.fetchCursor(db, sql: """
             SELECT e.position, e.type, e.causation_id, i.ok, i.position, x.causation_id
@@ -380,7 +381,27 @@ public enum Verifier {
         while let r = try outside.next() {
             add(Violation("idempotency", "the record of key \(r[0] as String) names position \(r[1] as Int64), outside the log (1...\(head))"))
         }
+        // A key executed twice: every event of one execution has its batch's time, so a key's
+        // events at two times less than the retention apart are two executions (a record lost,
+        // then the command sent again: an audit deleted one, and the retry charged twice while
+        // this check passed). After the retention a key may be used again.
+        let twice = try Row.fetchCursor(db, sql: """
+            SELECT causation_id, MIN(occurred_at), MAX(occurred_at), group_concat(position, ', ')
+            FROM live.events WHERE causation_id NOT LIKE 'system:%'
+            GROUP BY causation_id
+            HAVING MAX(occurred_at) > MIN(occurred_at) AND MAX(occurred_at) - MIN(occurred_at) < ?
+            """, arguments: [idempotencyRetention])
+        while let r = try twice.next() {
+            let key: String = r[0], first: Int64 = r[1], last: Int64 = r[2], positions: String = r[3]
+            add(Violation("idempotency", "key \(key) was executed more than once: its events (positions \(positions)) were "
+                          + "appended at \(RFC3339.format(first)) and \(RFC3339.format(last)), within the retention of "
+                          + "\(idempotencyRetention / 3_600_000) h"))
+        }
     }
+
+    /// PROTOCOL.md section 3's retention (the server's default, `ServerConfig.idempotencyRetention`):
+    /// within it a key names one command.
+    static let idempotencyRetention: Millis = 24 * 3600 * 1000
 
     /// `meta`: the store's id, and the counters a restarted server starts from: the relay
     /// republishes from `publishedSeq`, which past the head would leave events unpublished.

@@ -16,7 +16,9 @@ struct Verify: ParsableCommand {
             1,000,000; one PointsUsed of the price, by the owner, per paid reservation and one \
             PointsRefunded to the owner per refunded cancellation; positions (outbox seq) 1...n, each \
             category's categorySeq 1...n in position order, each stream's versions 1...n, every event in \
-            its type's category; an idempotency record at or after its key's events, at one of them. In \
+            its type's category; an idempotency record at or after its key's events, at one of them; a \
+            key's events from one execution (events of one key at two times less than the 24-hour \
+            retention apart are a command executed twice, as when its record was lost). In \
             the read models: every balance the sum of its history, no seat in two live reservations, \
             schedule and queue counters equal to their seats and tokens, queues first in first out with \
             one live token per user, each HELD or SOLD seat naming a live reservation that holds it, \
@@ -56,7 +58,7 @@ struct Verify: ParsableCommand {
                   + ", \(rows) read-model rows in \(report.rows.count) tables equal a rebuild from the log and agree among "
                   + "themselves; no doubled seat, reservations in order, balances match their history, one deduction per payment "
                   + "and one refund per cancellation, positions, categorySeqs and stream versions contiguous, idempotency "
-                  + "records at their events (\(fmt(report.seconds)) s)")
+                  + "records at their events, each key executed once (\(fmt(report.seconds)) s)")
             return
         }
         for v in report.violations { print(v.description) }

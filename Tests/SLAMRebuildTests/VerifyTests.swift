@@ -154,6 +154,34 @@ struct VerifyTests {
             .isEmpty)
     }
 
+    @Test("a key executed twice within the retention (its record lost, the command sent again), but not a key used again after it")
+    func keyExecutedTwice() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        // A RegisterUser's key, and when it ran.
+        let row = try #require(try GRDB.DatabaseQueue(path: copy).read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT e.causation_id, e.occurred_at FROM events e JOIN idempotency i ON i.key = e.causation_id
+                WHERE e.type = 'UserRegistered' ORDER BY e.position LIMIT 1
+                """)
+        })
+        let key: String = row[0], at: Millis = row[1]
+        #expect(try Verifier.run(path: copy).ok)
+        // An hour later the record is gone and the command runs again: a second user.
+        try execute(copy, "DELETE FROM idempotency WHERE key = ?", [key])
+        try appendInline(copy, [.userRegistered(userId: "usr_AGAIN", name: "again")], at: at + 3_600_000, causation: key)
+        let twice = matching(try Verifier.run(path: copy), "idempotency", ["key \(key) was executed more than once"])
+        #expect(twice.count == 1, "\(twice)")
+        // Past the retention the record is pruned and the key may name a new command: no
+        // violation for that.
+        let later = try f.copy()
+        defer { remove(later) }
+        try execute(later, "DELETE FROM idempotency WHERE key = ?", [key])
+        try appendInline(later, [.userRegistered(userId: "usr_LATER", name: "later")], at: at + 25 * 3_600_000, causation: key)
+        #expect(matching(try Verifier.run(path: later), "idempotency", ["key \(key)"]).isEmpty)
+    }
+
     @Test("a token admitted from behind one still waiting, and two live tokens of one user")
     func queueOrder() throws {
         let f = try Fixture.get()
