@@ -85,6 +85,24 @@ public enum Rebuild {
         let foldSeconds = Date().timeIntervalSince(foldStart)
         let applied = fold.applied
         trace.mark("fold")
+        // A log with positions missing (rows deleted: `slam verify` names each gap) is refused, as
+        // an undecodable event is: read models rebuilt from it would drop, silently, what the
+        // missing events recorded (an audit removed a charge, and the rebuild took the balance
+        // with it, exit 0). A whole fold counts every event; one of some types counts the table.
+        let events = types == nil ? applied : try store.pool.read { db in try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM events") ?? 0 }
+        if events != head {
+            let first = try store.pool.read { db in
+                try Int64.fetchOne(db, sql: """
+                    SELECT CASE WHEN (SELECT MIN(position) FROM events) > 1 THEN 1
+                           ELSE (SELECT e.position + 1 FROM events e
+                                 WHERE NOT EXISTS (SELECT 1 FROM events n WHERE n.position = e.position + 1)
+                                 ORDER BY e.position LIMIT 1) END
+                    """)
+            } ?? 1
+            throw FoldError(position: first, message: "missing, with \(head - events) in all below the head, position \(head) "
+                            + "(`slam verify` names them): a rebuild from a log with holes would drop what they recorded, so "
+                            + "nothing was written; restore the store from a copy")
+        }
 
         // Write, in one transaction.
         let tables = ReadModel.tables(of: modelSet)

@@ -29,15 +29,15 @@ struct ProjectionsRebuild: ParsableCommand {
 
     @Option(help: "The SQLite database file of the store.")
     var db: String
-    @Option(help: "Rebuild only this read model (default: all).")
-    var projection: String?
+    @Option(help: "Rebuild only this read model; repeat it for several (default: all).")
+    var projection: [String] = []
     @Flag(help: "Rewrite every table in full, even where the rows in place are right (by default only the rows that differ from the log are written).")
     var full = false
     @Option(help: "Decoding threads (default: one per core).")
     var decoders: Int?
 
     func validate() throws {
-        if let projection, ReadModel.named(projection) == nil {
+        for projection in projection where ReadModel.named(projection) == nil {
             throw ValidationError("unknown projection \(projection); one of: "
                                   + ReadModel.allCases.map(\.rawValue).joined(separator: ", "))
         }
@@ -46,7 +46,10 @@ struct ProjectionsRebuild: ParsableCommand {
     }
 
     func run() throws {
-        let models = projection.map { [ReadModel.named($0)!] } ?? ReadModel.allCases
+        // Each named once (`--projection users --projection seats` rebuilt only seats before: the
+        // last value won, silently).
+        let named = Set(projection.map { ReadModel.named($0)! })
+        let models = named.isEmpty ? ReadModel.allCases : ReadModel.allCases.filter(named.contains)
         let meter = ProgressMeter(label: "rebuild")
         let report: RebuildReport
         do {

@@ -14,6 +14,8 @@ struct CLITests {
         #expect(rebuild.stdout.hasPrefix("rebuilt users,point_history,concerts,schedules,seats,reservations,queue from "))
         let one = try runSlam(["projections", "rebuild", "--db", copy, "--projection", "seats", "--full"])
         #expect(one.status == 0 && one.stdout.contains("seats=17 (replaced)"), "\(one.stdout) \(one.stderr)")
+        let two = try runSlam(["projections", "rebuild", "--db", copy, "--projection", "users", "--projection", "seats"])
+        #expect(two.status == 0 && two.stdout.hasPrefix("rebuilt users,seats from "), "\(two.stdout) \(two.stderr)")
         let ok = try runSlam(["verify", "--db", copy])
         #expect(ok.status == 0, "\(ok.stdout) \(ok.stderr)")
         #expect(ok.stdout.hasPrefix("slam verify: OK"))
