@@ -190,3 +190,40 @@ enum ProjectionResources {
         return text
     }
 }
+
+/// A table or index of the read models, as the migrations create it.
+public struct ReadModelSchemaObject: Equatable, Sendable {
+    public let type: String   // "table" or "index"
+    public let name: String
+    public let table: String
+    public let sql: String
+}
+
+extension Projector {
+    /// Every read-model table and index as `migrations` make them (read from a scratch in-memory
+    /// database they are run on), tables first.
+    public static let schema: [ReadModelSchemaObject] = {
+        do {
+            let scratch = try DatabaseQueue()
+            return try scratch.write { db in
+                try db.execute(sql: migrations.map(\.sql).joined(separator: "\n"))
+                return try Row.fetchAll(db, sql: """
+                    SELECT type, name, tbl_name, sql FROM sqlite_master
+                    WHERE type IN ('table', 'index') AND sql IS NOT NULL ORDER BY type = 'index', rowid
+                    """).map { ReadModelSchemaObject(type: $0[0], name: $0[1], table: $0[2], sql: $0[3]) }
+            }
+        } catch {
+            preconditionFailure("the read-model migrations do not run on an empty database: \(error)")
+        }
+    }()
+
+    /// The read-model tables and indexes missing from `db`'s schema `name` (dropped by hand, or
+    /// damage), of `tables` only when given. `slam serve` refuses to start without them (a
+    /// dropped table half-worked: the commands that touch it failed `INTERNAL`); `slam
+    /// projections rebuild` creates them again.
+    public static func missingSchema(_ db: Database, schema name: String = "main",
+                                     tables: Set<String>? = nil) throws -> [ReadModelSchemaObject] {
+        let present = Set(try String.fetchAll(db, sql: "SELECT name FROM \(name).sqlite_master WHERE type IN ('table', 'index')"))
+        return schema.filter { !present.contains($0.name) && (tables?.contains($0.table) ?? true) }
+    }
+}

@@ -121,6 +121,10 @@ public enum Rebuild {
                     throw StoreError(.locked, "events were appended during the rebuild (head \(head) became \(now)); "
                                      + "another process writes the database without its lock")
                 }
+                // A table or index of these read models that is missing (dropped, damage) is
+                // created again first, as the migrations make it (it could not be rebuilt before:
+                // "no such table", exit 1, while `slam verify` said to rebuild).
+                for object in try Projector.missingSchema(db, tables: Set(tables)) { try db.execute(sql: object.sql) }
                 writes = try ProjectionWriter.write(fold, tables: tables, db: db, allowDiff: !full, recreateIndexes: true,
                                                     readers: (path, max(2, ProcessInfo.processInfo.activeProcessorCount))) { rows in
                     progress?(RebuildProgress(phase: .write, done: Int64(rows), total: totalRows,

@@ -64,6 +64,15 @@ public final class Server: @unchecked Sendable {
         lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
         store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
                                     readers: max(2, config.queryWorkers + 2))
+        // A read-model table or index missing (dropped, or damage): refused, not half served (an
+        // audit's dropped `seats` table made every hold fail INTERNAL while charges went through).
+        let missing = try store.pool.read { db in try Projector.missingSchema(db) }
+        if !missing.isEmpty {
+            try? store.pool.close()
+            throw ServerConfigError("the store \(config.dbPath) lacks read-model "
+                                    + missing.map { "\($0.type) \($0.name)" }.joined(separator: ", ")
+                                    + ": `slam projections rebuild --db \(config.dbPath)` creates them again from the log")
+        }
         // Decisions never go back in time, even across a restart (see `NonDecreasingClock`).
         let lastRecorded = try store.pool.read { db in
             try Millis.fetchOne(db, sql: "SELECT occurred_at FROM events ORDER BY position DESC LIMIT 1")

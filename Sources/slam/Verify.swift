@@ -19,7 +19,7 @@ struct Verify: ParsableCommand {
             its type's category; an idempotency record at or after its key's events, at one of them; a \
             key's events from one execution (events of one key at two times less than the 24-hour \
             retention apart are a command executed twice, as when its record was lost). In \
-            the read models: every balance the sum of its history, no seat in two live reservations, \
+            the read models: every table and index the migrations make; every balance the sum of its history, no seat in two live reservations, \
             schedule and queue counters equal to their seats and tokens, queues first in first out with \
             one live token per user, each HELD or SOLD seat naming a live reservation that holds it, \
             meta's publishedSeq within the log. Read-only and lock-free: \
