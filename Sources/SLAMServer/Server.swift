@@ -73,6 +73,19 @@ public final class Server: @unchecked Sendable {
                                     + missing.map { "\($0.type) \($0.name)" }.joined(separator: ", ")
                                     + ": `slam projections rebuild --db \(config.dbPath)` creates them again from the log")
         }
+        // The relay past the log's head: events it published are gone from the end of the log
+        // (damage). Served, the next events would take their positions again, and subscribers,
+        // which hold the old ones, would never get the new (an audit's). Refused.
+        let (publishedAt, headAt) = try store.pool.read { db in
+            (Int64(try EventStore.meta(db, "publishedSeq") ?? "0") ?? 0,
+             try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM events") ?? 0)
+        }
+        if publishedAt > headAt {
+            try? store.pool.close()
+            throw ServerConfigError("the store \(config.dbPath) says its events were published up to seq \(publishedAt), "
+                                    + "but its log ends at \(headAt): events subscribers have are gone from it (a damaged "
+                                    + "store); `slam verify` checks it; restore it from a copy")
+        }
         // Decisions never go back in time, even across a restart (see `NonDecreasingClock`).
         let lastRecorded = try store.pool.read { db in
             try Millis.fetchOne(db, sql: "SELECT occurred_at FROM events ORDER BY position DESC LIMIT 1")

@@ -91,7 +91,14 @@ public final class EventStore: @unchecked Sendable {
         do {
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync.pragmaValue)") }
             storeId = try pool.write { db -> String in
-                if let id = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'storeId'") { return id }
+                if let id = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'storeId'") {
+                    // A counter row a damaged store lost comes back at 0, rather than stay lost (the
+                    // writer only updates them: an audit's store without `publishedSeq` was
+                    // republished from the start at every start, for good). At 0 the relay
+                    // republishes from the first event: at least once, as ever.
+                    try db.execute(sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('commands', '0'), ('publishedSeq', '0')")
+                    return id
+                }
                 var ids = SortableIdGenerator()
                 let id = ids.next(.store, at: SystemClock().now())
                 try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('storeId', ?), ('commands', '0'), ('publishedSeq', '0')",

@@ -177,6 +177,37 @@ struct RebuildTests {
         withExtendedLifetime(server) {}
     }
 
+    @Test("meta damaged: a lost publishedSeq comes back at 0; one above the log's head is refused by the server")
+    func damagedMeta() throws {
+        let f = try Fixture.get()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-meta-" + UUID().uuidString)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let clock = ManualClock(f.start + 400 * 86_400_000)  // past the fixture's events, a year ahead
+
+        let lost = try f.copy()
+        defer { remove(lost) }
+        try execute(lost, "DELETE FROM meta WHERE key IN ('publishedSeq', 'commands')")
+        var config = ServerConfig.forTests(in: folder)
+        config.dbPath = lost
+        withExtendedLifetime(try Server(config: config, clock: clock)) {}
+        #expect(try scalar(lost, "SELECT value FROM meta WHERE key = 'publishedSeq'") == "0")
+        #expect(try scalar(lost, "SELECT value FROM meta WHERE key = 'commands'") == "0")
+
+        let ahead = try f.copy()
+        defer { remove(ahead) }
+        let head: Int64 = try #require(try scalar(ahead, "SELECT MAX(position) FROM events"))
+        try execute(ahead, "DELETE FROM events WHERE position = ?; UPDATE meta SET value = ? WHERE key = 'publishedSeq'",
+                    [head, String(head)])
+        config.dbPath = ahead
+        do {
+            _ = try Server(config: config, clock: clock)
+            Issue.record("a server started on a store whose relay had published past its log")
+        } catch let error as ServerConfigError {
+            #expect(error.description.contains("published up to seq \(head), but its log ends at \(head - 1)"), "\(error)")
+        }
+    }
+
     @Test("a missing database is an error, not a new empty store")
     func missingDatabase() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("slam-none-\(UUID().uuidString).sqlite").path
