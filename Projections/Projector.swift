@@ -223,7 +223,8 @@ extension Projector {
     /// projections rebuild` creates them again.
     public static func missingSchema(_ db: Database, schema name: String = "main",
                                      tables: Set<String>? = nil) throws -> [ReadModelSchemaObject] {
-        let present = Set(try String.fetchAll(db, sql: "SELECT name FROM \(name).sqlite_master WHERE type IN ('table', 'index')"))
-        return schema.filter { !present.contains($0.name) && (tables?.contains($0.table) ?? true) }
+        // SQLite's names ignore ASCII case: an index made again by hand as Reservations_By_User is there.
+        let present = Set(try String.fetchAll(db, sql: "SELECT lower(name) FROM \(name).sqlite_master WHERE type IN ('table', 'index')"))
+        return schema.filter { !present.contains($0.name.lowercased()) && (tables?.contains($0.table) ?? true) }
     }
 }

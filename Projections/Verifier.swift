@@ -388,21 +388,24 @@ public enum Verifier {
         while let r = try outside.next() {
             add(Violation("idempotency", "the record of key \(r[0] as String) names position \(r[1] as Int64), outside the log (1...\(head))"))
         }
-        // A key executed twice: every event of one execution has its batch's time, so a key's
-        // events at two times less than the retention apart are two executions (a record lost,
-        // then the command sent again: an audit deleted one, and the retry charged twice while
-        // this check passed). After the retention a key may be used again.
+        // A key executed twice: every event of one execution has its batch's time, so two times
+        // of one key less than the retention apart are two executions (a record lost, then the
+        // command sent again: an audit deleted one, and the retry charged twice while this check
+        // passed). After the retention a key may name a new command; each pair of its times in
+        // turn is compared, so a use a day earlier hides nothing.
         let twice = try Row.fetchCursor(db, sql: """
-            SELECT causation_id, MIN(occurred_at), MAX(occurred_at), group_concat(position, ', ')
-            FROM live.events WHERE causation_id NOT LIKE 'system:%'
-            GROUP BY causation_id
-            HAVING MAX(occurred_at) > MIN(occurred_at) AND MAX(occurred_at) - MIN(occurred_at) < ?
+            SELECT key, before, t, beforePosition, position FROM (
+                SELECT key, t, position, LAG(t) OVER w AS before, LAG(position) OVER w AS beforePosition
+                FROM (SELECT causation_id AS key, occurred_at AS t, MIN(position) AS position FROM live.events
+                      WHERE causation_id NOT LIKE 'system:%' GROUP BY causation_id, occurred_at)
+                WINDOW w AS (PARTITION BY key ORDER BY t))
+            WHERE before IS NOT NULL AND t - before < ?
             """, arguments: [idempotencyRetention])
         while let r = try twice.next() {
-            let key: String = r[0], first: Int64 = r[1], last: Int64 = r[2], positions: String = r[3]
-            add(Violation("idempotency", "key \(key) was executed more than once: its events (positions \(positions)) were "
-                          + "appended at \(RFC3339.format(first)) and \(RFC3339.format(last)), within the retention of "
-                          + "\(idempotencyRetention / 3_600_000) h"))
+            let key: String = r[0], first: Int64 = r[1], second: Int64 = r[2], p1: Int64 = r[3], p2: Int64 = r[4]
+            add(Violation("idempotency", "key \(key) was executed more than once: events from position \(p1) at "
+                          + "\(RFC3339.format(first)) and from position \(p2) at \(RFC3339.format(second)), within the "
+                          + "retention of \(idempotencyRetention / 3_600_000) h"))
         }
     }
 

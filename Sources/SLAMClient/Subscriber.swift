@@ -162,7 +162,9 @@ public final class Subscriber {
 
     /// With nothing from the PUB socket for this long (no event and no heartbeat, which the relay
     /// sends every second), the subscriber catches up through `ReadEvents` every
-    /// `silentReadIntervalMs` until a message comes again. Without it, a wrong or unreachable
+    /// `silentReadIntervalMs` until a message comes again. The time counts within one `run` call
+    /// (a caller running it in slices shorter than this never sees a silence), from the later of
+    /// the last message and the end of the last catch-up. Without it, a wrong or unreachable
     /// events endpoint (a typo in the port, the two endpoints swapped) delivered the first
     /// catch-up and then nothing, saying nothing (audit); now events arrive at most that late.
     public var silenceMs = 3000
@@ -271,12 +273,15 @@ public final class Subscriber {
         }
         guard let sub else { return }
         var items = [ZMQPollItem.socket(sub)]
-        // A silence is counted within a run: the time between two runs is the caller's.
+        // A silence is counted within a run (the time between two runs is the caller's), and
+        // from the end of a catch-up: one that waited for a server not up yet is not the PUB's
+        // silence (a review saw a start before the server's called a wrong --events).
         if !silent { lastMessageAt = nowMs() }
         while !stop() {
             if needsCatchUp {
                 guard try catchUp(stop: stop, pollTimeoutMs: pollTimeoutMs, handler: handler) else { return }
                 needsCatchUp = false
+                if !silent { lastMessageAt = nowMs() }
                 continue
             }
             if try zmqPoll(&items, timeoutMs: pollTimeoutMs) == 0 {

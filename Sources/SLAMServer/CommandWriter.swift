@@ -502,8 +502,11 @@ final class CommandWriter: @unchecked Sendable {
 /// the write fails, so a server whose stderr was on a full disk (or `/dev/full`) died at its
 /// first logged error, a failed batch's, leaving that batch's clients without a reply (audit).
 /// A line that cannot be written is lost, and the server goes on.
-func logError(_ message: String) {
-    let line = Array(("slam: " + message + "\n").utf8)
+func logError(_ message: String) { writeStandardError("slam: " + message + "\n") }
+
+/// Writes `text` to stderr through `write(2)`, dropping what cannot be written (see `logError`).
+public func writeStandardError(_ text: String) {
+    let line = Array(text.utf8)
     line.withUnsafeBytes { bytes in
         var offset = 0
         while offset < bytes.count {

@@ -99,6 +99,12 @@ public final class EventStore: @unchecked Sendable {
                     try db.execute(sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('commands', '0'), ('publishedSeq', '0')")
                     return id
                 }
+                // No storeId: a new store, unless it holds anything already (its storeId row lost:
+                // damage, which failed "UNIQUE constraint failed: meta.key" below).
+                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM meta)") ?? false {
+                    throw StoreError(.badDatabase, "\(path) holds events or meta rows but no storeId (a damaged store): "
+                                     + "restore it from a copy")
+                }
                 var ids = SortableIdGenerator()
                 let id = ids.next(.store, at: SystemClock().now())
                 try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('storeId', ?), ('commands', '0'), ('publishedSeq', '0')",

@@ -61,7 +61,7 @@ struct Serve: ParsableCommand {
             server = try Server(config: config)
             endpoints = try server.start()
         } catch {
-            FileHandle.standardError.write(Data("slam serve: \(error)\n".utf8))
+            writeStandardError("slam serve: \(error)\n")
             throw ExitCode(1)
         }
         // SIGINT/SIGTERM: stop reading, answer what is queued, commit, checkpoint, close, exit 0.

@@ -42,8 +42,8 @@ struct Subscribe: ParsableCommand {
             It waits for a server that is not up yet, busy or stopping (saying so once on \
             stderr); a reply that is not SLAM/1 ends it at once. With nothing from --events for \
             3 s, not even the heartbeat the server publishes every second (a wrong or unreachable \
-            endpoint), it says so once on stderr and reads the events through ReadEvents every \
-            second until messages come again. An endpoint that is not \
+            endpoint), it says so on stderr and reads the events through ReadEvents every second \
+            until messages come again, which it also says (once each way per silence). An endpoint that is not \
             tcp://HOST:PORT or ipc://PATH is refused before anything runs (exit 64).
 
             Exit status: 0 on SIGINT, SIGTERM or --until-seq; 1 on an error (a different store; \
@@ -154,9 +154,10 @@ struct Subscribe: ParsableCommand {
         }
         // A wrong --events gets nothing, not even the heartbeat: said, and the events are read
         // through ReadEvents meanwhile (the subscriber's silence).
+        let silenceSeconds = subscriber.silenceMs / 1000
         subscriber.silence = { [events] began in
             if began {
-                note("nothing from \(events) for \(subscriber.silenceMs / 1000) s, not even a heartbeat (is a SLAM server "
+                note("nothing from \(events) for \(silenceSeconds) s, not even a heartbeat (is a SLAM server "
                      + "publishing there? a wrong --events?); reading events through ReadEvents every second meanwhile")
             } else {
                 note("messages from \(events) again")

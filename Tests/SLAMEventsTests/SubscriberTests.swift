@@ -379,6 +379,35 @@ struct SubscriberTests {
         }
     }
 
+    @Test("a first catch-up that waited for the server is not a silence of the PUB")
+    func waitingForTheServerIsNoSilence() throws {
+        try withServer { server in
+            do {
+                let c = try server.client()
+                defer { c.close() }
+                try scriptedSession(c)
+            }
+            server.stop()
+            let subscriber = try Subscriber(commandsEndpoint: server.commandsEndpoint, eventsEndpoint: server.eventsEndpoint)
+            subscriber.requestTimeoutMs = 100
+            // The test's clock: the wait for the server takes a minute of it.
+            let clock = Shared<Int64>(0)
+            subscriber.nowMs = { clock.get() }
+            let told = Shared<[Bool]>([])
+            subscriber.silence = { began in told.update { $0.append(began) } }
+            let sub = SubscriberThread(subscriber)
+            sub.start()
+            #expect(sub.wait { $0.stats.retries >= 2 }, "the first ReadEvents is asked again while no server answers")
+            clock.set(60_000)
+            try server.start()
+            #expect(sub.wait { $0.stats.heartbeats >= 1 })
+            let s = sub.stop()
+            #expect(s.error == nil)
+            #expect(s.stats.silences == 0 && told.get().isEmpty, "\(told.get())")
+            try expectExactly(s.events, try outbox(server.store))
+        }
+    }
+
     @Test("a message lost in the middle is revealed by the next one's seq (or categorySeq) and filled through ReadEvents",
           arguments: [nil, "queue"] as [String?])
     func gapRevealedByNextMessage(category: String?) throws {

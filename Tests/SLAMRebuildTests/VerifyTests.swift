@@ -180,6 +180,12 @@ struct VerifyTests {
         try execute(later, "DELETE FROM idempotency WHERE key = ?", [key])
         try appendInline(later, [.userRegistered(userId: "usr_LATER", name: "later")], at: at + 25 * 3_600_000, causation: key)
         #expect(matching(try Verifier.run(path: later), "idempotency", ["key \(key)"]).isEmpty)
+        // That new command executed twice in turn, an hour apart: found, the use a day before
+        // notwithstanding.
+        try appendInline(later, [.userRegistered(userId: "usr_LATER2", name: "later again")], at: at + 26 * 3_600_000,
+                         causation: key)
+        let again = matching(try Verifier.run(path: later), "idempotency", ["key \(key) was executed more than once"])
+        #expect(again.count == 1, "\(again)")
     }
 
     @Test("a token admitted from behind one still waiting, and two live tokens of one user")
