@@ -31,14 +31,21 @@ public struct VerifyReport: Sendable {
 /// consistent. While it runs, the server's WAL cannot be checkpointed past its snapshot, so the
 /// WAL grows for that long.
 public enum Verifier {
-    public static func run(path: String, decoders: Int? = nil, scratchDirectory: String? = nil,
+    /// A new scratch database path in `folder`.
+    public static func scratchPath(in folder: String) -> String {
+        (folder as NSString).appendingPathComponent("slam-verify-\(UUID().uuidString).sqlite")
+    }
+
+    /// `scratchPath`: the scratch database's path (its caller removes it if the process is
+    /// stopped); by default a new name in `scratchDirectory` (or the temporary folder).
+    public static func run(path: String, decoders: Int? = nil, scratchDirectory: String? = nil, scratchPath: String? = nil,
                            progress: ((RebuildProgress) -> Void)? = nil) throws -> VerifyReport {
         let started = Date()
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.badDatabase, "no database at \(path)")
         }
         let folder = scratchDirectory ?? FileManager.default.temporaryDirectory.path
-        let scratchPath = (folder as NSString).appendingPathComponent("slam-verify-\(UUID().uuidString).sqlite")
+        let scratchPath = scratchPath ?? Self.scratchPath(in: folder)
         defer {
             for suffix in ["", "-journal", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratchPath + suffix) }
         }

@@ -32,7 +32,7 @@ struct Verify: ParsableCommand {
     var db: String
     @Option(help: "Decoding threads (default: one per core).")
     var decoders: Int?
-    @Option(help: "Folder for the scratch database (default: the system's temporary folder).")
+    @Option(help: "Folder for the scratch database (default: the system's temporary folder). SIGINT or SIGTERM removes the scratch database and exits 130.")
     var scratch: String?
 
     func validate() throws {
@@ -43,9 +43,17 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         let meter = ProgressMeter(label: "verify")
+        // SIGINT/SIGTERM: the scratch database (as large as the read models) is removed, not left
+        // in the temporary folder (an audit found it there after an interrupted run); exit 130.
+        let scratchPath = Verifier.scratchPath(in: scratch ?? FileManager.default.temporaryDirectory.path)
+        let signals = onStopSignals {
+            for suffix in ["", "-journal", "-wal", "-shm"] { unlink(scratchPath + suffix) }
+            Foundation.exit(130)
+        }
+        defer { signals.forEach { $0.cancel() } }
         let report: VerifyReport
         do {
-            report = try Verifier.run(path: db, decoders: decoders, scratchDirectory: scratch, progress: meter.update)
+            report = try Verifier.run(path: db, decoders: decoders, scratchPath: scratchPath, progress: meter.update)
         } catch {
             meter.clear()
             FileHandle.standardError.write(Data("slam verify: \(error)\n".utf8))

@@ -168,4 +168,30 @@ struct CLITests {
         let run = try runSlam(arguments)
         #expect(run.status == 0 && run.stdout.hasPrefix(overview), "\(arguments): exit \(run.status), \(run.stdout)")
     }
+
+    @Test("slam verify stopped by SIGINT removes its scratch database and exits 130")
+    func verifyInterruptedLeavesNoScratch() throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slam-scratch-" + UUID().uuidString).path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        // Signalled as soon as its scratch database exists; a run that ends first is tried again.
+        var interrupted = 0
+        for _ in 0..<20 where interrupted == 0 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try slamBinary())
+            process.arguments = ["verify", "--db", copy, "--scratch", scratch]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            while process.isRunning, (try FileManager.default.contentsOfDirectory(atPath: scratch)).isEmpty { usleep(200) }
+            if process.isRunning { kill(process.processIdentifier, SIGINT) }
+            process.waitUntilExit()
+            if process.terminationStatus == 130 { interrupted += 1 } else { #expect(process.terminationStatus == 0) }
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty, "the scratch database was left")
+        }
+        #expect(interrupted == 1, "no run was interrupted in 20 tries")
+    }
+
 }
