@@ -145,6 +145,21 @@ def assert_contiguous(seqs: list[int], first: int, last: int, what: str) -> None
 # `slam subscribe` as a subprocess
 # ---------------------------------------------------------------------------------------------
 
+_STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_subscriber_left_running():
+    """A test that fails before it stops its `slam subscribe` must not leave it running (failed
+    runs of a new test left two following dead servers)."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class SubscribeProcess:
     """`slam subscribe …`; its stdout lines are pumped into a queue by a thread, so the process
     never blocks on a full pipe."""
@@ -154,6 +169,7 @@ class SubscribeProcess:
         argv = [str(_binary()), "subscribe", "--server", server.commands, "--events", events or server.events, *args]
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        _STARTED.append(self.proc)
         self.lines: "queue.Queue[bytes | None]" = queue.Queue()
         self.events: list[dict] = []
         self.ended = False
@@ -382,6 +398,7 @@ def test_slam_subscribe_output_file_is_its_own_checkpoint(server, sock, tmp_path
     for _ in range(12):
         size = out.stat().st_size if out.exists() else 0
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _STARTED.append(proc)
         give_up = time.monotonic() + WAIT_S
         # Killed as soon as it has written something more (polling the file: it is mid-stream).
         while (out.stat().st_size if out.exists() else 0) <= size and proc.poll() is None:
