@@ -91,24 +91,25 @@ public final class EventStore: @unchecked Sendable {
         do {
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(sync.pragmaValue)") }
             storeId = try pool.write { db -> String in
-                if let id = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'storeId'") {
-                    // A counter row a damaged store lost comes back at 0, rather than stay lost (the
-                    // writer only updates them: an audit's store without `publishedSeq` was
-                    // republished from the start at every start, for good). At 0 the relay
-                    // republishes from the first event: at least once, as ever.
-                    try db.execute(sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('commands', '0'), ('publishedSeq', '0')")
-                    return id
+                let id: String
+                if let stored = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'storeId'") {
+                    id = stored
+                } else {
+                    // No storeId: a new store, unless it holds anything already (its storeId row
+                    // lost: damage, which failed "UNIQUE constraint failed: meta.key" here).
+                    if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM meta)") ?? false {
+                        throw StoreError(.badDatabase, "\(path) holds events or meta rows but no storeId (a damaged store): "
+                                         + "restore it from a copy")
+                    }
+                    var ids = SortableIdGenerator()
+                    id = ids.next(.store, at: SystemClock().now())
+                    try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('storeId', ?)", arguments: [id])
                 }
-                // No storeId: a new store, unless it holds anything already (its storeId row lost:
-                // damage, which failed "UNIQUE constraint failed: meta.key" below).
-                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM meta)") ?? false {
-                    throw StoreError(.badDatabase, "\(path) holds events or meta rows but no storeId (a damaged store): "
-                                     + "restore it from a copy")
-                }
-                var ids = SortableIdGenerator()
-                let id = ids.next(.store, at: SystemClock().now())
-                try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('storeId', ?), ('commands', '0'), ('publishedSeq', '0')",
-                               arguments: [id])
+                // The counters start at 0, in a new store and in one that lost a row (damage: the
+                // writer only updates them, so an audit's store without `publishedSeq` was
+                // republished from the start at every start, for good). At 0 the relay republishes
+                // from the first event: at least once, as ever.
+                try db.execute(sql: "INSERT OR IGNORE INTO meta (key, value) VALUES ('commands', '0'), ('publishedSeq', '0')")
                 return id
             }
         } catch let error as DatabaseError {
