@@ -1,5 +1,6 @@
 import CZMQ
 import Foundation
+import GRDB
 import SLAMDomain
 import SLAMProjections
 import SLAMStore
@@ -64,32 +65,36 @@ public final class Server: @unchecked Sendable {
         lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
         store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
                                     readers: max(2, config.queryWorkers + 2))
-        // A read-model table or index missing (dropped, or damage): refused, not half served (an
-        // audit's dropped `seats` table made every hold fail INTERNAL while charges went through).
-        let missing = try store.pool.read { db in try Projector.missingSchema(db) }
+        // What the store must show before it is served, read once: its read-model schema, how far
+        // the relay got, and its last event (position and time).
+        let (missing, publishedAt, last) = try store.pool.read { db in
+            (try Projector.missingSchema(db),
+             Int64(try EventStore.meta(db, "publishedSeq") ?? "0") ?? 0,
+             try Row.fetchOne(db, sql: "SELECT position, occurred_at FROM events ORDER BY position DESC LIMIT 1")
+                .map { (position: $0[0] as Int64, occurredAt: $0[1] as Millis) })
+        }
+        let headAt = last?.position ?? 0
+        let refusal: String?
         if !missing.isEmpty {
-            try? store.pool.close()
-            throw ServerConfigError("the store \(config.dbPath) lacks read-model "
-                                    + missing.map { "\($0.type) \($0.name)" }.joined(separator: ", ")
-                                    + ": `slam projections rebuild --db \(config.dbPath)` creates them again from the log")
+            // A read-model table or index missing (dropped, or damage): refused, not half served
+            // (an audit's dropped `seats` table made every hold fail INTERNAL while charges went through).
+            refusal = "lacks read-model " + missing.map { "\($0.type) \($0.name)" }.joined(separator: ", ")
+                + ": `slam projections rebuild --db \(config.dbPath)` creates them again from the log"
+        } else if publishedAt > headAt {
+            // The relay past the log's head: events it published are gone from the end of the log
+            // (damage). Served, the next events would take their positions again, and subscribers,
+            // which hold the old ones, would never get the new (an audit's).
+            refusal = "says its events were published up to seq \(publishedAt), but its log ends at \(headAt): events "
+                + "subscribers have are gone from it (a damaged store); `slam verify` checks it; restore it from a copy"
+        } else {
+            refusal = nil
         }
-        // The relay past the log's head: events it published are gone from the end of the log
-        // (damage). Served, the next events would take their positions again, and subscribers,
-        // which hold the old ones, would never get the new (an audit's). Refused.
-        let (publishedAt, headAt) = try store.pool.read { db in
-            (Int64(try EventStore.meta(db, "publishedSeq") ?? "0") ?? 0,
-             try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM events") ?? 0)
-        }
-        if publishedAt > headAt {
+        if let refusal {
             try? store.pool.close()
-            throw ServerConfigError("the store \(config.dbPath) says its events were published up to seq \(publishedAt), "
-                                    + "but its log ends at \(headAt): events subscribers have are gone from it (a damaged "
-                                    + "store); `slam verify` checks it; restore it from a copy")
+            throw ServerConfigError("the store \(config.dbPath) " + refusal)
         }
         // Decisions never go back in time, even across a restart (see `NonDecreasingClock`).
-        let lastRecorded = try store.pool.read { db in
-            try Millis.fetchOne(db, sql: "SELECT occurred_at FROM events ORDER BY position DESC LIMIT 1")
-        }
+        let lastRecorded = last?.occurredAt
         if let last = lastRecorded, last > clock.now() + 1000 {
             logError("the clock is \(last - clock.now()) ms behind the last recorded event (\(RFC3339.format(last))): "
                      + "decisions are made at that event's time until the clock catches up")
