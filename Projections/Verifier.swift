@@ -31,24 +31,28 @@ public struct VerifyReport: Sendable {
 /// consistent. While it runs, the server's WAL cannot be checkpointed past its snapshot, so the
 /// WAL grows for that long.
 public enum Verifier {
-    /// A new scratch database path in `folder`.
-    public static func scratchPath(in folder: String) -> String {
-        (folder as NSString).appendingPathComponent("slam-verify-\(UUID().uuidString).sqlite")
+    /// A new scratch database path in `folder` (by default the temporary folder).
+    public static func scratchPath(in folder: String? = nil) -> String {
+        ((folder ?? FileManager.default.temporaryDirectory.path) as NSString)
+            .appendingPathComponent("slam-verify-\(UUID().uuidString).sqlite")
     }
 
-    /// `scratchPath`: the scratch database's path (its caller removes it if the process is
-    /// stopped); by default a new name in `scratchDirectory` (or the temporary folder).
-    public static func run(path: String, decoders: Int? = nil, scratchDirectory: String? = nil, scratchPath: String? = nil,
+    /// Removes the scratch database at `path` and SQLite's files beside it: at the end of a run,
+    /// and from `slam verify`'s stop signals.
+    public static func removeScratch(_ path: String) {
+        for suffix in ["", "-journal", "-wal", "-shm"] { unlink(path + suffix) }
+    }
+
+    /// `scratchPath`: the scratch database's path (a caller that may be stopped mid-run removes
+    /// it then, `removeScratch`); by default a new name in the temporary folder.
+    public static func run(path: String, decoders: Int? = nil, scratchPath: String? = nil,
                            progress: ((RebuildProgress) -> Void)? = nil) throws -> VerifyReport {
         let started = Date()
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.badDatabase, "no database at \(path)")
         }
-        let folder = scratchDirectory ?? FileManager.default.temporaryDirectory.path
-        let scratchPath = scratchPath ?? Self.scratchPath(in: folder)
-        defer {
-            for suffix in ["", "-journal", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratchPath + suffix) }
-        }
+        let scratchPath = scratchPath ?? Self.scratchPath()
+        defer { removeScratch(scratchPath) }
         var config = Configuration()
         config.label = "slam-verify-scratch"
         let scratch = try DatabaseQueue(path: scratchPath, configuration: config)

@@ -45,9 +45,9 @@ struct Verify: ParsableCommand {
         let meter = ProgressMeter(label: "verify")
         // SIGINT/SIGTERM: the scratch database (as large as the read models) is removed, not left
         // in the temporary folder (an audit found it there after an interrupted run); exit 130.
-        let scratchPath = Verifier.scratchPath(in: scratch ?? FileManager.default.temporaryDirectory.path)
+        let scratchPath = Verifier.scratchPath(in: scratch)
         let signals = onStopSignals {
-            for suffix in ["", "-journal", "-wal", "-shm"] { unlink(scratchPath + suffix) }
+            Verifier.removeScratch(scratchPath)
             Foundation.exit(130)
         }
         defer { signals.forEach { $0.cancel() } }
