@@ -149,11 +149,7 @@ struct RebuildTests {
         let before = try dumpProjections(copy)
         try execute(copy, "DROP TABLE seats; DROP INDEX reservations_by_user")
         // The server: refused, not half served.
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-schema-" + UUID().uuidString)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        var config = ServerConfig.forTests(in: folder)
-        config.dbPath = copy
+        let config = serverConfig(for: copy)
         do {
             _ = try Server(config: config)
             Issue.record("a server started on a store without its seats table")
@@ -183,17 +179,12 @@ struct RebuildTests {
     @Test("meta damaged: a lost publishedSeq comes back at 0; one above the log's head, or a lost storeId, is refused by the server")
     func damagedMeta() throws {
         let f = try Fixture.get()
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-meta-" + UUID().uuidString)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
         let clock = ManualClock(f.start + 400 * 86_400_000)  // past the fixture's events, a year ahead
 
         let lost = try f.copy()
         defer { remove(lost) }
         try execute(lost, "DELETE FROM meta WHERE key IN ('publishedSeq', 'commands')")
-        var config = ServerConfig.forTests(in: folder)
-        config.dbPath = lost
-        withExtendedLifetime(try Server(config: config, clock: clock)) {}
+        withExtendedLifetime(try Server(config: serverConfig(for: lost), clock: clock)) {}
         #expect(try scalar(lost, "SELECT value FROM meta WHERE key = 'publishedSeq'") == "0")
         #expect(try scalar(lost, "SELECT value FROM meta WHERE key = 'commands'") == "0")
 
@@ -203,9 +194,8 @@ struct RebuildTests {
         try execute(ahead, "DELETE FROM events WHERE position = ?; UPDATE meta SET value = ? WHERE key = 'publishedSeq'",
                     [head, String(head)])
         func expectRefused(_ path: String, saying words: String) {
-            config.dbPath = path
             do {
-                _ = try Server(config: config, clock: clock)
+                _ = try Server(config: serverConfig(for: path), clock: clock)
                 Issue.record("a server started on \(path); expected a refusal saying \(words)")
             } catch {
                 #expect("\(error)".contains(words), "\(error)")

@@ -162,6 +162,12 @@ func remove(_ copy: String) {
     try? FileManager.default.removeItem(atPath: (copy as NSString).deletingLastPathComponent)
 }
 
+/// A server's settings for the store `copy` (of `Fixture.copy()`): its endpoints in the copy's
+/// own folder, which `remove(copy)` removes.
+func serverConfig(for copy: String) -> ServerConfig {
+    ServerConfig.forTests(in: URL(fileURLWithPath: copy).deletingLastPathComponent())
+}
+
 /// Every read-model table, every row in key order, every column.
 typealias Dump = [String: [[DatabaseValue]]]
 
