@@ -505,6 +505,9 @@ final class CommandWriter: @unchecked Sendable {
 func logError(_ message: String) { writeStandardError("slam: " + message + "\n") }
 
 /// Writes `text` to stderr through `write(2)`, dropping what cannot be written (see `logError`).
+/// The CLI's messages and progress lines go through it too: with `FileHandle.write`, `slam verify`,
+/// `projections rebuild`, `call`, `bench`, `subscribe` and `debug-generate` trapped (exit 132, SIGILL)
+/// instead of exiting with their documented status when stderr was full.
 public func writeStandardError(_ text: String) {
     let line = Array(text.utf8)
     line.withUnsafeBytes { bytes in

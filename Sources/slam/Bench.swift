@@ -3,6 +3,7 @@ import Foundation
 import SLAMBench
 import SLAMClient
 import SLAMDomain
+import SLAMServer
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -67,7 +68,7 @@ struct Bench: ParsableCommand {
         o.queueMaxActive = queueMaxActive; o.rate = rate; o.max = max; o.connections = Swift.max(connections, threads)
         o.inFlight = inFlight; o.duration = duration; o.threads = threads; o.replyTimeout = replyTimeout; o.json = json; o.verify = !noVerify
         o.progress = true
-        let bench = RushBench(options: o) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        let bench = RushBench(options: o) { writeStandardError($0 + "\n") }
         let report: BenchReport
         do {
             report = try bench.run()
@@ -89,7 +90,7 @@ struct Bench: ParsableCommand {
 
     /// A run that could not be made or reported: exit 2, apart from an invariant's failure (1).
     private func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("slam bench: \(message)\n".utf8))
+        writeStandardError("slam bench: \(message)\n")
         Foundation.exit(2)
     }
 }

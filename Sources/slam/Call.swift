@@ -42,7 +42,7 @@ struct Call: ParsableCommand {
                 if self.key == nil, let key {
                     message += "; it was sent with --key \(key): send it again with that key, so that it runs at most once"
                 }
-                FileHandle.standardError.write(Data((message + "\n").utf8))
+                writeStandardError(message + "\n")
                 throw ExitCode(2)
             }
             guard reply.requestId == id else { continue }

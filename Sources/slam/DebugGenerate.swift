@@ -4,6 +4,7 @@ import GRDB
 import SLAMBench
 import SLAMDomain
 import SLAMProjections
+import SLAMServer
 import SLAMStore
 
 /// Writes a ticket rush into a new store, fast, for the rebuild and start-up benchmark
@@ -64,7 +65,7 @@ struct DebugGenerate: ParsableCommand {
             if Date().timeIntervalSince(lastReport) > 5 {
                 lastReport = Date()
                 let rate = Double(gen.writer.headPosition) / Date().timeIntervalSince(started)
-                FileHandle.standardError.write(Data("debug-generate: \(gen.writer.headPosition) events, \(Int(rate)) events/s\n".utf8))
+                writeStandardError("debug-generate: \(gen.writer.headPosition) events, \(Int(rate)) events/s\n")
             }
         }
         try store.pool.writeWithoutTransaction { db in _ = try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SLAMProjections
+import SLAMServer
 import SLAMStore
 
 struct ProjectionsCommand: ParsableCommand {
@@ -56,7 +57,7 @@ struct ProjectionsRebuild: ParsableCommand {
             report = try Rebuild.run(path: db, models: models, full: full, decoders: decoders, progress: meter.update)
         } catch {
             meter.clear()
-            FileHandle.standardError.write(Data("slam projections rebuild: \(error)\n".utf8))
+            writeStandardError("slam projections rebuild: \(error)\n")
             throw ExitCode(1)
         }
         meter.clear()
@@ -96,14 +97,14 @@ final class ProgressMeter: @unchecked Sendable {
         let eta = rate > 0 ? Double(max(p.total - p.done, 0)) / rate : 0
         let percent = p.total > 0 ? Int(100 * Double(p.done) / Double(p.total)) : 100
         let text = "\(label): \(p.phase.rawValue) \(p.done)/\(p.total) \(unit) (\(percent)%)  \(Int(rate)) \(unit)/s  ETA \(Int(eta.rounded())) s"
-        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+        writeStandardError("\r\u{1B}[K" + text)
         shown = true
     }
 
     func clear() {
         lock.lock()
         defer { lock.unlock() }
-        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if shown { writeStandardError("\r\u{1B}[K") }
         shown = false
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import SLAMClient
 import SLAMDomain
 import SLAMJSON
+import SLAMServer
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -211,7 +212,7 @@ struct Subscribe: ParsableCommand {
     }
 
     private func note(_ message: String) {
-        FileHandle.standardError.write(Data("slam subscribe: \(message)\n".utf8))
+        writeStandardError("slam subscribe: \(message)\n")
     }
 
     private func fail(_ message: String) -> Never {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SLAMProjections
+import SLAMServer
 import SLAMStore
 
 struct Verify: ParsableCommand {
@@ -56,7 +57,7 @@ struct Verify: ParsableCommand {
             report = try Verifier.run(path: db, decoders: decoders, scratchPath: scratchPath, progress: meter.update)
         } catch {
             meter.clear()
-            FileHandle.standardError.write(Data("slam verify: \(error)\n".utf8))
+            writeStandardError("slam verify: \(error)\n")
             throw ExitCode(2)
         }
         meter.clear()

@@ -1,7 +1,9 @@
 """`slam serve` goes on when a log line cannot be written. Its stderr on a full disk (here
 `/dev/full`) made the first logged error, a failed batch's, kill the server (`FileHandle.write`
 traps on a failed write): that batch's clients got no reply (audit). A stderr pipe whose reader
-has gone raised SIGPIPE, which kills too. Now the line is lost and the server answers on."""
+has gone raised SIGPIPE, which kills too. Now the line is lost and the server answers on. The
+CLI's other commands wrote their messages the same way, and trapped instead of exiting with their
+documented status."""
 import os
 import re
 import signal
@@ -65,3 +67,22 @@ def test_a_log_line_that_cannot_be_written_does_not_stop_the_server(stderr_kind)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=120) == 0
+
+
+@pytest.mark.parametrize("args, status", [
+    (["projections", "rebuild", "--db", "{tmp}/none.sqlite"], 1),
+    (["verify", "--db", "{tmp}/none.sqlite"], 2),
+    (["call", "GetStats", "--server", "ipc://{tmp}/nobody", "--timeout", "100"], 2),
+])
+def test_a_cli_message_that_cannot_be_written_keeps_the_exit_status(args, status):
+    """The other commands wrote their messages with `FileHandle.write` too, and trapped (SIGILL,
+    exit 132) when stderr was full, instead of exiting with the status their help documents."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [str(_binary())] + [a.format(tmp=tmp) for a in args]
+        written = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert written.returncode == status and written.stderr.strip(), f"{written.returncode} {written.stderr!r}"
+        with open("/dev/full", "w") as full:
+            lost = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=full, timeout=60)
+        assert lost.returncode == status, f"exit {lost.returncode} with stderr on /dev/full, {status} otherwise"
