@@ -41,6 +41,9 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
+        // SIGINT/SIGTERM: stop reading, answer what is queued, commit, checkpoint, close, exit 0.
+        // Blocked before any thread starts; one that comes during start-up is taken once started.
+        let signals = StopSignals()
         var config = ServerConfig()
         config.dbPath = db
         config.commandsEndpoint = commands
@@ -64,10 +67,9 @@ struct Serve: ParsableCommand {
             writeStandardError("slam serve: \(error)\n")
             throw ExitCode(1)
         }
-        // SIGINT/SIGTERM: stop reading, answer what is queued, commit, checkpoint, close, exit 0.
-        let signals = onStopSignals { server.stop() }
+        signals.onSignal { server.stop() }
         print("SLAM ready commands=\(endpoints.commands) events=\(endpoints.events)")
         fflush(stdout)
-        withExtendedLifetime(signals) { server.wait() }
+        server.wait()
     }
 }

@@ -98,8 +98,7 @@ struct Subscribe: ParsableCommand {
         // SIGINT/SIGTERM: finish the event in hand (its line and checkpoint), then exit 0, also in the
         // middle of a page of a catch-up.
         let stopFlag = StopFlag()
-        let signals = onStopSignals { stopFlag.set() }
-        defer { signals.forEach { $0.cancel() } }
+        StopSignals().onSignal { stopFlag.set() }
 
         do {
             try follow(stopFlag)

@@ -47,11 +47,10 @@ struct Verify: ParsableCommand {
         // SIGINT/SIGTERM: the scratch database (as large as the read models) is removed, not left
         // in the temporary folder (an audit found it there after an interrupted run); exit 130.
         let scratchPath = Verifier.scratchPath(in: scratch)
-        let signals = onStopSignals {
+        StopSignals().onSignal {
             Verifier.removeScratch(scratchPath)
             Foundation.exit(130)
         }
-        defer { signals.forEach { $0.cancel() } }
         let report: VerifyReport
         do {
             report = try Verifier.run(path: db, decoders: decoders, scratchPath: scratchPath, progress: meter.update)
