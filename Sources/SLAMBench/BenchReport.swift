@@ -35,7 +35,11 @@ public struct BenchReport: Sendable {
     public let outcomes: Outcomes
     public let latency: LatencySummary
     public let publishLag: LatencySummary
+    /// The run's events the subscriber received and timed (those after the head at its start).
     public let eventsReceived: Int
+    /// The run's events not received within 10 s of its end: not timed, so not in `publishLag`
+    /// (the relay that far behind; or the subscriber missed them).
+    public let eventsNotReceived: Int64
     /// `HoldExpired` events the bench's subscriber received: holds that actually expired (the
     /// abandoned ones do only if the server's hold time, `slam serve --hold-ttl`, is shorter than
     /// the run).
@@ -82,9 +86,10 @@ public struct BenchReport: Sendable {
                          + "were not measured (is --events the server's event endpoint?)")
         }
         lines.append(String(format: "commands/s   %.0f  (%d replies in the run, %d after its end, %d sent, %lld executed by the server)",
-                            commandsPerSecond, o.repliesInRun, o.repliesAfterEnd, o.sent, commandsExecuted))
+                            commandsPerSecond.rounded(), o.repliesInRun, o.repliesAfterEnd, o.sent, commandsExecuted))
         lines.append("latency      " + latency.text)
-        lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received)")
+        lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received"
+                     + (eventsNotReceived > 0 ? "; \(eventsNotReceived) of the run's not received within 10 s of its end, not timed" : "") + ")")
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
         if expiries.timed > 0 || expiries.missing != 0 {
@@ -116,6 +121,7 @@ public struct BenchReport: Sendable {
         w.key("latency"); latency.write(&w)
         w.key("publishLag"); publishLag.write(&w)
         w.field("eventsReceived", eventsReceived)
+        w.field("eventsNotReceived", eventsNotReceived)
         w.field("holdsExpired", holdsExpired)
         w.key("expiries"); w.beginObject()
         w.field("timed", expiries.timed); w.field("maxLateMs", expiries.maxMs); w.field("late", expiries.late)

@@ -87,6 +87,12 @@ final class Driver: @unchecked Sendable {
         for u in users.indices { ready.append(u) }
     }
 
+    /// Open loop: when thread `index`'s slot `k` is due, `interval` µs being each thread's own
+    /// spacing (threads / rate): the threads' slots interleave, one every interval / threads.
+    static func slotDue(_ k: Int, thread index: Int, of threads: Int, interval: Double, from startAt: UInt64) -> UInt64 {
+        startAt + UInt64((Double(k) + Double(index) / Double(threads)) * interval)
+    }
+
     func run(context: ZMQContext, startAt: UInt64, stopAt: UInt64) throws {
         // The connections shared out among the threads, the first ones taking one more when
         // they do not divide evenly (9 over 2: 5 and 4), so the run has as many as it reports.
@@ -104,13 +110,15 @@ final class Driver: @unchecked Sendable {
         let closedLoop = options.rate == nil
         let interval = closedLoop ? 0 : 1_000_000.0 / (Double(options.rate!) / Double(options.threads))
         // Open loop: this thread's share of the run's rate × duration slots, slot k due at
-        // startAt + k × interval. Counted, not found by adding the interval up until the end:
+        // startAt + (k + index / threads) × interval, so that the threads' slots interleave, one
+        // every 1/rate s (they used to coincide: with two threads, two commands at once every
+        // 2/rate s, a burstier load than the rate). Counted, not found by adding the interval up until the end:
         // the sum can land a hair short of it and make one more (3,000/s on two threads, a slot
         // every 666.67 µs, made 3,002 in a second).
         let slotsInRun = closedLoop ? 0 : Int((Double(options.rate!) * options.duration).rounded())
         let mySlots = slotsInRun / options.threads + (index < slotsInRun % options.threads ? 1 : 0)
         var slot = 0
-        func slotTime(_ k: Int) -> UInt64 { startAt + UInt64(Double(k) * interval) }
+        func slotTime(_ k: Int) -> UInt64 { Driver.slotDue(k, thread: index, of: options.threads, interval: interval, from: startAt) }
         /// When the loop must next wake to send: the next slot's time, or the run's end.
         func nextWake() -> UInt64 { slot < mySlots ? slotTime(slot) : stopAt }
         while nowMicros() < startAt { usleep(200) }
