@@ -51,6 +51,7 @@ public enum Verifier {
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.badDatabase, "no database at \(path)")
         }
+        try EventStore.inspectForReading(path: path, migrations: Projector.migrations)
         let scratchPath = scratchPath ?? Self.scratchPath()
         defer { removeScratch(scratchPath) }
         var config = Configuration()

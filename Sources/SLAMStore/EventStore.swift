@@ -118,6 +118,13 @@ public final class EventStore: @unchecked Sendable {
         return EventStore(pool: pool, path: path, storeId: storeId)
     }
 
+    /// The checks `open` makes first, for a tool that only reads the store (`slam verify`, which
+    /// said OK of a store a newer SLAM had migrated, judging its schema by this build's; audit):
+    /// refuses another application's database, a newer SLAM's store, and a path with no store.
+    public static func inspectForReading(path: String, migrations extra: [Migration] = []) throws {
+        try inspect(path: path, known: (migrations + extra).map(\.id), mustExist: true)
+    }
+
     /// Looks at an existing file before anything opens it for writing (opening a pool switches a
     /// database to WAL mode, and migrating adds tables): a database of another application (it
     /// has tables, and no record of SLAM's migrations), or one a newer SLAM has migrated (a

@@ -24,6 +24,22 @@ struct VerifyTests {
         #expect(report.rows.values.reduce(0, +) > 50)
     }
 
+    /// It said OK of one, judging its schema by this build's (audit); `serve` and `rebuild` refuse it.
+    @Test("refuses a store a newer SLAM has migrated, as the server and the rebuild do")
+    func newerStore() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let queue = try DatabaseQueue(path: copy)
+        try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations VALUES ('9999_from_the_future')") }
+        try queue.close()
+        #expect {
+            _ = try Verifier.run(path: copy)
+        } throws: { error in
+            (error as? StoreError)?.code == .badDatabase && "\(error)".contains("9999_from_the_future")
+        }
+    }
+
     @Test("a doubled seat: two live reservations on one seat, though the read models match the log")
     func doubledSeat() throws {
         let f = try Fixture.get()
