@@ -33,10 +33,10 @@ struct InvariantCheck {
         var liveSeat: [Int64: String] = [:]
         var confirmedSeats = Set<Int64>()
         for (i, userId) in userIds.enumerated() {
-            guard let balance = field(users[i], "balance", of: userId, into: &report)?.int64Value else { continue }
+            guard let balance = field(users[i], "balance", of: userId, into: &report, as: \.int64Value) else { continue }
             if balance < 0 { report.violations.append("user \(userId): balance \(balance) below 0") }
             guard let entries = try history(userId, firstPage: firstPages[i], into: &report),
-                  let list = field(reservations[i], "reservations", of: userId, into: &report)?.arrayValue else { continue }
+                  let list = field(reservations[i], "reservations", of: userId, into: &report, as: \.arrayValue) else { continue }
             if list.count >= Self.listLimit {
                 report.violations.append("user \(userId): \(list.count) reservations, more than ListReservations shows; "
                                          + "not checked (run with more --users or a shorter --duration)")
@@ -86,7 +86,10 @@ struct InvariantCheck {
                 report.statusCounts[status, default: 0] += 1
                 guard status == "HELD" || status == "CONFIRMED" else { continue }
                 for n in r["seatNumbers"]?.arrayValue ?? [] {
-                    guard let seat = n.int64Value else { continue }
+                    guard let seat = n.int64Value else {
+                        report.violations.append("reservation \(rid): not checked, a seat number that is not an integer")
+                        continue
+                    }
                     if let other = liveSeat[seat] {
                         report.violations.append("seat \(seat): live in both \(other) and \(rid)")
                     }
@@ -99,10 +102,14 @@ struct InvariantCheck {
             }
         }
         let map = try client.call("GetSeatMap", ["scheduleId": .string(scheduleId)], timeoutMs: 30_000)
-        guard let seats = field(map, "seats", of: "schedule \(scheduleId)", into: &report)?.arrayValue else { return report }
+        guard let seats = field(map, "seats", of: "schedule \(scheduleId)", into: &report, as: \.arrayValue) else { return report }
         var sold = Set<Int64>()
         for seat in seats where seat["status"]?.stringValue == "SOLD" {
-            if let n = seat["number"]?.int64Value { sold.insert(n) }
+            guard let n = seat["number"]?.int64Value else {
+                report.violations.append("schedule \(scheduleId): not checked, a SOLD seat whose number is not an integer")
+                continue
+            }
+            sold.insert(n)
         }
         report.soldSeats = sold.count
         report.confirmedSeats = confirmedSeats.count
@@ -113,9 +120,11 @@ struct InvariantCheck {
         return report
     }
 
-    /// The reply's `name` field, or nil with a violation when the query was refused or the field
-    /// is missing: what could not be read could not be checked.
-    private func field(_ reply: Reply, _ name: String, of subject: String, into report: inout InvariantReport) -> JSON? {
+    /// The reply's `name` field as `read` takes it (an integer, an array), or nil with a violation
+    /// when the query was refused, or the field is missing or of another type: what could not be
+    /// read could not be checked. (A field of another type was skipped silently: an audit.)
+    private func field<T>(_ reply: Reply, _ name: String, of subject: String, into report: inout InvariantReport,
+                          as read: (JSON) -> T?) -> T? {
         guard reply.ok else {
             report.violations.append("\(subject): not checked, the query was refused (\(reply.code ?? "?"))")
             return nil
@@ -124,18 +133,22 @@ struct InvariantCheck {
             report.violations.append("\(subject): not checked, the reply has no \(name)")
             return nil
         }
-        return value
+        guard let typed = read(value) else {
+            report.violations.append("\(subject): not checked, the reply's \(name) is not of the type PROTOCOL.md gives")
+            return nil
+        }
+        return typed
     }
 
     /// A user's whole point history, newest first: the first page, then pages back (`before`)
     /// while they come back full.
     private func history(_ userId: String, firstPage: Reply, into report: inout InvariantReport) throws -> [JSON]? {
-        guard var page = field(firstPage, "entries", of: userId, into: &report)?.arrayValue else { return nil }
+        guard var page = field(firstPage, "entries", of: userId, into: &report, as: \.arrayValue) else { return nil }
         var entries = page
         while page.count == Self.listLimit, let oldest = page.last?["n"]?.int64Value, oldest > 1 {
             let reply = try client.call("GetPointHistory", ["userId": .string(userId), "limit": .int(Int64(Self.listLimit)),
                                                             "before": .int(oldest)], timeoutMs: 30_000)
-            guard let next = field(reply, "entries", of: userId, into: &report)?.arrayValue else { return nil }
+            guard let next = field(reply, "entries", of: userId, into: &report, as: \.arrayValue) else { return nil }
             page = next
             entries += page
         }

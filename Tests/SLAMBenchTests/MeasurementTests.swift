@@ -1,8 +1,13 @@
 import Foundation
 @testable import SLAMBench
+import SLAMClient
 import SLAMDomain
+import SLAMJSON
 import Testing
 import ZMQ
+
+// What an audit of `slam bench`'s measurements found (2026-12-07): the publish lag's events,
+// the open loop's schedule, and the closing check's reading of replies.
 
 /// The bench's publish lag counts the run's events only, each once. It used to count the set-up's
 /// last events as well (still being published when its subscriber joined; with the relay behind at
@@ -71,5 +76,51 @@ struct OpenLoopScheduleTests {
         #expect(Set(due).count == due.count, "two slots due at once: \(due)")
         for (a, b) in zip(due, due.dropFirst()) { #expect((999...1_001).contains(b - a), "\(a) → \(b)") }
         #expect(due.first == 5_000)
+    }
+}
+
+/// The closing check against a server that answers with fields of the wrong type (another
+/// implementation, a bug): each is a violation ("not checked"), never a silent pass. A `balance`
+/// that was not an integer skipped the user, and `seats` that were not an array the whole
+/// seat-map comparison, without a word (audit).
+@Suite("slam bench's invariant check, against replies of the wrong shape")
+struct InvariantCheckShapeTests {
+    @Test func fieldsOfTheWrongTypeAreViolations() throws {
+        let context = try ZMQContext()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("shape-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let endpoint = "ipc://\(dir.path)/c"
+        let router = try context.socket(.router)
+        try router.setLinger(ms: 0)
+        try router.bind(endpoint)
+        // The bodies by query: a balance that is a string, seats that are an object.
+        let bodies = [
+            "GetUser": #"{"userId":"usr_1","name":"a","balance":"plenty"}"#,
+            "GetPointHistory": #"{"entries":[]}"#,
+            "ListReservations": #"{"reservations":[]}"#,
+            "GetSeatMap": #"{"scheduleId":"sch_1","seats":{"1":"SOLD"}}"#,
+        ]
+        let done = DispatchSemaphore(value: 0)
+        let server = Thread {
+            defer { done.signal() }
+            // Four queries: GetUser, GetPointHistory and ListReservations for the one user, then GetSeatMap.
+            for _ in 0..<4 {
+                guard let frames = try? router.receive(), frames.count == 5,
+                      let header = try? JSONParser.parse(frames[3]),
+                      let type = header["type"]?.stringValue, let id = header["requestId"]?.stringValue else { return }
+                let reply = #"{"requestId":"\#(id)","ok":true}"#
+                _ = try? router.send([frames[0], [], Array("SLAM/1".utf8), Array(reply.utf8), Array((bodies[type] ?? "{}").utf8)])
+            }
+        }
+        server.start()
+        let client = try SLAMClient(endpoint: endpoint, context: context)
+        let report = try InvariantCheck(client: client, scheduleId: "sch_1", userIds: ["usr_1"]).run()
+        done.wait()
+        client.close()
+        router.close()
+        #expect(!report.ok)
+        #expect(report.violations.contains { $0.contains("usr_1") && $0.contains("balance") }, "\(report.violations)")
+        #expect(report.violations.contains { $0.contains("sch_1") && $0.contains("seats") }, "\(report.violations)")
     }
 }
