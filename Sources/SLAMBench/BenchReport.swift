@@ -37,7 +37,7 @@ public struct BenchReport: Sendable {
     public let publishLag: LatencySummary
     /// The run's events the subscriber received and timed (those after the head at its start).
     public let eventsReceived: Int
-    /// The run's events not received within 10 s of its end: not timed, so not in `publishLag`
+    /// The run's events not received within `LagSubscriber.catchUpSeconds` of its end: not timed, so not in `publishLag`
     /// (the relay that far behind; or the subscriber missed them).
     public let eventsNotReceived: Int64
     /// `HoldExpired` events the bench's subscriber received: holds that actually expired (the
@@ -89,7 +89,7 @@ public struct BenchReport: Sendable {
                             commandsPerSecond.rounded(), o.repliesInRun, o.repliesAfterEnd, o.sent, commandsExecuted))
         lines.append("latency      " + latency.text)
         lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received"
-                     + (eventsNotReceived > 0 ? "; \(eventsNotReceived) of the run's not received within 10 s of its end, not timed" : "") + ")")
+                     + (eventsNotReceived > 0 ? "; \(eventsNotReceived) of the run's not received within \(LagSubscriber.catchUpSeconds) s of its end, not timed" : "") + ")")
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
         if expiries.timed > 0 || expiries.missing != 0 {

@@ -112,7 +112,7 @@ public final class RushBench {
         // Let the relay catch up, then stop the lag subscriber.
         let statsAfter = try client.call("GetStats")
         let head = statsAfter.body["headSeq"]?.int64Value ?? 0
-        let deadline = nowMicros() + 10_000_000
+        let deadline = nowMicros() + UInt64(LagSubscriber.catchUpSeconds) * 1_000_000
         while lag.lastSeq < head, nowMicros() < deadline { usleep(20_000) }
         lag.stop(head: head)
         walPeak = max(walPeak, statsAfter.body["walPeakBytes"]?.int64Value ?? 0)
@@ -209,12 +209,15 @@ final class LagSubscriber: @unchecked Sendable {
     /// The run's schedule: `HoldExpired` events of others (an earlier run's) are not counted.
     let scheduleId: String
     private(set) var histogram = newHistogram()
-    private(set) var received = 0
+    /// How long after the run the bench waits for the relay to publish the run's events.
+    static let catchUpSeconds = 10
     /// The run's events (after `runAfterSeq`, up to the head at its end) not received by `stop`:
     /// not timed, and so not in the figure.
     private(set) var notReceived: Int64 = 0
     /// The `seq` of each event counted, in increasing order.
     private var countedSeqs: [Int64] = []
+    /// The run's events received and timed (read after `stop`).
+    var received: Int { countedSeqs.count }
     let runAfterSeq: Int64
     private(set) var holdsExpired = 0
     private(set) var expiries = ExpiryLateness()
@@ -250,7 +253,6 @@ final class LagSubscriber: @unchecked Sendable {
                           let s = h["seq"]?.int64Value, s > (previousSeq ?? runAfterSeq) else { continue }
                     let lagMs = max(0, wallMillis() - at)
                     histogram.recordClamped(UInt64(lagMs) * 1000 + 1)
-                    received += 1
                     // A hold's expiresAt is kept until it expires, is paid for or is released, so
                     // that the map holds the live holds only, however long the run.
                     let type = h["type"]?.stringValue
