@@ -9,22 +9,32 @@ import ZMQ
 // What an audit of `slam bench`'s measurements found (2026-12-07): the publish lag's events,
 // the open loop's schedule, and the closing check's reading of replies.
 
+/// A socket of `type` bound to an `ipc://` endpoint in a new temporary folder; `remove` closes it
+/// and deletes the folder.
+private func bound(_ type: ZMQSocketType, _ context: ZMQContext) throws -> (socket: ZMQSocket, endpoint: String, remove: () -> Void) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bench-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let endpoint = "ipc://\(dir.path)/s"
+    let socket = try context.socket(type)
+    try socket.setLinger(ms: 0)
+    try socket.bind(endpoint)
+    return (socket, endpoint, { socket.close(); try? FileManager.default.removeItem(at: dir) })
+}
+
 /// The bench's publish lag counts the run's events only, each once. It used to count the set-up's
 /// last events as well (still being published when its subscriber joined; with the relay behind at
 /// the end of a large set-up, the figure was up to 60 times the run's own), duplicates twice, and
 /// to say nothing of the run's events that never came.
 @Suite("slam bench's publish-lag subscriber")
 struct LagSubscriberTests {
-    /// An XPUB, so that the test knows when the subscriber has subscribed (its subscription comes
-    /// in as a message) before it publishes.
-    private func publisher(_ context: ZMQContext) throws -> (ZMQSocket, String, URL) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lag-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let endpoint = "ipc://\(dir.path)/e"
-        let pub = try context.socket(.xpub)
-        try pub.setLinger(ms: 0)
-        try pub.bind(endpoint)
-        return (pub, endpoint, dir)
+    /// A started subscriber on an XPUB of the test's, once subscribed (its subscription has come
+    /// in as a message), so that what is published next reaches it.
+    private func subscribed(_ context: ZMQContext, runAfterSeq: Int64) throws -> (pub: ZMQSocket, lag: LagSubscriber, remove: () -> Void) {
+        let (pub, endpoint, remove) = try bound(.xpub, context)
+        let lag = LagSubscriber(endpoint: endpoint, scheduleId: "none", runAfterSeq: runAfterSeq)
+        try lag.start(context: context)
+        _ = try pub.receive()  // its subscription
+        return (pub, lag, remove)
     }
 
     private func publish(_ pub: ZMQSocket, seq: Int64) throws {
@@ -35,11 +45,8 @@ struct LagSubscriberTests {
 
     @Test func onlyTheRunsEventsCountEachOnceAndThoseThatNeverCameAreCounted() throws {
         let context = try ZMQContext()
-        let (pub, endpoint, dir) = try publisher(context)
-        defer { pub.close(); try? FileManager.default.removeItem(at: dir) }
-        let lag = LagSubscriber(endpoint: endpoint, scheduleId: "none", runAfterSeq: 3)
-        try lag.start(context: context)
-        _ = try pub.receive()  // its subscription
+        let (pub, lag, remove) = try subscribed(context, runAfterSeq: 3)
+        defer { remove() }
         // The set-up's last events (1–3), the run's (4–9), one of them again (a second delivery).
         for seq: Int64 in [1, 2, 3, 4, 5, 6, 7, 8, 6, 9] { try publish(pub, seq: seq) }
         let deadline = Date().addingTimeInterval(30)
@@ -54,11 +61,8 @@ struct LagSubscriberTests {
 
     @Test func nothingReceivedChecksNoExpiry() throws {
         let context = try ZMQContext()
-        let (pub, endpoint, dir) = try publisher(context)
-        defer { pub.close(); try? FileManager.default.removeItem(at: dir) }
-        let lag = LagSubscriber(endpoint: endpoint, scheduleId: "none", runAfterSeq: 0)
-        try lag.start(context: context)
-        _ = try pub.receive()
+        let (_, lag, remove) = try subscribed(context, runAfterSeq: 0)
+        defer { remove() }
         lag.stop(head: 4)
         #expect(lag.received == 0)
         #expect(lag.notReceived == 4)
@@ -87,13 +91,8 @@ struct OpenLoopScheduleTests {
 struct InvariantCheckShapeTests {
     @Test func fieldsOfTheWrongTypeAreViolations() throws {
         let context = try ZMQContext()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("shape-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let endpoint = "ipc://\(dir.path)/c"
-        let router = try context.socket(.router)
-        try router.setLinger(ms: 0)
-        try router.bind(endpoint)
+        let (router, endpoint, remove) = try bound(.router, context)
+        defer { remove() }
         // The bodies by query: a balance that is a string, seats that are an object.
         let bodies = [
             "GetUser": #"{"userId":"usr_1","name":"a","balance":"plenty"}"#,
@@ -118,7 +117,6 @@ struct InvariantCheckShapeTests {
         let report = try InvariantCheck(client: client, scheduleId: "sch_1", userIds: ["usr_1"]).run()
         done.wait()
         client.close()
-        router.close()
         #expect(!report.ok)
         #expect(report.violations.contains { $0.contains("usr_1") && $0.contains("balance") }, "\(report.violations)")
         #expect(report.violations.contains { $0.contains("sch_1") && $0.contains("seats") }, "\(report.violations)")
