@@ -13,7 +13,9 @@ public struct LatencySummary: Sendable {
         p90 = count == 0 ? 0 : ms(h.valueAtPercentile(90))
         p99 = count == 0 ? 0 : ms(h.valueAtPercentile(99))
         p999 = count == 0 ? 0 : ms(h.valueAtPercentile(99.9))
-        max = count == 0 ? 0 : ms(h.max)
+        // The largest value recorded, not the top of its bucket (`max`, up to 0.1% above it:
+        // "p99.9 77.00 max 77.06" for one value).
+        max = count == 0 ? 0 : ms(h.maxRecorded)
     }
 
     var text: String { String(format: "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms", p50, p90, p99, p999, max) }
@@ -95,7 +97,7 @@ public struct BenchReport: Sendable {
         if expiries.timed > 0 || expiries.missing != 0 {
             let missing = expiries.missing.map { "\($0) due more than \(ExpiryLateness.limitMs) ms before the last event and not recorded" }
                 ?? "holds left unrecorded not checked: the subscriber missed events"
-            lines.append("expiries     \(expiries.timed) of the run's holds expired (HoldExpired after their SeatsHeld), recorded at most \(expiries.maxMs) ms after their expiresAt, \(expiries.late) more than \(ExpiryLateness.limitMs) ms after; \(missing)")
+            lines.append("expiries     \(expiries.timed) of the run's holds expired (HoldExpired after their SeatsHeld), recorded at most \(expiries.maxMs) ms after their expiresAt, \(expiries.late) more than \(ExpiryLateness.limitMs) ms after, \(expiries.early) at or before it; \(missing)")
         }
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
         lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply within \(String(format: "%g", options.replyTimeout)) s \(o.timedOut) (sent again, the same bytes; second replies \(o.duplicateReplies)), no reply \(o.noReply), replies dropped by the server \(repliesDropped), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
@@ -125,6 +127,7 @@ public struct BenchReport: Sendable {
         w.field("holdsExpired", holdsExpired)
         w.key("expiries"); w.beginObject()
         w.field("timed", expiries.timed); w.field("maxLateMs", expiries.maxMs); w.field("late", expiries.late)
+        w.field("early", expiries.early)
         // `missing` only when checked (the subscriber missed no event).
         if let missing = expiries.missing { w.field("missing", missing) }
         w.endObject()

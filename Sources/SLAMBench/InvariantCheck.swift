@@ -48,12 +48,25 @@ struct InvariantCheck {
             // was cancelled.
             var sum: Int64 = 0
             var used: [String: [Int64]] = [:], refunded: [String: [Int64]] = [:]
-            var misnumbered = false
+            var misnumbered = false, malformed = false
             for (k, e) in entries.reversed().enumerated() {
                 let amount = e["amount"]?.int64Value ?? 0
-                switch e["kind"]?.stringValue {
-                case "USE": sum -= amount; if let r = e["reservationId"]?.stringValue { used[r, default: []].append(amount) }
-                case "REFUND": sum += amount; if let r = e["reservationId"]?.stringValue { refunded[r, default: []].append(amount) }
+                let kind = e["kind"]?.stringValue, reservationId = e["reservationId"]?.stringValue
+                // PROTOCOL.md: a positive amount whose sign the kind gives; points move for a
+                // reservation only with its id. An entry otherwise cannot be checked (a USE of no
+                // reservation would take points no reservation accounts for, unnoticed), so it is
+                // a violation, the first only.
+                if !malformed, !(amount > 0) || !["CHARGE", "USE", "REFUND"].contains(kind ?? "")
+                    || (kind != "CHARGE" && reservationId == nil) {
+                    malformed = true
+                    report.violations.append("user \(userId): history entry \(k + 1) not checked, "
+                                             + "\(e["amount"].map { "amount \($0.serialized)" } ?? "no amount"), "
+                                             + "kind \(e["kind"]?.serialized ?? "missing"), "
+                                             + "reservationId \(e["reservationId"]?.serialized ?? "missing")")
+                }
+                switch kind {
+                case "USE": sum -= amount; if let r = reservationId { used[r, default: []].append(amount) }
+                case "REFUND": sum += amount; if let r = reservationId { refunded[r, default: []].append(amount) }
                 default: sum += amount
                 }
                 if !misnumbered, e["n"]?.int64Value != Int64(k + 1) || e["balance"]?.int64Value != sum {

@@ -156,9 +156,19 @@ public struct ExpiryLateness: Sendable {
     public var late = 0
     public var lateExamples: [(reservationId: String, ms: Int64)] = []
 
+    /// Those recorded at or before their `expiresAt`, while the hold could still be paid for
+    /// (the server expires a hold only once its `expiresAt` has passed: `expires_at < now`), the
+    /// first few. Such an expiry took seats and a payment from a hold that was still good.
+    public var early = 0
+    public var earlyExamples: [(reservationId: String, ms: Int64)] = []
+
     mutating func record(_ reservationId: String, lateMs: Int64) {
         timed += 1
         maxMs = max(maxMs, lateMs)
+        if lateMs <= 0 {
+            early += 1
+            if earlyExamples.count < 20 { earlyExamples.append((reservationId, lateMs)) }
+        }
         if lateMs > Self.limitMs {
             late += 1
             if lateExamples.count < 20 { lateExamples.append((reservationId, lateMs)) }
@@ -188,6 +198,11 @@ public struct ExpiryLateness: Sendable {
             out.append("\(late) hold expiries recorded more than \(Self.limitMs) ms after their expiresAt (DESIGN.md invariant 8), "
                        + "the latest \(maxMs) ms after")
             out += lateExamples.map { "hold \($0.reservationId) expired \($0.ms) ms after its expiresAt" }
+        }
+        if early > 0 {
+            out.append("\(early) hold expiries recorded at or before their expiresAt, while the hold could still be paid for "
+                       + "(DESIGN.md invariant 8)")
+            out += earlyExamples.map { "hold \($0.reservationId) expired \(-$0.ms) ms before its expiresAt" }
         }
         if let missing, missing > 0 {
             out.append("\(missing) holds not recorded as expired (nor paid for or released) more than \(Self.limitMs) ms after their "

@@ -28,4 +28,20 @@ struct ExpiryCheckTests {
         #expect(report.invariants?.violations.contains { $0.contains("not recorded as expired") } == true,
                 "\(report.invariants?.violations ?? [])")
     }
+
+    /// The server expires a hold once its `expiresAt` has passed; one recorded at that instant or
+    /// before took a hold that could still be paid for. The check used to time only lateness.
+    @Test func anExpiryRecordedAtOrBeforeItsExpiresAtIsAViolation() {
+        var e = ExpiryLateness()
+        e.record("res_on_time", lateMs: 180)
+        e.record("res_late", lateMs: 1_400)
+        #expect(e.early == 0 && e.late == 1)
+        e.record("res_at", lateMs: 0)
+        e.record("res_before", lateMs: -250)
+        #expect(e.timed == 4 && e.early == 2 && e.maxMs == 1_400)
+        #expect(e.violations.contains("2 hold expiries recorded at or before their expiresAt, while the hold could still be paid for "
+                                      + "(DESIGN.md invariant 8)"), "\(e.violations)")
+        #expect(e.violations.contains("hold res_before expired 250 ms before its expiresAt"), "\(e.violations)")
+        #expect(e.violations.contains("hold res_at expired 0 ms before its expiresAt"), "\(e.violations)")
+    }
 }
