@@ -49,11 +49,13 @@ public struct BenchReport: Sendable {
     /// How late those expiries were recorded (invariant 8; a violation when `verify` is on).
     public let expiries: ExpiryLateness
     public let walPeakBytes: Int64
-    public let commandsExecuted: Int64
+    /// Commands the server executed during the run (GetStats); nil when it stopped answering.
+    public let commandsExecuted: Int64?
     /// GetStats `repliesDropped` during the run: replies the server did not send (PROTOCOL's
     /// "exactly one reply" broken for a client gone, or past the replies the server keeps for
     /// clients that do not read).
-    public let repliesDropped: Int64
+    /// Nil when the server stopped answering.
+    public let repliesDropped: Int64?
     /// The server's settings, from GetStats (nil from a server that does not say).
     public let synchronous: String?
     public let groupCommit: Bool?
@@ -65,6 +67,9 @@ public struct BenchReport: Sendable {
     /// Open loop: commands sent later than scheduled because no simulated user was ready, or
     /// never sent: the offered rate was not met on time.
     public var offeredRateMissed: Bool { options.rate != nil && (outcomes.starved > 0 || outcomes.notSent > 0) }
+    /// The server did not answer GetStats after the run (it stopped, or hung): its counts and the
+    /// invariants are missing, and `slam bench` exits 2.
+    public var serverStoppedAnswering: Bool { commandsExecuted == nil }
     public var ok: Bool { invariants?.ok ?? true }
 
     public var text: String {
@@ -83,12 +88,17 @@ public struct BenchReport: Sendable {
             lines.append("warning      offered rate not met: \(o.starved - starvedNeverSent) commands sent late (no simulated user free; their latency counts from when they were due), \(o.notSent) never sent (\(starvedNeverSent) with no user free, \(o.unreached) due before the end but not reached by the bench in time; counted at the wait they had reached); "
                          + hint)
         }
-        if eventsReceived == 0, commandsExecuted > 0 {
+        if serverStoppedAnswering {
+            lines.append("warning      the server stopped answering: no reply to GetStats after the run (did it stop?); what only it "
+                         + "can say, the commands it executed, the replies it dropped and the invariants, is missing")
+        }
+        if eventsReceived == 0, let commandsExecuted, commandsExecuted > 0 {
             lines.append("warning      no event came from \(options.events) while the server executed commands: publish lag and expiries "
                          + "were not measured (is --events the server's event endpoint?)")
         }
-        lines.append(String(format: "commands/s   %.0f  (%d replies in the run, %d after its end, %d sent, %lld executed by the server)",
-                            commandsPerSecond.rounded(), o.repliesInRun, o.repliesAfterEnd, o.sent, commandsExecuted))
+        lines.append(String(format: "commands/s   %.0f  (%d replies in the run, %d after its end, %d sent, ",
+                            commandsPerSecond.rounded(), o.repliesInRun, o.repliesAfterEnd, o.sent)
+                     + "\(commandsExecuted.map(String.init) ?? "?") executed by the server)")
         lines.append("latency      " + latency.text)
         lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received"
                      + (eventsNotReceived > 0 ? "; \(eventsNotReceived) of the run's not received within \(LagSubscriber.catchUpSeconds) s of its end, not timed" : "") + ")")
@@ -100,10 +110,12 @@ public struct BenchReport: Sendable {
             lines.append("expiries     \(expiries.timed) of the run's holds expired (HoldExpired after their SeatsHeld), recorded at most \(expiries.maxMs) ms after their expiresAt, \(expiries.late) more than \(ExpiryLateness.limitMs) ms after, \(expiries.early) at or before it; \(missing)")
         }
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
-        lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply within \(String(format: "%g", options.replyTimeout)) s \(o.timedOut) (sent again, the same bytes; second replies \(o.duplicateReplies)), no reply \(o.noReply), replies dropped by the server \(repliesDropped), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
+        lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply within \(String(format: "%g", options.replyTimeout)) s \(o.timedOut) (sent again, the same bytes; second replies \(o.duplicateReplies)), no reply \(o.noReply), replies dropped by the server \(repliesDropped.map(String.init) ?? "?"), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
         if let inv = invariants {
             lines.append("invariants   \(inv.ok ? "OK" : "VIOLATED"): \(inv.usersChecked) users' balances equal their history, points used once per paid reservation and refunded once per cancelled one; \(inv.soldSeats) seats SOLD = \(inv.confirmedSeats) seats in confirmed reservations, none in two; reservations by status \(inv.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
             for v in inv.violations.prefix(20) { lines.append("  violation: " + v) }
+        } else if serverStoppedAnswering, options.verify {
+            lines.append("invariants   not checked: the server stopped answering")
         }
         return lines.joined(separator: "\n")
     }
@@ -132,8 +144,10 @@ public struct BenchReport: Sendable {
         if let missing = expiries.missing { w.field("missing", missing) }
         w.endObject()
         w.field("walPeakBytes", walPeakBytes)
-        w.field("commandsExecuted", commandsExecuted)
-        w.field("repliesDropped", repliesDropped)
+        // The server's counts only from a server that answered after the run.
+        w.field("serverStoppedAnswering", serverStoppedAnswering)
+        if let commandsExecuted { w.field("commandsExecuted", commandsExecuted) }
+        if let repliesDropped { w.field("repliesDropped", repliesDropped) }
         if let synchronous { w.field("synchronous", synchronous) }
         if let groupCommit { w.field("groupCommit", groupCommit) }
         w.field("offeredRateMissed", offeredRateMissed)

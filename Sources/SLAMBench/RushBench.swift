@@ -109,17 +109,26 @@ public final class RushBench {
             outcomes.add(d.outcomes)
             histogram.add(d.histogram)
         }
-        // Let the relay catch up, then stop the lag subscriber.
-        let statsAfter = try client.call("GetStats")
-        let head = statsAfter.body["headSeq"]?.int64Value ?? 0
+        // Let the relay catch up, then stop the lag subscriber. A server that no longer answers
+        // (it died during the run) still gets the report of what was measured, without what only
+        // it could say (its counts, the invariants), where the whole report used to be lost.
+        let statsAfter: Reply?
+        do {
+            statsAfter = try client.call("GetStats")
+        } catch let error as ClientError where error.timedOut {
+            log("slam bench: the server stopped answering (\(error)); reporting what was measured, without the invariants")
+            statsAfter = nil
+        }
+        let head = statsAfter?.body["headSeq"]?.int64Value ?? lag.lastSeq
         let deadline = nowMicros() + UInt64(LagSubscriber.catchUpSeconds) * 1_000_000
-        while lag.lastSeq < head, nowMicros() < deadline { usleep(20_000) }
+        while statsAfter != nil, lag.lastSeq < head, nowMicros() < deadline { usleep(20_000) }
         lag.stop(head: head)
-        walPeak = max(walPeak, statsAfter.body["walPeakBytes"]?.int64Value ?? 0)
+        walPeak = max(walPeak, statsAfter?.body["walPeakBytes"]?.int64Value ?? 0)
 
         // `repliesDropped` counts from the server process's start: lower at the end than at the start,
         // the server restarted during the run, and what it counts is what the new process dropped.
-        func grew(_ name: String) -> Int64 {
+        func grew(_ name: String) -> Int64? {
+            guard let statsAfter else { return nil }
             let before = statsBefore.body[name]?.int64Value ?? 0, after = statsAfter.body[name]?.int64Value ?? 0
             return after >= before ? after - before : after
         }
@@ -131,7 +140,7 @@ public final class RushBench {
                                  commandsExecuted: grew("commands"), repliesDropped: grew("repliesDropped"),
                                  synchronous: statsBefore.body["synchronous"]?.stringValue,
                                  groupCommit: statsBefore.body["groupCommit"]?.boolValue)
-        if options.verify {
+        if options.verify, statsAfter != nil {
             log("checking invariants through the server…")
             report.invariants = try InvariantCheck(client: client, scheduleId: scheduleId, userIds: userIds).run()
             report.invariants?.violations += lag.expiries.violations

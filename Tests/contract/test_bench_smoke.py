@@ -50,6 +50,7 @@ def check(result, out):
     assert report["synchronous"] == "FULL" and report["groupCommit"] is True
     assert "server       synchronous FULL, group commit on" in result.stdout, result.stdout
     assert report["outcomes"]["noReply"] == 0 and report["repliesDropped"] == 0
+    assert report["serverStoppedAnswering"] is False
     assert report["outcomes"]["replies"] == report["outcomes"]["sent"]
     return report
 
@@ -113,3 +114,42 @@ def test_an_expiry_recorded_more_than_a_second_late_is_a_violation():
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0
+
+
+def test_a_server_that_dies_during_the_run_still_gets_a_report():
+    """The server killed (SIGKILL) early in the run: the bench's requests go unanswered to the
+    end of its drain, and its GetStats after the run too. It used to exit 2 with one line and no
+    report; it now reports what it measured (its replies, latencies counting the unanswered
+    commands, the events it received), says the server stopped answering, leaves out what only
+    the server could give (its counts, the invariants), writes the JSON, and exits 2."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, commands, events = start_server(tmp)
+        try:
+            out = os.path.join(tmp, "dead.json")
+            bench = subprocess.Popen([SLAM, "bench", "--server", commands, "--events", events, "--seats", "300",
+                                      "--users", "120", "--duration", "3", "--rate", "300", "--reply-timeout", "0.5",
+                                      "--json", out],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # The first progress line comes about 0.8 s into the run, replies already counted.
+            for line in bench.stderr:
+                if "replies" in line:
+                    break
+            proc.kill()
+            proc.wait(timeout=60)
+            stdout, stderr = bench.communicate(timeout=300)
+            assert bench.returncode == 2, stdout + stderr
+            assert "the server stopped answering" in stdout, stdout
+            assert "invariants   not checked: the server stopped answering" in stdout, stdout
+            assert "? executed by the server" in stdout and "replies dropped by the server ?" in stdout, stdout
+            with open(out) as f:
+                report = json.load(f)
+            assert report["serverStoppedAnswering"] is True
+            assert "invariants" not in report and "commandsExecuted" not in report and "repliesDropped" not in report
+            assert report["outcomes"]["replies"] > 0, report["outcomes"]
+            # The commands the dead server never answered count, at the wait they reached.
+            assert report["outcomes"]["noReply"] > 0, report["outcomes"]
+            assert report["latency"]["count"] == report["outcomes"]["replies"] + report["outcomes"]["noReply"] \
+                + report["outcomes"]["notSent"], report
+        finally:
+            if proc.poll() is None:
+                proc.kill()
