@@ -156,9 +156,14 @@ public final class Subscriber {
     public private(set) var knownHeadSeq: Int64 = 0
     public private(set) var stats = SubscriberStats()
 
-    /// Called, on the thread that runs the subscriber, each time a `ReadEvents` call got no
-    /// answer in time and is about to be asked again (the server may be down or restarting).
+    /// Called, on the thread that runs the subscriber, once for each `ReadEvents` call still
+    /// without an answer after `noAnswerNoticeMs` (the server may be down, restarting or not
+    /// there at all). The call goes on waiting until `requestTimeoutMs`, then is asked again.
     public var noAnswer: (() -> Void)?
+    /// How long a `ReadEvents` call waits before `noAnswer` is called: a second, so that `slam
+    /// subscribe` started against no server says so at once; it used to say it only when the call
+    /// was asked again, 5 s or more after the start.
+    public var noAnswerNoticeMs = 1000
 
     /// With nothing from the PUB socket for this long (no event and no heartbeat, which the relay
     /// sends every second), the subscriber catches up through `ReadEvents` every
@@ -524,20 +529,26 @@ public final class Subscriber {
             }
             stats.readEventsCalls += 1
             let id = try client.send("ReadEvents", .object(body))
-            let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(min(max(0, requestTimeoutMs), 86_400_000)) * 1_000_000
+            let sent = DispatchTime.now().uptimeNanoseconds
+            let deadline = sent + UInt64(min(max(0, requestTimeoutMs), 86_400_000)) * 1_000_000
+            var notice: UInt64? = sent + UInt64(min(max(0, noAnswerNoticeMs), 86_400_000)) * 1_000_000
             var reply: Reply?
             while reply == nil {
                 if stop() { return nil }
                 let now = DispatchTime.now().uptimeNanoseconds
+                if let at = notice, now >= at {
+                    notice = nil
+                    noAnswer?()
+                }
                 if now >= deadline { break }
-                let wait = min(pollTimeoutMs, max(1, Int((deadline - now) / 1_000_000)))
+                let wait = min(pollTimeoutMs, max(1, Int((min(deadline, notice ?? deadline) - now) / 1_000_000)))
                 if let r = try client.receive(timeoutMs: wait), r.requestId == id { reply = r }
             }
             guard let reply else {
                 // No answer: the server may be restarting. Remake the socket (a fresh
                 // connection, no stale replies) and ask again.
                 stats.retries += 1
-                noAnswer?()
+                if notice != nil { noAnswer?() }
                 client.close()
                 self.client = nil
                 continue

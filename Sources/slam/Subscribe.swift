@@ -41,7 +41,7 @@ struct Subscribe: ParsableCommand {
             refused, but a file of one category's events restarted for all is not noticed.
 
             It waits for a server that is not up yet, busy or stopping (saying so once on \
-            stderr); a reply that is not SLAM/1 ends it at once. With nothing from --events for \
+            stderr, a second after its first request unanswered); a reply that is not SLAM/1 ends it at once. With nothing from --events for \
             3 s, not even the heartbeat the server publishes every second (a wrong or unreachable \
             endpoint), it says so on stderr and reads the events through ReadEvents every second \
             until messages come again, which it also says (once each way per silence). An endpoint that is not \
@@ -149,7 +149,7 @@ struct Subscribe: ParsableCommand {
         defer { subscriber.close() }
         var told = false
         subscriber.noAnswer = { [server] in
-            if !told { note("no answer from \(server) yet (is a SLAM server running there?); asking again") }
+            if !told { note("no answer from \(server) yet (is a SLAM server running there?); still asking") }
             told = true
         }
         // A wrong --events gets nothing, not even the heartbeat: said, and the events are read

@@ -349,6 +349,26 @@ struct SubscriberTests {
         }
     }
 
+    @Test("a ReadEvents without an answer is said after noAnswerNoticeMs, while the call still waits")
+    func noAnswerIsSaidBeforeTheCallIsAskedAgain() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("no-answer-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // No server at either endpoint. The call waits an hour before it is asked again: a notice
+        // while no retry has been counted came from the wait itself (`slam subscribe` used to say
+        // "no answer" only at the retry, 5 s or more after its start).
+        let subscriber = try Subscriber(commandsEndpoint: "ipc://\(dir.path)/commands",
+                                        eventsEndpoint: "ipc://\(dir.path)/events", afterSeq: 0)
+        defer { subscriber.close() }
+        subscriber.requestTimeoutMs = 3_600_000
+        subscriber.noAnswerNoticeMs = 50
+        var told = 0
+        subscriber.noAnswer = { told += 1 }
+        try subscriber.run(until: { told > 0 }) { _ in Issue.record("no server, no event") }
+        #expect(told == 1)
+        #expect(subscriber.stats.retries == 0 && subscriber.stats.readEventsCalls == 1)
+    }
+
     @Test("a silence ends with the PUB's next message, said once each way")
     func silenceEndsWithAMessage() throws {
         try withServer { server in
