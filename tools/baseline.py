@@ -38,6 +38,11 @@ def run(label, serve_args, bench_args):
         sys.exit(f"slam bench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]} (kept for a look: {server.dir})")
     with open(out) as f:
         report = json.load(f)
+    if report.get("serverStoppedAnswering") or done.returncode not in (0, 1):
+        # A report of what was measured, from a server that stopped answering (exit 2): not a run
+        # to compare, and its store is kept for a look.
+        sys.exit(f"{label}: slam bench exit {done.returncode}: "
+                 f"{report.get('serverStoppedAnsweringError', done.stderr.strip()[-2000:])} (kept for a look: {server.dir})")
     want = "--no-group-commit" not in serve_args
     if report.get("groupCommit") is not want or report.get("synchronous") != sync_of(serve_args):
         sys.exit(f"{label}: the server reports groupCommit={report.get('groupCommit')}, "

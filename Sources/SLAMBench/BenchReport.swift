@@ -67,10 +67,15 @@ public struct BenchReport: Sendable {
     /// Open loop: commands sent later than scheduled because no simulated user was ready, or
     /// never sent: the offered rate was not met on time.
     public var offeredRateMissed: Bool { options.rate != nil && (outcomes.starved > 0 || outcomes.notSent > 0) }
-    /// The server did not answer GetStats after the run (it stopped, or hung): its counts and the
-    /// invariants are missing, and `slam bench` exits 2.
-    public var serverStoppedAnswering: Bool { commandsExecuted == nil }
-    public var ok: Bool { invariants?.ok ?? true }
+    /// What happened when the server stopped answering after the run began (no GetStats after
+    /// it, or no answer to the invariant check's queries), nil when it did not: its counts, or
+    /// the invariants, are then missing, and `slam bench` exits 2 (1 if a violation was found
+    /// all the same, by the subscriber's expiry checks).
+    public var serverStoppedAnswering: String?
+    /// An invariant found violated (through the server, or by the subscriber's expiry checks).
+    public var violated: Bool { !(invariants?.ok ?? true) }
+    /// The run was made, reported whole, and nothing was violated.
+    public var ok: Bool { !violated && serverStoppedAnswering == nil }
 
     public var text: String {
         let o = outcomes
@@ -88,9 +93,10 @@ public struct BenchReport: Sendable {
             lines.append("warning      offered rate not met: \(o.starved - starvedNeverSent) commands sent late (no simulated user free; their latency counts from when they were due), \(o.notSent) never sent (\(starvedNeverSent) with no user free, \(o.unreached) due before the end but not reached by the bench in time; counted at the wait they had reached); "
                          + hint)
         }
-        if serverStoppedAnswering {
-            lines.append("warning      the server stopped answering: no reply to GetStats after the run (did it stop?); what only it "
-                         + "can say, the commands it executed, the replies it dropped and the invariants, is missing")
+        if let stopped = serverStoppedAnswering {
+            lines.append("warning      \(stopped); what only the server can say"
+                         + (commandsExecuted == nil ? ", the commands it executed, the replies it dropped" : "")
+                         + (options.verify ? " and the invariants" : "") + ", is missing")
         }
         if eventsReceived == 0, let commandsExecuted, commandsExecuted > 0 {
             lines.append("warning      no event came from \(options.events) while the server executed commands: publish lag and expiries "
@@ -111,11 +117,13 @@ public struct BenchReport: Sendable {
         }
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
         lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply within \(String(format: "%g", options.replyTimeout)) s \(o.timedOut) (sent again, the same bytes; second replies \(o.duplicateReplies)), no reply \(o.noReply), replies dropped by the server \(repliesDropped.map(String.init) ?? "?"), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
-        if let inv = invariants {
+        if let inv = invariants, !inv.checkedThroughServer {
+            lines.append("invariants   not checked through the server: it stopped answering; the subscriber's expiry checks "
+                         + (inv.ok ? "found nothing wrong" : "VIOLATED"))
+            for v in inv.violations.prefix(20) { lines.append("  violation: " + v) }
+        } else if let inv = invariants {
             lines.append("invariants   \(inv.ok ? "OK" : "VIOLATED"): \(inv.usersChecked) users' balances equal their history, points used once per paid reservation and refunded once per cancelled one; \(inv.soldSeats) seats SOLD = \(inv.confirmedSeats) seats in confirmed reservations, none in two; reservations by status \(inv.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
             for v in inv.violations.prefix(20) { lines.append("  violation: " + v) }
-        } else if serverStoppedAnswering, options.verify {
-            lines.append("invariants   not checked: the server stopped answering")
         }
         return lines.joined(separator: "\n")
     }
@@ -145,7 +153,8 @@ public struct BenchReport: Sendable {
         w.endObject()
         w.field("walPeakBytes", walPeakBytes)
         // The server's counts only from a server that answered after the run.
-        w.field("serverStoppedAnswering", serverStoppedAnswering)
+        w.field("serverStoppedAnswering", serverStoppedAnswering != nil)
+        if let serverStoppedAnswering { w.field("serverStoppedAnsweringError", serverStoppedAnswering) }
         if let commandsExecuted { w.field("commandsExecuted", commandsExecuted) }
         if let repliesDropped { w.field("repliesDropped", repliesDropped) }
         if let synchronous { w.field("synchronous", synchronous) }
@@ -169,7 +178,8 @@ public struct BenchReport: Sendable {
         w.endObject()
         if let inv = invariants {
             w.key("invariants"); w.beginObject()
-            w.field("ok", inv.ok); w.field("usersChecked", inv.usersChecked); w.field("soldSeats", inv.soldSeats)
+            w.field("ok", inv.ok); w.field("checkedThroughServer", inv.checkedThroughServer)
+            w.field("usersChecked", inv.usersChecked); w.field("soldSeats", inv.soldSeats)
             w.field("confirmedSeats", inv.confirmedSeats)
             w.key("statusCounts"); w.beginObject()
             for (k, v) in inv.statusCounts.sorted(by: { $0.key < $1.key }) { w.field(k, v) }

@@ -170,6 +170,9 @@ struct InvariantCheck {
 }
 
 public struct InvariantReport: Sendable {
+    /// False when the server stopped answering before its queries could be made: only the
+    /// subscriber's expiry checks are then in `violations`.
+    public var checkedThroughServer = true
     public var usersChecked = 0
     public var soldSeats = 0
     public var confirmedSeats = 0

@@ -116,40 +116,64 @@ def test_an_expiry_recorded_more_than_a_second_late_is_a_violation():
             assert proc.wait(timeout=60) == 0
 
 
+def run_and_kill(tmp, when):
+    """Starts a server and a short bench run against it, SIGKILLs the server when the bench's
+    stderr has a line containing `when`, and returns the bench's result and its JSON report."""
+    proc, commands, events = start_server(tmp)
+    out = os.path.join(tmp, "dead.json")
+    bench = subprocess.Popen([SLAM, "bench", "--server", commands, "--events", events, "--seats", "300",
+                              "--users", "120", "--duration", "3", "--rate", "300", "--reply-timeout", "0.5",
+                              "--json", out],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in bench.stderr:
+            if when in line:
+                break
+        proc.kill()
+        proc.wait(timeout=60)
+        stdout, stderr = bench.communicate(timeout=300)
+    finally:
+        for p in (bench, proc):
+            if p.poll() is None:
+                p.kill()
+    with open(out) as f:
+        return bench.returncode, stdout, stderr, json.load(f)
+
+
 def test_a_server_that_dies_during_the_run_still_gets_a_report():
-    """The server killed (SIGKILL) early in the run: the bench's requests go unanswered to the
-    end of its drain, and its GetStats after the run too. It used to exit 2 with one line and no
-    report; it now reports what it measured (its replies, latencies counting the unanswered
-    commands, the events it received), says the server stopped answering, leaves out what only
-    the server could give (its counts, the invariants), writes the JSON, and exits 2."""
+    """The server killed (SIGKILL) early in the run (the first progress line comes about 0.8 s
+    in, replies already counted): the bench's requests go unanswered to the end of its drain,
+    and its GetStats after the run too. It used to exit 2 with one line and no report; it now
+    reports what it measured (its replies, latencies counting the unanswered commands, the
+    events it received), says the server stopped answering, leaves out what only the server
+    could give (its counts, the invariants), writes the JSON, and exits 2."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc, commands, events = start_server(tmp)
-        try:
-            out = os.path.join(tmp, "dead.json")
-            bench = subprocess.Popen([SLAM, "bench", "--server", commands, "--events", events, "--seats", "300",
-                                      "--users", "120", "--duration", "3", "--rate", "300", "--reply-timeout", "0.5",
-                                      "--json", out],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            # The first progress line comes about 0.8 s into the run, replies already counted.
-            for line in bench.stderr:
-                if "replies" in line:
-                    break
-            proc.kill()
-            proc.wait(timeout=60)
-            stdout, stderr = bench.communicate(timeout=300)
-            assert bench.returncode == 2, stdout + stderr
-            assert "the server stopped answering" in stdout, stdout
-            assert "invariants   not checked: the server stopped answering" in stdout, stdout
-            assert "? executed by the server" in stdout and "replies dropped by the server ?" in stdout, stdout
-            with open(out) as f:
-                report = json.load(f)
-            assert report["serverStoppedAnswering"] is True
-            assert "invariants" not in report and "commandsExecuted" not in report and "repliesDropped" not in report
-            assert report["outcomes"]["replies"] > 0, report["outcomes"]
-            # The commands the dead server never answered count, at the wait they reached.
-            assert report["outcomes"]["noReply"] > 0, report["outcomes"]
-            assert report["latency"]["count"] == report["outcomes"]["replies"] + report["outcomes"]["noReply"] \
-                + report["outcomes"]["notSent"], report
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+        code, stdout, stderr, report = run_and_kill(tmp, "replies")
+        assert code == 2, stdout + stderr
+        assert "the server stopped answering after the run: no reply to GetStats" in stdout, stdout
+        assert "invariants   not checked through the server: it stopped answering; the subscriber's expiry checks " \
+            "found nothing wrong" in stdout, stdout
+        assert "? executed by the server" in stdout and "replies dropped by the server ?" in stdout, stdout
+        assert report["serverStoppedAnswering"] is True and "no reply to GetStats" in report["serverStoppedAnsweringError"]
+        assert "commandsExecuted" not in report and "repliesDropped" not in report
+        assert report["invariants"]["checkedThroughServer"] is False and report["invariants"]["usersChecked"] == 0
+        assert report["outcomes"]["replies"] > 0, report["outcomes"]
+        # The commands the dead server never answered count, at the wait they reached.
+        assert report["outcomes"]["noReply"] > 0, report["outcomes"]
+        assert report["latency"]["count"] == report["outcomes"]["replies"] + report["outcomes"]["noReply"] \
+            + report["outcomes"]["notSent"], report
+
+
+def test_a_server_that_dies_during_the_invariant_check_still_gets_a_report():
+    """The server killed as the bench begins its closing check, after it answered the GetStats
+    that ends the run: the check's queries go unanswered (30 s), and the report, with the
+    server's counts, says the check could not be made (exit 2; it used to exit 2 with one
+    line)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        code, stdout, stderr, report = run_and_kill(tmp, "checking invariants")
+        assert code == 2, stdout + stderr
+        assert "the server stopped answering during the invariant check: " in stdout, stdout
+        assert "invariants   not checked through the server" in stdout, stdout
+        assert report["serverStoppedAnswering"] is True
+        assert report["commandsExecuted"] == report["outcomes"]["sent"], report
+        assert report["invariants"]["checkedThroughServer"] is False
