@@ -52,8 +52,10 @@ struct InvariantCheck {
             for (k, e) in entries.reversed().enumerated() {
                 let amount = e["amount"]?.int64Value ?? 0
                 let kind = e["kind"]?.stringValue, reservationId = e["reservationId"]?.stringValue
-                // PROTOCOL.md: a positive amount whose sign the kind gives; points move for a
-                // reservation only with its id. An entry otherwise cannot be checked (a USE of no
+                // PROTOCOL.md: a positive amount whose sign the kind gives (GetPointHistory); a
+                // USE or REFUND is the projection of `PointsUsed` or `PointsRefunded`, each with
+                // its reservationId (section 7's wallet events; GetPointHistory's `reservationId?`
+                // is for CHARGE's lack of one). An entry otherwise cannot be checked (a USE of no
                 // reservation would take points no reservation accounts for, unnoticed), so it is
                 // a violation, the first only.
                 if !malformed, !(amount > 0) || !["CHARGE", "USE", "REFUND"].contains(kind ?? "")
