@@ -49,12 +49,13 @@ public struct BenchReport: Sendable {
     /// How late those expiries were recorded (invariant 8; a violation when `verify` is on).
     public let expiries: ExpiryLateness
     public let walPeakBytes: Int64
-    /// Commands the server executed during the run (GetStats); nil when it stopped answering.
+    /// Commands the server executed during the run (GetStats); nil when GetStats after the run
+    /// got no answer, or only refusals (`serverStoppedAnswering`).
     public let commandsExecuted: Int64?
     /// GetStats `repliesDropped` during the run: replies the server did not send (PROTOCOL's
     /// "exactly one reply" broken for a client gone, or past the replies the server keeps for
     /// clients that do not read).
-    /// Nil when the server stopped answering.
+    /// Nil as `commandsExecuted` is.
     public let repliesDropped: Int64?
     /// The server's settings, from GetStats (nil from a server that does not say).
     public let synchronous: String?
@@ -94,9 +95,12 @@ public struct BenchReport: Sendable {
                          + hint)
         }
         if let stopped = serverStoppedAnswering {
-            lines.append("warning      \(stopped); what only the server can say"
-                         + (commandsExecuted == nil ? ", the commands it executed, the replies it dropped" : "")
-                         + (options.verify ? " and the invariants" : "") + ", is missing")
+            var missing: [String] = []
+            if commandsExecuted == nil { missing += ["the commands it executed", "the replies it dropped"] }
+            if invariants?.checkedThroughServer == false { missing.append("the invariants checked through it") }
+            let list = missing.count < 2 ? missing.joined()
+                : missing.dropLast().joined(separator: ", ") + " and " + missing.last!
+            lines.append("warning      \(stopped)" + (missing.isEmpty ? "" : "; missing what only the server can say: " + list))
         }
         if eventsReceived == 0, let commandsExecuted, commandsExecuted > 0 {
             lines.append("warning      no event came from \(options.events) while the server executed commands: publish lag and expiries "
@@ -118,7 +122,7 @@ public struct BenchReport: Sendable {
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
         lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply within \(String(format: "%g", options.replyTimeout)) s \(o.timedOut) (sent again, the same bytes; second replies \(o.duplicateReplies)), no reply \(o.noReply), replies dropped by the server \(repliesDropped.map(String.init) ?? "?"), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
         if let inv = invariants, !inv.checkedThroughServer {
-            lines.append("invariants   not checked through the server: it stopped answering; the subscriber's expiry checks "
+            lines.append("invariants   not checked through the server (see the warning above); the subscriber's expiry checks "
                          + (inv.ok ? "found nothing wrong" : "VIOLATED"))
             for v in inv.violations.prefix(20) { lines.append("  violation: " + v) }
         } else if let inv = invariants {

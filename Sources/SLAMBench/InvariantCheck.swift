@@ -172,8 +172,8 @@ struct InvariantCheck {
 }
 
 public struct InvariantReport: Sendable {
-    /// False when the server stopped answering before its queries could be made: only the
-    /// subscriber's expiry checks are then in `violations`.
+    /// False when the server did not answer GetStats after the run, or stopped answering the
+    /// check's queries: only the subscriber's expiry checks are then in `violations`.
     public var checkedThroughServer = true
     public var usersChecked = 0
     public var soldSeats = 0

@@ -112,7 +112,7 @@ public final class RushBench {
         // Let the relay catch up, then stop the lag subscriber. A server that no longer answers
         // (it died during the run) still gets the report of what was measured, without what only
         // it could say (its counts, the invariants), where the whole report used to be lost.
-        let (statsAfter, noStats) = statsAfterRun(client)
+        let (statsAfter, noStats) = try statsAfterRun(client)
         if let noStats { log("slam bench: \(noStats); reporting what was measured\(options.verify ? ", without the invariants" : "")") }
         let head = statsAfter?.body["headSeq"]?.int64Value ?? lag.lastSeq
         let deadline = nowMicros() + UInt64(LagSubscriber.catchUpSeconds) * 1_000_000
@@ -141,7 +141,7 @@ public final class RushBench {
                 log("checking invariants through the server…")
                 do {
                     report.invariants = try InvariantCheck(client: client, scheduleId: scheduleId, userIds: userIds).run()
-                } catch {
+                } catch let error as ClientError {
                     // Answered GetStats, then stopped answering the check's queries.
                     log("slam bench: the invariant check could not be made (\(error)); reporting what was measured")
                     report.serverStoppedAnswering = "the server stopped answering during the invariant check: \(error)"
@@ -154,20 +154,23 @@ public final class RushBench {
         return report
     }
 
-    /// GetStats after the run, asked again for up to 5 s while refused (`OVERLOADED`, a busy
+    /// GetStats after the run, asked again for up to 5 s while refused `OVERLOADED` (a busy
     /// server); nil, with what happened, from a server that does not answer (it stopped, or
-    /// hung) or keeps refusing: its counts are then unknown, not 0.
-    private func statsAfterRun(_ client: SLAMClient) -> (Reply?, String?) {
+    /// hung) or refuses it: its counts are then unknown, not 0. Other errors (a reply that is
+    /// not SLAM/1) are thrown, as before.
+    private func statsAfterRun(_ client: SLAMClient) throws -> (Reply?, String?) {
         let until = nowMicros() + 5_000_000
         while true {
             let reply: Reply
             do {
                 reply = try client.call("GetStats")
-            } catch {
-                return (nil, "the server stopped answering after the run: \(error)")
+            } catch let error as ClientError where error.timedOut {
+                return (nil, "the server did not answer GetStats after the run: \(error)")
             }
             if reply.ok { return (reply, nil) }
-            if nowMicros() >= until { return (nil, "the server refused GetStats after the run: \(reply.code ?? "?")") }
+            if reply.code != "OVERLOADED" || nowMicros() >= until {
+                return (nil, "the server refused GetStats after the run: \(reply.code ?? "?")")
+            }
             usleep(100_000)
         }
     }

@@ -531,7 +531,7 @@ public final class Subscriber {
             let id = try client.send("ReadEvents", .object(body))
             let sent = DispatchTime.now().uptimeNanoseconds
             let deadline = sent + UInt64(min(max(0, requestTimeoutMs), 86_400_000)) * 1_000_000
-            var notice: UInt64? = sent + UInt64(min(max(0, noAnswerNoticeMs), 86_400_000)) * 1_000_000
+            var notice: UInt64? = sent + UInt64(min(max(1, noAnswerNoticeMs), 86_400_000)) * 1_000_000
             var reply: Reply?
             while reply == nil {
                 if stop() { return nil }

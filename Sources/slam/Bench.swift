@@ -16,7 +16,8 @@ struct Bench: ParsableCommand {
             the invariants through the server. Exit status 1 when an invariant is violated, 2 when the run \
             could not be made (no server, a refused set-up) or its --json file not written, and 2 when the \
             server stopped answering after the run began (the report of what was measured is still printed and \
-            written, without the server's counts and the invariants).
+            written, without what the server did not answer: its counts, the invariants; 1 if the subscriber's \
+            expiry checks found a violation all the same).
             """
     )
 

@@ -147,9 +147,10 @@ struct Subscribe: ParsableCommand {
                                         afterSeq: from.seq, afterCategorySeq: from.categorySeq, storeId: from.storeId,
                                         receiveHighWaterMark: rcvhwm)
         defer { subscriber.close() }
+        // Said once per outage: an event delivered since means the server answered.
         var told = false
         subscriber.noAnswer = { [server] in
-            if !told { note("no answer from \(server) yet (is a SLAM server running there?); still asking") }
+            if !told { note("no answer from \(server) within a second (is a SLAM server running there, or is it that busy?); still asking") }
             told = true
         }
         // A wrong --events gets nothing, not even the heartbeat: said, and the events are read
@@ -168,6 +169,7 @@ struct Subscribe: ParsableCommand {
         var line: [UInt8] = []
         do {
             try subscriber.run(until: { stopFlag.isSet || (untilSeq.map { subscriber.checkpoint >= $0 } ?? false) }) { event in
+                told = false
                 // A page of ReadEvents may run past --until-seq: the events beyond it are not written.
                 if let untilSeq, event.seq > untilSeq { return }
                 // A signal during a page of a catch-up stops before the next event, not at the page's end.

@@ -354,13 +354,14 @@ struct SubscriberTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("no-answer-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        // No server at either endpoint. The call waits an hour before it is asked again: a notice
+        // No server at either endpoint. The call waits 3 s before it is asked again: a notice
         // while no retry has been counted came from the wait itself (`slam subscribe` used to say
-        // "no answer" only at the retry, 5 s or more after its start).
+        // "no answer" only at the retry, 5 s or more after its start: here, after 3 s, with a
+        // retry counted).
         let subscriber = try Subscriber(commandsEndpoint: "ipc://\(dir.path)/commands",
                                         eventsEndpoint: "ipc://\(dir.path)/events", afterSeq: 0)
         defer { subscriber.close() }
-        subscriber.requestTimeoutMs = 3_600_000
+        subscriber.requestTimeoutMs = 3_000
         subscriber.noAnswerNoticeMs = 50
         var told = 0
         subscriber.noAnswer = { told += 1 }

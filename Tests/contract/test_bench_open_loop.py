@@ -106,10 +106,10 @@ def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=No
             router.send_multipart(heapq.heappop(due)[2])
 
 
-def run_against_fake(args, during=None, server_fn=None, **server):
-    """Runs `slam bench` (no invariant check) against the fake server (`fake_server`, or
-    `server_fn` with the same arguments); returns its JSON report and its output.
-    `during(process)` runs while it does."""
+def run_against_fake(args, during=None, server_fn=None, verify=False, code=0, **server):
+    """Runs `slam bench` (no invariant check, unless `verify`) against the fake server
+    (`fake_server`, or `server_fn` with the same arguments); returns its JSON report and its
+    output, the bench having exited with `code`. `during(process)` runs while it does."""
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
     pub = ctx.socket(zmq.PUB)
@@ -124,12 +124,13 @@ def run_against_fake(args, during=None, server_fn=None, **server):
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "report.json")
             proc = subprocess.Popen([SLAM, "bench", "--server", f"tcp://127.0.0.1:{commands_port}",
-                                     "--events", f"tcp://127.0.0.1:{events_port}", "--no-verify", "--json", out, *args],
+                                     "--events", f"tcp://127.0.0.1:{events_port}",
+                                     *([] if verify else ["--no-verify"]), "--json", out, *args],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             if during:
                 during(proc)
             stdout, stderr = proc.communicate(timeout=120)
-            assert proc.returncode == 0, stdout + stderr
+            assert proc.returncode == code, stdout + stderr
             with open(out) as f:
                 return json.load(f), stdout
     finally:
@@ -286,3 +287,45 @@ def test_the_open_loop_offers_rate_times_duration_commands():
     report, _ = run_against_fake(["--seats", "1000", "--users", "200", "--rate", "3000", "--duration", "1"], delay=0)
     o = report["outcomes"]
     assert o["sent"] + o["notSent"] == 3000, o
+
+
+def requests(router, stop):
+    """Each request a fake server's ROUTER receives until `stop` is set: (peer, header bytes,
+    body bytes)."""
+    poller = zmq.Poller()
+    poller.register(router, zmq.POLLIN)
+    while not stop.is_set():
+        if poller.poll(20):
+            peer, _empty, _proto, header, body = router.recv_multipart()
+            yield peer, header, body
+
+
+def mute_at_the_check(router, stop):
+    """Answers every request ok, with the ids the bench reads, until the first GetUser (the
+    bench's closing check); from then on, nothing."""
+    n = 0
+    muted = False
+    for peer, header, body in requests(router, stop):
+        h = json.loads(header)
+        n += 1
+        muted = muted or h["type"] == "GetUser"
+        if not muted:
+            router.send_multipart(reply_frames(peer, ok_header(h, n), result_for(h["type"], n)))
+
+
+def test_a_server_that_stops_answering_at_the_invariant_check_still_gets_a_report():
+    """A server that answers the run and the GetStats after it, then none of the closing
+    check's queries (30 s, the check's wait): the report of what was measured comes all the
+    same, with the server's counts, saying the check could not be made through it; exit 2. It
+    used to exit 2 with one line and no report."""
+    report, stdout = run_against_fake(["--rate", "100", "--duration", "1", "--seats", "40", "--users", "20",
+                                       "--connections", "2"],
+                                      server_fn=mute_at_the_check, verify=True, code=2)
+    assert "warning      the server stopped answering during the invariant check: " in stdout, stdout
+    assert "missing what only the server can say: the invariants checked through it" in stdout, stdout
+    assert "invariants   not checked through the server (see the warning above)" in stdout, stdout
+    assert report["serverStoppedAnswering"] is True
+    assert "invariant check" in report["serverStoppedAnsweringError"]
+    assert report["invariants"]["checkedThroughServer"] is False and report["invariants"]["ok"] is True
+    assert report["outcomes"]["replies"] == report["outcomes"]["sent"] > 0, report["outcomes"]
+    assert "commandsExecuted" in report and "repliesDropped" in report

@@ -5,9 +5,8 @@ status query without a reply is sent again, the same bytes, after `--reply-timeo
 import json
 import time
 
-import zmq
 
-from test_bench_open_loop import ok_header, reply_frames, result_for, run_against_fake
+from test_bench_open_loop import ok_header, reply_frames, requests, result_for, run_against_fake
 
 
 def queue_server(router, stop, log, unanswered_first_poll=False):
@@ -15,12 +14,7 @@ def queue_server(router, stop, log, unanswered_first_poll=False):
     second status query on. `log` collects (time, type, header, body) of every request."""
     n = 0
     polls = {}
-    poller = zmq.Poller()
-    poller.register(router, zmq.POLLIN)
-    while not stop.is_set():
-        if not poller.poll(20):
-            continue
-        peer, empty, proto, header, body = router.recv_multipart()
+    for peer, header, body in requests(router, stop):
         h, b = json.loads(header), json.loads(body)
         n += 1
         t = h["type"]
