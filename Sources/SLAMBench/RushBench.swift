@@ -89,8 +89,18 @@ public final class RushBench {
         var walPeak: Int64 = 0
         var last = 0
         var lastTime = startAt
+        // A server restarted during the run: GetStats `batches` counts from the process's start,
+        // so it goes down (the set-up alone made thousands of batches).
+        var lastBatches = statsBefore.body["batches"]?.int64Value
+        var restarted = false
+        func sawBatches(_ batches: Int64?) {
+            guard let batches else { return }
+            if let lastBatches, batches < lastBatches { restarted = true }
+            lastBatches = batches
+        }
         while group.wait(timeout: .now() + 1) == .timedOut {
             let stats = try? client.call("GetStats", timeoutMs: 2000)
+            if stats?.ok == true { sawBatches(stats?.body["batches"]?.int64Value) }
             walPeak = max(walPeak, stats?.body["walPeakBytes"]?.int64Value ?? 0)
             if options.progress {
                 let done = progress.total, t = nowMicros()
@@ -114,6 +124,7 @@ public final class RushBench {
         // it could say (its counts, the invariants), where the whole report used to be lost.
         let (statsAfter, noStats) = try statsAfterRun(client)
         if let noStats { log("slam bench: \(noStats); reporting what was measured\(options.verify ? ", without the invariants" : "")") }
+        sawBatches(statsAfter?.body["batches"]?.int64Value)
         let head = statsAfter?.body["headSeq"]?.int64Value ?? lag.lastSeq
         let deadline = nowMicros() + UInt64(LagSubscriber.catchUpSeconds) * 1_000_000
         while statsAfter != nil, lag.lastSeq < head, nowMicros() < deadline { usleep(20_000) }
@@ -136,6 +147,8 @@ public final class RushBench {
                                  synchronous: statsBefore.body["synchronous"]?.stringValue,
                                  groupCommit: statsBefore.body["groupCommit"]?.boolValue)
         report.serverStoppedAnswering = noStats
+        report.serverRestarted = restarted
+        if restarted { log("slam bench: the server restarted during the run; late or missing expiries are not held against it") }
         if options.verify {
             if noStats == nil {
                 log("checking invariants through the server…")
@@ -149,7 +162,7 @@ public final class RushBench {
             }
             // What the subscriber found is reported whatever the server did.
             if report.invariants == nil { report.invariants = InvariantReport(checkedThroughServer: false) }
-            report.invariants?.violations += lag.expiries.violations
+            report.invariants?.violations += lag.expiries.violations(serverRestarted: restarted)
         }
         return report
     }
@@ -229,9 +242,15 @@ public struct ExpiryLateness: Sendable {
     }
 
     /// The violations to report: the counts, and the first few holds of each.
-    var violations: [String] {
+    var violations: [String] { violations(serverRestarted: false) }
+
+    /// The same, for a run during which the server restarted: DESIGN.md invariant 8 holds
+    /// expiries to the second only while the server runs (after a restart the overdue ones are
+    /// recorded at once), and the bench cannot tell which expiries its restart recorded, so late
+    /// and missing ones are not held against it; early ones still are (never allowed).
+    func violations(serverRestarted: Bool) -> [String] {
         var out: [String] = []
-        if late > 0 {
+        if late > 0, !serverRestarted {
             out.append("\(late) hold expiries recorded more than \(Self.limitMs) ms after their expiresAt (DESIGN.md invariant 8), "
                        + "the latest \(maxMs) ms after")
             out += lateExamples.map { "hold \($0.reservationId) expired \($0.ms) ms after its expiresAt" }
@@ -243,7 +262,7 @@ public struct ExpiryLateness: Sendable {
                 "hold \($0.reservationId) expired " + ($0.ms == 0 ? "at its expiresAt" : "\(-$0.ms) ms before its expiresAt")
             }
         }
-        if let missing, missing > 0 {
+        if let missing, missing > 0, !serverRestarted {
             out.append("\(missing) holds not recorded as expired (nor paid for or released) more than \(Self.limitMs) ms after their "
                        + "expiresAt, by the last event received (DESIGN.md invariant 8)")
             out += missingExamples.map { "hold \($0) not recorded as expired" }
