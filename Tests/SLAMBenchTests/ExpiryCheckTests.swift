@@ -39,10 +39,10 @@ struct ExpiryCheckTests {
         e.record("res_at", lateMs: 0)
         e.record("res_before", lateMs: -250)
         #expect(e.timed == 4 && e.early == 2 && e.maxMs == 1_400)
-        #expect(e.violations.contains("2 hold expiries recorded at or before their expiresAt, while the hold could still be paid for "
-                                      + "(DESIGN.md invariant 8; Schemas/README.md choice 34)"), "\(e.violations)")
-        #expect(e.violations.contains("hold res_before expired 250 ms before its expiresAt"), "\(e.violations)")
-        #expect(e.violations.contains("hold res_at expired at its expiresAt"), "\(e.violations)")
+        #expect(e.violations().contains("2 hold expiries recorded at or before their expiresAt, while the hold could still be paid for "
+                                      + "(DESIGN.md invariant 8; Schemas/README.md choice 34)"), "\(e.violations())")
+        #expect(e.violations().contains("hold res_before expired 250 ms before its expiresAt"), "\(e.violations())")
+        #expect(e.violations().contains("hold res_at expired at its expiresAt"), "\(e.violations())")
         // The latest of expiries all early is the latest of them, not 0.
         var allEarly = ExpiryLateness()
         allEarly.record("res_a", lateMs: -30)
