@@ -40,8 +40,9 @@ public struct BenchReport: Sendable {
     /// The run's events the subscriber received and timed (those after the head at its start).
     public let eventsReceived: Int
     /// The run's events not received within `LagSubscriber.catchUpSeconds` of its end: not timed, so not in `publishLag`
-    /// (the relay that far behind; or the subscriber missed them).
-    public let eventsNotReceived: Int64
+    /// (the relay that far behind; or the subscriber missed them). Nil, unknown, when the server
+    /// did not answer after the run (the log's head at the end is the server's to say).
+    public let eventsNotReceived: Int64?
     /// `HoldExpired` events the bench's subscriber received: holds that actually expired (the
     /// abandoned ones do only if the server's hold time, `slam serve --hold-ttl`, is shorter than
     /// the run).
@@ -119,13 +120,17 @@ public struct BenchReport: Sendable {
                      + "\(commandsExecuted.map(String.init) ?? "?") executed by the server)")
         lines.append("latency      " + latency.text)
         lines.append("publish lag  " + publishLag.text + "  (\(eventsReceived) events received"
-                     + (eventsNotReceived > 0 ? "; \(eventsNotReceived) of the run's not received within \(LagSubscriber.catchUpSeconds) s of its end, not timed" : "") + ")")
+                     + (eventsNotReceived.map { $0 > 0 ? "; \($0) of the run's not received within \(LagSubscriber.catchUpSeconds) s of its end, not timed" : "" }
+                        ?? "; how many of the run's were not received is unknown: the server did not say its last") + ")")
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
         if expiries.timed > 0 || expiries.missing != 0 {
+            // `maxMs` is negative when every one was recorded before its `expiresAt` (all early).
+            let latest = expiries.maxMs >= 0 ? "recorded at most \(expiries.maxMs) ms after their expiresAt"
+                : "every one recorded before its expiresAt, the latest \(-expiries.maxMs) ms before"
             let missing = expiries.missing.map { "\($0) due more than \(ExpiryLateness.limitMs) ms before the last event and not recorded" }
                 ?? "holds left unrecorded not checked: the subscriber missed events"
-            lines.append("expiries     \(expiries.timed) of the run's holds expired (HoldExpired after their SeatsHeld), recorded at most \(expiries.maxMs) ms after their expiresAt, \(expiries.late) more than \(ExpiryLateness.limitMs) ms after, \(expiries.early) at or before it; \(missing)")
+            lines.append("expiries     \(expiries.timed) of the run's holds expired (HoldExpired after their SeatsHeld), \(latest), \(expiries.late) more than \(ExpiryLateness.limitMs) ms after, \(expiries.early) at or before it; \(missing)")
         }
         if options.queue { lines.append("queue        joins \(o.joined) (waiting \(o.waiting)), status polls (GetQueueStatus, not counted as commands) \(o.polls), leaves \(o.left), token rejections \(o.queueRejections)") }
         lines.append("errors       OVERLOADED \(o.overloaded) (sent again, same key and body), no reply within \(String(format: "%g", options.replyTimeout)) s \(o.timedOut) (sent again, the same bytes; second replies \(o.duplicateReplies)), no reply \(o.noReply), replies dropped by the server \(repliesDropped.map(String.init) ?? "?"), other \(o.otherErrors)\(o.errorCodes.isEmpty ? "" : " \(o.errorCodes)")")
@@ -155,7 +160,8 @@ public struct BenchReport: Sendable {
         w.key("latency"); latency.write(&w)
         w.key("publishLag"); publishLag.write(&w)
         w.field("eventsReceived", eventsReceived)
-        w.field("eventsNotReceived", eventsNotReceived)
+        // Only when known: the log's head at the end comes from the server.
+        if let eventsNotReceived { w.field("eventsNotReceived", eventsNotReceived) }
         w.field("holdsExpired", holdsExpired)
         w.key("expiries"); w.beginObject()
         w.field("timed", expiries.timed); w.field("maxLateMs", expiries.maxMs); w.field("late", expiries.late)

@@ -125,18 +125,22 @@ public final class RushBench {
         let (statsAfter, noStats) = try statsAfterRun(client)
         if let noStats { log("slam bench: \(noStats); reporting what was measured\(options.verify ? ", without the invariants" : "")") }
         sawBatches(statsAfter?.body["batches"]?.int64Value)
-        let head = statsAfter?.body["headSeq"]?.int64Value ?? lag.lastSeq
+        // The log's head at the end only from a server that answered: without it, how many of the
+        // run's events the subscriber missed is unknown (it used to be counted against the last
+        // one received, and so said 0).
+        let head = statsAfter?.body["headSeq"]?.int64Value
         let deadline = nowMicros() + UInt64(LagSubscriber.catchUpSeconds) * 1_000_000
-        while statsAfter != nil, lag.lastSeq < head, nowMicros() < deadline { usleep(20_000) }
+        while let head, lag.lastSeq < head, nowMicros() < deadline { usleep(20_000) }
         lag.stop(head: head)
         walPeak = max(walPeak, statsAfter?.body["walPeakBytes"]?.int64Value ?? 0)
 
-        // `repliesDropped` counts from the server process's start: lower at the end than at the start,
-        // the server restarted during the run, and what it counts is what the new process dropped.
+        // The server's counts are from its process's start: after a restart during the run (seen by
+        // `batches`, or by the count itself going down) what they say is what the new process did.
+        // It used to go by the count alone, and so took the old process's count off the new one's.
         func grew(_ name: String) -> Int64? {
             guard let statsAfter else { return nil }
             let before = statsBefore.body[name]?.int64Value ?? 0, after = statsAfter.body[name]?.int64Value ?? 0
-            return after >= before ? after - before : after
+            return restarted || after < before ? after : after - before
         }
         var report = BenchReport(options: opts, setupSeconds: setupSeconds, seconds: elapsed, outcomes: outcomes,
                                  latency: LatencySummary(histogram), publishLag: LatencySummary(lag.histogram),
@@ -283,8 +287,8 @@ final class LagSubscriber: @unchecked Sendable {
     /// How long after the run the bench waits for the relay to publish the run's events.
     static let catchUpSeconds = 10
     /// The run's events (after `runAfterSeq`, up to the head at its end) not received by `stop`:
-    /// not timed, and so not in the figure.
-    private(set) var notReceived: Int64 = 0
+    /// not timed, and so not in the figure. Nil when the head is unknown (the server stopped answering).
+    private(set) var notReceived: Int64? = 0
     /// The `seq` of each event counted, in increasing order.
     private var countedSeqs: [Int64] = []
     /// The run's events received and timed (read after `stop`).
@@ -356,12 +360,14 @@ final class LagSubscriber: @unchecked Sendable {
     /// Stops the subscriber, `head` being the log's head at the run's end; then checks the holds
     /// left live (`ExpiryLateness.checkUnrecorded`; not checked when nothing came, where it used to
     /// report none missing).
-    func stop(head: Int64) {
+    func stop(head: Int64?) {
         stopFlag.set(true)
         done.wait()
         // Counted in increasing order: those up to `head` are a prefix.
-        let throughHead = countedSeqs.lastIndex { $0 <= head }.map { $0 + 1 } ?? 0
-        notReceived = max(0, head - runAfterSeq - Int64(throughHead))
+        notReceived = head.map { head in
+            let throughHead = countedSeqs.lastIndex { $0 <= head }.map { $0 + 1 } ?? 0
+            return max(0, head - runAfterSeq - Int64(throughHead))
+        }
         expiries.checkUnrecorded(holdExpiresAt, lastRecorded: lastAt, complete: gaps == 0 && received > 0)
     }
 }

@@ -48,5 +48,13 @@ struct ExpiryCheckTests {
         allEarly.record("res_a", lateMs: -30)
         allEarly.record("res_b", lateMs: -10)
         #expect(allEarly.maxMs == -10 && allEarly.early == 2)
+        // And the report says so, where it said "recorded at most -10 ms after their expiresAt".
+        let report = BenchReport(options: BenchOptions(), setupSeconds: 0, seconds: 1, outcomes: Outcomes(),
+                                 latency: LatencySummary(newHistogram()), publishLag: LatencySummary(newHistogram()),
+                                 eventsReceived: 2, eventsNotReceived: 0, holdsExpired: 2, expiries: allEarly,
+                                 walPeakBytes: 0, commandsExecuted: 2, repliesDropped: 0, synchronous: "FULL",
+                                 groupCommit: true)
+        #expect(report.text.contains("2 of the run's holds expired (HoldExpired after their SeatsHeld), every one recorded "
+                                     + "before its expiresAt, the latest 10 ms before, 0 more than"), "\(report.text)")
     }
 }

@@ -342,7 +342,8 @@ def late_expiries_server(router, stop, pub, restart):
     reservation, no seat sold). For each HoldSeats it publishes a hold of the run's schedule and
     its HoldExpired recorded 2.5 s after its expiresAt: a server more than a second late, as
     one is when a restart records the overdue expiries at once. With `restart`, GetStats says so:
-    its `batches`, counted from the process's start, go down after the first HoldSeats."""
+    its `batches`, counted from the process's start, go down after the first HoldSeats; and its
+    `repliesDropped`, 3 before, is 10 after it (the new process dropped more than the old had)."""
     n = 0
     seq = 0
     held = False
@@ -355,7 +356,8 @@ def late_expiries_server(router, stop, pub, restart):
                   "ListReservations": {"reservations": []},
                   "GetSeatMap": {"scheduleId": "sch_1", "seats": []}}.get(t) or result_for(t, n)
         if t == "GetStats":
-            result = dict(result, batches=5 if restart and held else 100_000 + n)
+            restarted = restart and held
+            result = dict(result, batches=5 if restarted else 100_000 + n, repliesDropped=10 if restarted else 3)
         if t == "HoldSeats":
             held = True
             expires = int(time.time() * 1000) - 3000
@@ -382,7 +384,10 @@ def test_late_expiries_are_not_violations_when_the_server_restarted_during_the_r
     assert report["serverRestarted"] is True
     assert report["expiries"]["late"] >= 1 and report["expiries"]["maxLateMs"] == 2500, report["expiries"]
     assert report["invariants"]["ok"] is True, report["invariants"]
+    # The new process's count, all of it: the old process's 3 are not taken off (they were).
+    assert report["repliesDropped"] == 10, report
     report, stdout = run_against_fake(args, server_fn=late_expiries_server, verify=True, code=1, with_pub=True,
                                       restart=False)
     assert report["serverRestarted"] is False and report["expiries"]["late"] >= 1, report
+    assert report["repliesDropped"] == 0, report
     assert any("more than 1000 ms after their expiresAt" in v for v in report["invariants"]["violations"]), report
