@@ -134,20 +134,22 @@ public final class RushBench {
         lag.stop(head: head)
         walPeak = max(walPeak, statsAfter?.body["walPeakBytes"]?.int64Value ?? 0)
 
-        // The server's counts are from its process's start: after a restart during the run (seen by
-        // `batches`, or by the count itself going down) what they say is what the new process did.
-        // It used to go by the count alone, and so took the old process's count off the new one's.
-        func grew(_ name: String) -> Int64? {
+        // How much a GetStats count grew over the run. `commands` counts from the store's creation,
+        // so across a restart too. `repliesDropped` counts from the process's start: after a restart
+        // during the run (seen by `batches`, or by the count itself going down) what it says is what
+        // the new process dropped; it used to go by the count alone, and so took the old process's
+        // count off the new one's.
+        func grew(_ name: String, fromProcessStart: Bool = false) -> Int64? {
             guard let statsAfter else { return nil }
             let before = statsBefore.body[name]?.int64Value ?? 0, after = statsAfter.body[name]?.int64Value ?? 0
-            return restarted || after < before ? after : after - before
+            return fromProcessStart && (restarted || after < before) ? after : after - before
         }
         var report = BenchReport(options: opts, setupSeconds: setupSeconds, seconds: elapsed, outcomes: outcomes,
                                  latency: LatencySummary(histogram), publishLag: LatencySummary(lag.histogram),
                                  eventsReceived: lag.received, eventsNotReceived: lag.notReceived,
                                  holdsExpired: lag.holdsExpired, expiries: lag.expiries,
                                  walPeakBytes: walPeak,
-                                 commandsExecuted: grew("commands"), repliesDropped: grew("repliesDropped"),
+                                 commandsExecuted: grew("commands"), repliesDropped: grew("repliesDropped", fromProcessStart: true),
                                  synchronous: statsBefore.body["synchronous"]?.stringValue,
                                  groupCommit: statsBefore.body["groupCommit"]?.boolValue)
         report.serverStoppedAnswering = noStats
