@@ -542,7 +542,8 @@ def test_full_flow(sock):
     assert ok(sock, "GetSeatMap", {"scheduleId": sid, "section": " S\t"}) == section_s
     # a section filter follows the names' rule: an unknown section has no seats, an empty or
     # blank name, or one over 100 characters, is BAD_REQUEST (the schema says the same)
-    assert ok(sock, "GetSeatMap", {"scheduleId": sid, "section": "T"})["seats"] == []
+    unknown = ok(sock, "GetSeatMap", {"scheduleId": sid, "section": "T"})
+    assert unknown["seats"] == [] and (unknown["available"], unknown["held"], unknown["sold"]) == (0, 0, 0), unknown
     for bad in ["", " \t", "x" * 101]:
         assert S.errors("requests/GetSeatMap.json", {"scheduleId": sid, "section": bad})
         e = err(sock, "GetSeatMap", {"scheduleId": sid, "section": bad}, "BAD_REQUEST")
@@ -1348,6 +1349,13 @@ def test_a_header_beyond_the_readers_limits_still_has_its_request_id_echoed(sock
         sock.send_multipart([b"", PROTO, header, b"{}"])
         r = check_reply(recv_frames(sock), None)
         assert r.body["code"] == "BAD_REQUEST" and "requestId" not in r.header, (header, r)
+    # A whole object followed by something else is refused for what follows it, and its object
+    # read (Schemas/README.md choice 23): its requestId is echoed.
+    for header in (b'{"type":"GetStats","requestId":"r2"}x', b'{"type":"GetStats","requestId":"r2"} {}'):
+        sock.send_multipart([b"", PROTO, header, b"{}"])
+        r = check_reply(recv_frames(sock), None)
+        assert r.body["code"] == "BAD_REQUEST" and r.body["details"] == {"field": "header"}, (header, r)
+        assert "unexpected data after the JSON value" in r.body["message"] and r.header.get("requestId") == "r2", r
     still_serving(sock)
 
 
