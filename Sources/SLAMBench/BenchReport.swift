@@ -78,6 +78,10 @@ public struct BenchReport: Sendable {
     /// start, went down): late and missing expiries are then not violations (DESIGN.md
     /// invariant 8 exempts those its restart recorded, which the bench cannot single out).
     public var serverRestarted = false
+    /// The CPUs the bench may run on (its affinity when it started: `taskset -c 0 slam bench`
+    /// gives [0]), and how many the machine has online; [] and 0 when unknown (not Linux).
+    public var benchCPUs: [Int] = []
+    public var onlineCPUs = 0
     /// An invariant found violated (through the server, or by the subscriber's expiry checks).
     public var violated: Bool { !(invariants?.ok ?? true) }
     /// The run was made, reported whole, and nothing was violated.
@@ -90,6 +94,12 @@ public struct BenchReport: Sendable {
             ?? "closed loop, \(options.connections) connections x \(options.inFlight) in flight"
         lines.append("SLAM rush: \(options.seats) seats, \(options.users) users\(options.queue ? ", waiting queue" : ""), \(mode), \(String(format: "%.1f", seconds)) s (set-up \(String(format: "%.1f", setupSeconds)) s)")
         lines.append("server       synchronous \(synchronous ?? "?"), group commit \(groupCommit.map { $0 ? "on" : "off" } ?? "?")")
+        if !benchCPUs.isEmpty {
+            let cpus = benchCPUs.count == onlineCPUs ? "any of the \(onlineCPUs) CPUs online"
+                : (benchCPUs.count == 1 ? "CPU " : "CPUs ") + benchCPUs.map(String.init).joined(separator: ",")
+                    + " of the \(onlineCPUs) online"
+            lines.append("bench        may run on \(cpus)")
+        }
         if offeredRateMissed {
             // Starved slots were sent late or never; unreached ones never, and not for want of a user.
             let starvedNeverSent = o.notSent - o.unreached
@@ -178,6 +188,8 @@ public struct BenchReport: Sendable {
         if let repliesDropped { w.field("repliesDropped", repliesDropped) }
         if let synchronous { w.field("synchronous", synchronous) }
         if let groupCommit { w.field("groupCommit", groupCommit) }
+        w.key("benchCPUs"); w.beginArray(); for cpu in benchCPUs { w.value(Int64(cpu)) }; w.endArray()
+        w.field("onlineCPUs", onlineCPUs)
         w.field("offeredRateMissed", offeredRateMissed)
         w.key("outcomes"); w.beginObject()
         for (k, v) in [("sent", o.sent), ("replies", o.replies), ("holdsWon", o.holdsWon), ("seatUnavailable", o.seatUnavailable),

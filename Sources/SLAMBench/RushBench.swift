@@ -16,6 +16,9 @@ public final class RushBench {
     }
 
     public func run() throws -> BenchReport {
+        // Where the bench may run (`taskset -c 0 slam bench` keeps it off the server's writer's
+        // CPU), read before any thread starts: each thread it starts inherits it.
+        let benchCPUs = CPUPinning.allowedCPUs
         let context = try ZMQContext()
         defer { context.terminate() }
         let client = try SLAMClient(endpoint: options.server, context: context)
@@ -153,6 +156,8 @@ public final class RushBench {
                                  synchronous: statsBefore.body["synchronous"]?.stringValue,
                                  groupCommit: statsBefore.body["groupCommit"]?.boolValue)
         report.serverStoppedAnswering = noStats
+        report.benchCPUs = benchCPUs
+        report.onlineCPUs = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         report.serverRestarted = restarted
         if restarted { log("slam bench: the server restarted during the run; late or missing expiries are not held against it") }
         if options.verify {

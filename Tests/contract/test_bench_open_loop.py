@@ -106,10 +106,11 @@ def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=No
             router.send_multipart(heapq.heappop(due)[2])
 
 
-def run_against_fake(args, during=None, server_fn=None, verify=False, code=0, **server):
-    """Runs `slam bench` (no invariant check, unless `verify`) against the fake server
-    (`fake_server`, or `server_fn` with the same arguments); returns its JSON report and its
-    output, the bench having exited with `code`. `during(process)` runs while it does."""
+def run_against_fake(args, during=None, server_fn=None, verify=False, code=0, prefix=(), **server):
+    """Runs `slam bench` (no invariant check, unless `verify`; under `prefix`, a command such as
+    `taskset -c 0`) against the fake server (`fake_server`, or `server_fn` with the same
+    arguments); returns its JSON report and its output, the bench having exited with `code`.
+    `during(process)` runs while it does."""
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
     pub = ctx.socket(zmq.PUB)
@@ -125,7 +126,7 @@ def run_against_fake(args, during=None, server_fn=None, verify=False, code=0, **
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "report.json")
-            proc = subprocess.Popen([SLAM, "bench", "--server", f"tcp://127.0.0.1:{commands_port}",
+            proc = subprocess.Popen([*prefix, SLAM, "bench", "--server", f"tcp://127.0.0.1:{commands_port}",
                                      "--events", f"tcp://127.0.0.1:{events_port}",
                                      *([] if verify else ["--no-verify"]), "--json", out, *args],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -289,6 +290,21 @@ def test_the_open_loop_offers_rate_times_duration_commands():
     report, _ = run_against_fake(["--seats", "1000", "--users", "200", "--rate", "3000", "--duration", "1"], delay=0)
     o = report["outcomes"]
     assert o["sent"] + o["notSent"] == 3000, o
+
+
+def test_the_report_says_which_cpus_the_bench_may_run_on():
+    """The bench's placement is part of how a figure was made (`taskset -c 0 slam bench`, README
+    Performance): the report gives the CPUs it started with and how many are online."""
+    args = ["--seats", "100", "--users", "20", "--rate", "200", "--duration", "0.3"]
+    mine = sorted(os.sched_getaffinity(0))
+    online = os.sysconf("SC_NPROCESSORS_ONLN")
+    report, stdout = run_against_fake(args, delay=0)
+    assert report["benchCPUs"] == mine and report["onlineCPUs"] == online, report
+    if len(mine) == online:
+        assert f"bench        may run on any of the {online} CPUs online" in stdout, stdout
+    report, stdout = run_against_fake(args, delay=0, prefix=["taskset", "-c", str(mine[0])])
+    assert report["benchCPUs"] == [mine[0]] and report["onlineCPUs"] == online, report
+    assert f"bench        may run on CPU {mine[0]} of the {online} online" in stdout, stdout
 
 
 def requests(router, stop):
