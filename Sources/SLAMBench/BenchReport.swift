@@ -79,7 +79,8 @@ public struct BenchReport: Sendable {
     /// invariant 8 exempts those its restart recorded, which the bench cannot single out).
     public var serverRestarted = false
     /// The CPUs the bench may run on (its affinity when it started: `taskset -c 0 slam bench`
-    /// gives [0]), and how many the machine has online; [] and 0 when unknown (not Linux).
+    /// gives [0]), and how many the machine has online; [] and 0 when unknown (not Linux, or the
+    /// report made without a run).
     public var benchCPUs: [Int] = []
     public var onlineCPUs = 0
     /// An invariant found violated (through the server, or by the subscriber's expiry checks).
@@ -96,8 +97,7 @@ public struct BenchReport: Sendable {
         lines.append("server       synchronous \(synchronous ?? "?"), group commit \(groupCommit.map { $0 ? "on" : "off" } ?? "?")")
         if !benchCPUs.isEmpty {
             let cpus = benchCPUs.count == onlineCPUs ? "any of the \(onlineCPUs) CPUs online"
-                : (benchCPUs.count == 1 ? "CPU " : "CPUs ") + benchCPUs.map(String.init).joined(separator: ",")
-                    + " of the \(onlineCPUs) online"
+                : (benchCPUs.count == 1 ? "CPU " : "CPUs ") + Self.cpuList(benchCPUs) + " of the \(onlineCPUs) online"
             lines.append("bench        may run on \(cpus)")
         }
         if offeredRateMissed {
@@ -135,8 +135,9 @@ public struct BenchReport: Sendable {
         lines.append(String(format: "wal peak     %.1f MiB", Double(walPeakBytes) / 1_048_576))
         lines.append("outcomes     holds won \(o.holdsWon), SEAT_UNAVAILABLE \(o.seatUnavailable), SEAT_LIMIT_EXCEEDED \(o.seatLimit), paid \(o.paid), INSUFFICIENT_BALANCE \(o.insufficient), released \(o.released), cancelled \(o.cancelled), abandoned (left to expire) \(o.abandoned), expired (HoldExpired received) \(holdsExpired), HOLD_EXPIRED \(o.holdExpired)")
         if expiries.timed > 0 || expiries.missing != 0 {
-            // `maxMs` is negative when every one was recorded before its `expiresAt` (all early).
-            let latest = expiries.maxMs >= 0 ? "recorded at most \(expiries.maxMs) ms after their expiresAt"
+            // `maxMs` is 0 or negative when every one was recorded at or before its `expiresAt` (all early).
+            let latest = expiries.maxMs > 0 ? "recorded at most \(expiries.maxMs) ms after their expiresAt"
+                : expiries.maxMs == 0 ? "every one recorded at or before its expiresAt, the latest at it"
                 : "every one recorded before its expiresAt, the latest \(-expiries.maxMs) ms before"
             let missing = expiries.missing.map { "\($0) due more than \(ExpiryLateness.limitMs) ms before the last event and not recorded" }
                 ?? "holds left unrecorded not checked: the subscriber missed events"
@@ -153,6 +154,20 @@ public struct BenchReport: Sendable {
             for v in inv.violations.prefix(20) { lines.append("  violation: " + v) }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// CPUs as `taskset` writes them: ascending, runs of three or more as ranges ("0,2-5").
+    static func cpuList(_ cpus: [Int]) -> String {
+        var parts: [String] = []
+        var i = 0
+        let sorted = cpus.sorted()
+        while i < sorted.count {
+            var j = i
+            while j + 1 < sorted.count, sorted[j + 1] == sorted[j] + 1 { j += 1 }
+            parts += j - i >= 2 ? ["\(sorted[i])-\(sorted[j])"] : sorted[i...j].map(String.init)
+            i = j + 1
+        }
+        return parts.joined(separator: ",")
     }
 
     public var json: String {

@@ -138,14 +138,16 @@ public final class RushBench {
         walPeak = max(walPeak, statsAfter?.body["walPeakBytes"]?.int64Value ?? 0)
 
         // How much a GetStats count grew over the run. `commands` counts from the store's creation,
-        // so across a restart too. `repliesDropped` counts from the process's start: after a restart
-        // during the run (seen by `batches`, or by the count itself going down) what it says is what
-        // the new process dropped; it used to go by the count alone, and so took the old process's
-        // count off the new one's.
+        // so across a restart too (lower at the end, the server came back on another store: unknown).
+        // `repliesDropped` counts from the process's start: after a restart during the run (seen by
+        // `batches`, or by the count itself going down) what it says is what the new process
+        // dropped; it used to go by the count alone, and so took the old process's count off the
+        // new one's.
         func grew(_ name: String, fromProcessStart: Bool = false) -> Int64? {
             guard let statsAfter else { return nil }
             let before = statsBefore.body[name]?.int64Value ?? 0, after = statsAfter.body[name]?.int64Value ?? 0
-            return fromProcessStart && (restarted || after < before) ? after : after - before
+            if fromProcessStart { return (restarted || after < before) ? after : after - before }
+            return after < before ? nil : after - before
         }
         var report = BenchReport(options: opts, setupSeconds: setupSeconds, seconds: elapsed, outcomes: outcomes,
                                  latency: LatencySummary(histogram), publishLag: LatencySummary(lag.histogram),
@@ -156,8 +158,10 @@ public final class RushBench {
                                  synchronous: statsBefore.body["synchronous"]?.stringValue,
                                  groupCommit: statsBefore.body["groupCommit"]?.boolValue)
         report.serverStoppedAnswering = noStats
-        report.benchCPUs = benchCPUs
-        report.onlineCPUs = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        if !benchCPUs.isEmpty {
+            report.benchCPUs = benchCPUs
+            report.onlineCPUs = max(0, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        }
         report.serverRestarted = restarted
         if restarted { log("slam bench: the server restarted during the run; late or missing expiries are not held against it") }
         if options.verify {

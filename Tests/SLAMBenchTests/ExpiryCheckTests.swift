@@ -49,12 +49,21 @@ struct ExpiryCheckTests {
         allEarly.record("res_b", lateMs: -10)
         #expect(allEarly.maxMs == -10 && allEarly.early == 2)
         // And the report says so, where it said "recorded at most -10 ms after their expiresAt".
-        let report = BenchReport(options: BenchOptions(), setupSeconds: 0, seconds: 1, outcomes: Outcomes(),
-                                 latency: LatencySummary(newHistogram()), publishLag: LatencySummary(newHistogram()),
-                                 eventsReceived: 2, eventsNotReceived: 0, holdsExpired: 2, expiries: allEarly,
-                                 walPeakBytes: 0, commandsExecuted: 2, repliesDropped: 0, synchronous: "FULL",
-                                 groupCommit: true)
-        #expect(report.text.contains("2 of the run's holds expired (HoldExpired after their SeatsHeld), every one recorded "
-                                     + "before its expiresAt, the latest 10 ms before, 0 more than"), "\(report.text)")
+        #expect(report(allEarly).text.contains("2 of the run's holds expired (HoldExpired after their SeatsHeld), every one recorded "
+                                     + "before its expiresAt, the latest 10 ms before, 0 more than"), "\(report(allEarly).text)")
+        // The latest exactly at its expiresAt: early too, not "at most 0 ms after".
+        var atTheirTime = allEarly
+        atTheirTime.record("res_c", lateMs: 0)
+        #expect(report(atTheirTime).text.contains("every one recorded at or before its expiresAt, the latest at it, 0 more than"),
+                "\(report(atTheirTime).text)")
+    }
+
+    /// A report of a run whose only measurement is `expiries`.
+    private func report(_ expiries: ExpiryLateness) -> BenchReport {
+        BenchReport(options: BenchOptions(), setupSeconds: 0, seconds: 1, outcomes: Outcomes(),
+                    latency: LatencySummary(newHistogram()), publishLag: LatencySummary(newHistogram()),
+                    eventsReceived: expiries.timed, eventsNotReceived: 0, holdsExpired: expiries.timed, expiries: expiries,
+                    walPeakBytes: 0, commandsExecuted: Int64(expiries.timed), repliesDropped: 0, synchronous: "FULL",
+                    groupCommit: true)
     }
 }

@@ -163,3 +163,15 @@ struct LatencySummaryTests {
         #expect(s.count == 3)
     }
 }
+
+/// The report's `bench` line names the CPUs as `taskset` does, so that a 128-CPU affinity mask is
+/// one short range, not 128 numbers.
+@Suite("slam bench's CPU list")
+struct CPUListTests {
+    @Test func runsOfThreeOrMoreAreRanges() {
+        #expect(BenchReport.cpuList([0]) == "0")
+        #expect(BenchReport.cpuList([0, 1]) == "0,1")
+        #expect(BenchReport.cpuList([3, 0, 1, 2, 5, 7, 8, 9]) == "0-3,5,7-9")
+        #expect(BenchReport.cpuList(Array(0..<128)) == "0-127")
+    }
+}

@@ -106,9 +106,9 @@ def fake_server(router, stop, delay=DELAY, overload=(), seen=None, first_hold=No
             router.send_multipart(heapq.heappop(due)[2])
 
 
-def run_against_fake(args, during=None, server_fn=None, verify=False, code=0, prefix=(), **server):
-    """Runs `slam bench` (no invariant check, unless `verify`; under `prefix`, a command such as
-    `taskset -c 0`) against the fake server (`fake_server`, or `server_fn` with the same
+def run_against_fake(args, during=None, server_fn=None, verify=False, code=0, cpus=None, **server):
+    """Runs `slam bench` (no invariant check, unless `verify`; on `cpus` only, as `taskset`
+    would, when given) against the fake server (`fake_server`, or `server_fn` with the same
     arguments); returns its JSON report and its output, the bench having exited with `code`.
     `during(process)` runs while it does."""
     ctx = zmq.Context()
@@ -126,10 +126,11 @@ def run_against_fake(args, during=None, server_fn=None, verify=False, code=0, pr
     try:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "report.json")
-            proc = subprocess.Popen([*prefix, SLAM, "bench", "--server", f"tcp://127.0.0.1:{commands_port}",
+            proc = subprocess.Popen([SLAM, "bench", "--server", f"tcp://127.0.0.1:{commands_port}",
                                      "--events", f"tcp://127.0.0.1:{events_port}",
                                      *([] if verify else ["--no-verify"]), "--json", out, *args],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus))
             if during:
                 during(proc)
             stdout, stderr = proc.communicate(timeout=120)
@@ -302,9 +303,14 @@ def test_the_report_says_which_cpus_the_bench_may_run_on():
     assert report["benchCPUs"] == mine and report["onlineCPUs"] == online, report
     if len(mine) == online:
         assert f"bench        may run on any of the {online} CPUs online" in stdout, stdout
-    report, stdout = run_against_fake(args, delay=0, prefix=["taskset", "-c", str(mine[0])])
+    if online < 2:
+        return  # one CPU is all of them: no subset to pin to
+    report, stdout = run_against_fake(args, delay=0, cpus={mine[0]})
     assert report["benchCPUs"] == [mine[0]] and report["onlineCPUs"] == online, report
     assert f"bench        may run on CPU {mine[0]} of the {online} online" in stdout, stdout
+    if online > 2 and len(mine) >= 2:
+        report, stdout = run_against_fake(args, delay=0, cpus=set(mine[:2]))
+        assert f"bench        may run on CPUs {mine[0]},{mine[1]} of the {online} online" in stdout, stdout
 
 
 def requests(router, stop):
