@@ -10,54 +10,17 @@ server's GetStats) that it ran with the group commit setting asked for.
 
     swift build -c release --product slam
     python3 tools/baseline.py [--seats 50000] [--users 20000] [--duration 10] [--sync full] [--repeat 1]
+                             [--writer-cpu N] [--io-cpu N] [--bench-cpus LIST]
 """
 import argparse
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import slamproc  # noqa: E402
-
-
-def run(label, serve_args, bench_args):
-    server = slamproc.Server(*serve_args)
-    out = os.path.join(server.dir, "bench.json")
-    try:
-        cmd = [server.binary, "bench", "--server", server.commands, "--events", server.events, "--json", out, *bench_args]
-        print(f"== {label}: slam serve {' '.join(serve_args)}; slam bench {' '.join(bench_args)}", flush=True)
-        # The bench exits 1 when its invariant checks fail, having written its report: that
-        # run is printed as VIOLATED below (and this script exits 1); with no report, it failed.
-        done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
-    finally:
-        server.stop()
-    if not os.path.exists(out):
-        sys.exit(f"slam bench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]} (kept for a look: {server.dir})")
-    with open(out) as f:
-        report = json.load(f)
-    if report.get("serverStoppedAnswering") or done.returncode not in (0, 1):
-        # A report of what was measured, from a server that stopped answering (exit 2): not a run
-        # to compare, and its store is kept for a look.
-        sys.exit(f"{label}: slam bench exit {done.returncode}: "
-                 f"{report.get('serverStoppedAnsweringError', done.stderr.strip()[-2000:])} (kept for a look: {server.dir})")
-    want = "--no-group-commit" not in serve_args
-    if report.get("groupCommit") is not want or report.get("synchronous") != sync_of(serve_args):
-        sys.exit(f"{label}: the server reports groupCommit={report.get('groupCommit')}, "
-                 f"synchronous={report.get('synchronous')}; asked for {want}, {sync_of(serve_args)} "
-                 f"(kept for a look: {server.dir})")
-    # A run that passed leaves nothing behind; a violated one keeps its database and report.
-    if report.get("invariants", {}).get("ok", True):
-        server.remove_files()
-    else:
-        print(f"{label}: invariants VIOLATED; kept for a look: {server.dir}", flush=True)
-    return report
-
-
-def sync_of(serve_args):
-    return serve_args[serve_args.index("--sync") + 1].upper()
 
 
 def main():
@@ -70,6 +33,8 @@ def main():
     p.add_argument("--sync", default="full", choices=["full", "normal"])
     p.add_argument("--writer-cpu", type=int, help="slam serve --writer-cpu, in both runs")
     p.add_argument("--io-cpu", type=int, help="slam serve --io-cpu, in both runs")
+    p.add_argument("--bench-cpus", type=slamproc.cpu_list, metavar="LIST",
+                   help="run the bench on these CPUs only, as `taskset -c LIST` would (default: where the scheduler puts it)")
     p.add_argument("--repeat", type=int, default=1, help="alternate the two runs this many times (ratio of the medians)")
     p.add_argument("--json", help="write both results and the ratio here")
     a = p.parse_args()
@@ -84,14 +49,15 @@ def main():
     bases, shippeds = [], []
     for i in range(a.repeat):
         n = f" ({i + 1}/{a.repeat})" if a.repeat > 1 else ""
-        bases.append(run("baseline (no group commit)" + n, serve + ["--no-group-commit"], bench))
-        shippeds.append(run("as shipped (group commit)" + n, serve, bench))
+        bases.append(slamproc.bench_run("baseline (no group commit)" + n, serve + ["--no-group-commit"], bench, a.bench_cpus))
+        shippeds.append(slamproc.bench_run("as shipped (group commit)" + n, serve, bench, a.bench_cpus))
     base_rate = statistics.median(r["commandsPerSecond"] for r in bases)
     shipped_rate = statistics.median(r["commandsPerSecond"] for r in shippeds)
     ratio = shipped_rate / max(base_rate, 1)
     print()
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}, synchronous={a.sync.upper()}"
-          f"{', slam serve ' + ' '.join(serve[2:]) if len(serve) > 2 else ''}")
+          f"{', slam serve ' + ' '.join(serve[2:]) if len(serve) > 2 else ''}"
+          f"{', the bench on CPU ' + ','.join(map(str, a.bench_cpus)) if a.bench_cpus else ''}")
     for label, runs in (("no group commit", bases), ("group commit", shippeds)):
         for r in runs:
             lat = r["latency"]

@@ -1,9 +1,12 @@
-"""Start and stop `slam serve` for the scripts in tools/ (stdlib only)."""
+"""Start and stop `slam serve`, and run `slam bench` against it, for the scripts in tools/
+(stdlib only)."""
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -58,3 +61,66 @@ class Server:
         """What the server wrote to stderr so far."""
         with open(self.stderr_path) as f:
             return f.read()
+
+
+def bench_run(label, serve_args, bench_args, bench_cpus=None):
+    """One benchmark run: `slam serve *serve_args` on a fresh database, `slam bench *bench_args`
+    against it (on `bench_cpus` only, as `taskset -c` would, when given), the server stopped.
+    Returns the bench's report. Exits naming `label` when the run cannot be compared: no
+    report, a server that stopped answering mid-run (exit 2), or one that ran with another
+    group-commit or synchronous setting than asked for; its directory is then kept."""
+    server = Server(*serve_args)
+    out = os.path.join(server.dir, "bench.json")
+    pin = (lambda: os.sched_setaffinity(0, bench_cpus)) if bench_cpus else None
+    try:
+        cmd = [server.binary, "bench", "--server", server.commands, "--events", server.events, "--json", out, *bench_args]
+        where = f"taskset -c {','.join(map(str, bench_cpus))} " if bench_cpus else ""
+        print(f"== {label}: slam serve {' '.join(serve_args)}; {where}slam bench {' '.join(bench_args)}", flush=True)
+        # The bench exits 1 when its invariant checks fail, having written its report: that
+        # run is the caller's to report as VIOLATED (and exit 1 for); with no report, it failed.
+        done = subprocess.run(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=pin)
+    finally:
+        server.stop()
+    if not os.path.exists(out):
+        sys.exit(f"slam bench failed (exit {done.returncode}): {done.stderr.strip()[-2000:]} (kept for a look: {server.dir})")
+    with open(out) as f:
+        report = json.load(f)
+    if report.get("serverStoppedAnswering") or done.returncode not in (0, 1):
+        # A report of what was measured, from a server that stopped answering (exit 2): not a run
+        # to compare, and its store is kept for a look.
+        sys.exit(f"{label}: slam bench exit {done.returncode}: "
+                 f"{report.get('serverStoppedAnsweringError', done.stderr.strip()[-2000:])} (kept for a look: {server.dir})")
+    want = "--no-group-commit" not in serve_args
+    if report.get("groupCommit") is not want or report.get("synchronous") != _sync_of(serve_args):
+        sys.exit(f"{label}: the server reports groupCommit={report.get('groupCommit')}, "
+                 f"synchronous={report.get('synchronous')}; asked for {want}, {_sync_of(serve_args)} "
+                 f"(kept for a look: {server.dir})")
+    # A run that passed leaves nothing behind; a violated one keeps its database and report.
+    if report.get("invariants", {}).get("ok", True):
+        server.remove_files()
+    else:
+        print(f"{label}: invariants VIOLATED; kept for a look: {server.dir}", flush=True)
+    return report
+
+
+def _sync_of(serve_args):
+    """The synchronous mode `slam serve *serve_args` runs with (FULL by default)."""
+    return serve_args[serve_args.index("--sync") + 1].upper() if "--sync" in serve_args else "FULL"
+
+
+def cpu_list(text):
+    """A CPU list as `taskset -c` takes it ("0", "0-3,5") for `bench_run`'s `bench_cpus`;
+    refused (argparse's error) when malformed or naming a CPU this process may not run on."""
+    import argparse
+    cpus = set()
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)(?:-(\d+))?\s*", part)
+        if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+            raise argparse.ArgumentTypeError(f"{text!r}: not a CPU list such as 0 or 0-3,5")
+        cpus.update(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
+    allowed = os.sched_getaffinity(0)
+    if not cpus <= allowed:
+        raise argparse.ArgumentTypeError(f"{text!r}: this process may not run on CPU "
+                                         f"{','.join(map(str, sorted(cpus - allowed)))} "
+                                         f"(it may on {','.join(map(str, sorted(allowed)))})")
+    return sorted(cpus)
