@@ -94,6 +94,23 @@ def test_the_10000_row_and_target_count_the_runs_at_or_under_5_ms():
         "publish lag p99 under 50 ms: open loop, 10,000/s offered 2 of 3"]
 
 
+def test_commands_not_sent_on_time_are_counted_for_the_open_loop_only():
+    """A closed loop through the queue has no schedule: its users waiting in the queue (starved)
+    are not commands sent late, as they are in the open loop."""
+    def report(**outcomes):
+        return {"repliesDropped": 1, "invariants": {"ok": True},
+                "outcomes": {"timedOut": 0, "overloaded": 2, "noReply": 0, "otherErrors": 0, **outcomes}}
+    queue, opened = series.Kind("queue:8x32"), series.Kind("open:10000*2")
+    queue.reports = [report(starved=256, notSent=0, unreached=0)]
+    opened.reports = [report(starved=3, notSent=2, unreached=2), report(starved=0, notSent=1, unreached=0)]
+    total, violated = series.incidents([queue, opened])
+    assert total == {"timedOut": 0, "overloaded": 6, "noReply": 0, "otherErrors": 0, "repliesDropped": 3,
+                     "open loop starved": 3, "open loop notSent": 3, "open loop unreached": 2}, total
+    assert violated == 0
+    opened.reports[1]["invariants"]["ok"] = False
+    assert series.incidents([queue, opened])[1] == 1
+
+
 def test_what_it_cannot_run_is_refused_before_any_run():
     for args, said in ((["--runs", "open:10000*0"], "at least one run"),
                        (["--runs", "closed:8"], "a run is closed:CxK, queue:CxK or open:R"),
