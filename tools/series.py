@@ -16,6 +16,7 @@ R`) or `queue:CxK` (`--max --queue`), with `*N` for N runs of it:
     swift build -c release --product slam
     python3 tools/series.py                  # the README's series: about 5 minutes
     python3 tools/series.py --runs "open:10000*8 closed:8x32*8" --duration 60 --json /tmp/s.json
+    python3 tools/series.py --from-json /tmp/s.json   # its summary again, from the reports kept
 """
 import argparse
 import json
@@ -76,17 +77,21 @@ def kinds_of(text):
 
 
 def interleaved(kinds):
-    """Every run, the kinds in turn: with 8 of one and 2 of another, the two come first and
-    last, not together."""
-    order = []
-    for i in range(max(k.count for k in kinds)):
-        order += [k for k in kinds if i < k.count]
-    return order
+    """Every run, the kinds spread over the series alike: each kind's j-th of n runs is placed at
+    (j + ½)/n of the way, so that 2 runs of one kind among 8 of another come a quarter and three
+    quarters through, not both at the start; ties go in the order the kinds were given."""
+    slots = [((j + 0.5) / k.count, i, k) for i, k in enumerate(kinds) for j in range(k.count)]
+    return [k for _, _, k in sorted(slots, key=lambda slot: slot[:2])]
 
 
 def bench_cpus_of(text):
-    """--bench-cpus: a CPU list, or `any` (no list: where the scheduler puts it)."""
-    return [] if text == "any" else slamproc.cpu_list(text)
+    """--bench-cpus: a CPU list, or `any` (an empty list: where the scheduler puts it)."""
+    if text == "any":
+        return []
+    try:
+        return slamproc.cpu_list(text)
+    except AttributeError:  # no os.sched_getaffinity: not Linux
+        raise argparse.ArgumentTypeError("pinning the bench needs Linux: give `any`")
 
 
 def steal_ticks():
@@ -105,26 +110,33 @@ def number(value, like):
     return f"{value:.2f}" if like < 2 else f"{value:.1f}" if like < 10 else f"{value:.0f}"
 
 
-def spread(values, fmt=number, unit=" ms", median=False):
-    """The range of `values` ("4.2–5.6 ms"), one figure when its ends print alike, with the
-    median when asked for and there are three or more."""
+def spread(values, fmt=number, unit=" ms", median=False, note=None):
+    """The range of `values` ("4.2–5.6 ms"), one figure when its ends print alike; then, in
+    brackets, the median when asked for (three values or more, and a range) and `note`."""
     low, high = min(values), max(values)
-    text = fmt(low, high) if fmt(low, high) == fmt(high, high) else f"{fmt(low, high)}–{fmt(high, high)}"
-    if median and len(values) >= 3:
-        text += f" (median {fmt(statistics.median(values), high)})"
-    return text + unit
+    collapsed = fmt(low, high) == fmt(high, high)
+    text = (fmt(high, high) if collapsed else f"{fmt(low, high)}–{fmt(high, high)}") + unit
+    notes = [f"median {fmt(statistics.median(values), high)}"] if median and len(values) >= 3 and not collapsed else []
+    notes += [note] if note else []
+    return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def lag_p99(report):
+    """The publish lag p99 of a run whose subscriber received events; None when it received
+    none (the bench then reports a lag of 0 over no events)."""
+    lag = report.get("publishLag") or {}
+    return lag.get("p99Ms") if lag.get("count", 0) > 0 else None
 
 
 def row(kind):
     reports = kind.reports
     lat = [r["latency"] for r in reports]
-    lags = [r["publishLag"]["p99Ms"] for r in reports if r.get("publishLag")]
+    lags = [lag_p99(r) for r in reports if lag_p99(r) is not None]
     p99s = [x["p99Ms"] for x in lat]
-    p99 = spread(p99s)
-    if kind.rate == TARGET_P99_AT:
-        # As the README's table: the median, and how many runs met the target.
-        under = sum(v <= TARGET_P99_MS for v in p99s)
-        p99 += f" (median {number(statistics.median(p99s), max(p99s))}; {under} at or under {TARGET_P99_MS:g})"
+    # At the target's rate, as the README's table: the median, and how many runs met it.
+    at = kind.rate == TARGET_P99_AT
+    under = sum(v <= TARGET_P99_MS for v in p99s)
+    p99 = spread(p99s, median=at, note=f"{under} run{'' if under == 1 else 's'} at or under {TARGET_P99_MS:g}" if at else None)
     return [f"{kind.label} ({len(reports)})",
             spread([r["commandsPerSecond"] for r in reports], fmt=lambda v, _: f"{v:,.0f}", unit="", median=True),
             spread([x["p50Ms"] for x in lat]), p99, spread([x["p999Ms"] for x in lat]),
@@ -146,18 +158,25 @@ def targets(kinds):
         lines.append(f"p99 at or under {TARGET_P99_MS:g} ms at {TARGET_P99_AT:,}/s offered: "
                      f"{sum(v <= TARGET_P99_MS for v in p99s)} of {len(p99s)} runs (median {number(statistics.median(p99s), max(p99s))} ms)")
     lines.append(f"publish lag p99 under {TARGET_LAG_MS:g} ms: " + "; ".join(
-        f"{k.label} {sum((r.get('publishLag') or {}).get('p99Ms', float('inf')) < TARGET_LAG_MS for r in k.reports)} "
+        f"{k.label} {sum(lag_p99(r) is not None and lag_p99(r) < TARGET_LAG_MS for r in k.reports)} "
         f"of {len(k.reports)}" for k in kinds))
     return lines
 
 
 def incidents(kinds):
-    """What went wrong in any run, counted over the series (the README says "no run had …"), and
-    the open loop's commands not sent on time (no simulated user free) or not at all (among them
-    slots the bench's own thread did not reach in time: `unreached`)."""
+    """What went wrong in any run, counted over the series (the README says "no run had …"):
+    timeouts, refusals and lost replies; the run's events the subscriber did not receive (where
+    the server said how many there were); expiries recorded early, late or not at all; servers
+    restarted during a run; and the open loop's commands not sent on time (no simulated user
+    free) or not at all (among them slots the bench's own thread did not reach in time:
+    `unreached`). Returns them with the number of runs whose invariant check failed."""
     reports = [r for k in kinds for r in k.reports]
     total = {key: sum(r["outcomes"].get(key, 0) for r in reports) for key in ("timedOut", "overloaded", "noReply", "otherErrors")}
     total["repliesDropped"] = sum(r.get("repliesDropped") or 0 for r in reports)
+    total["eventsNotReceived"] = sum(r.get("eventsNotReceived") or 0 for r in reports)
+    for key in ("early", "late", "missing"):
+        total[f"expiries {key}"] = sum((r.get("expiries") or {}).get(key) or 0 for r in reports)
+    total["serverRestarted"] = sum(bool(r.get("serverRestarted")) for r in reports)
     opened = [r["outcomes"] for k in kinds if k.loop == "open" for r in k.reports]
     for key in ("starved", "notSent", "unreached"):
         total[f"open loop {key}"] = sum(o.get(key, 0) for o in opened)
@@ -166,15 +185,63 @@ def incidents(kinds):
 
 
 def machine():
+    """The machine, the binary (its path and when it was built) and the tools' commit (`git
+    describe --dirty`: the binary may be of another; the README names the build's)."""
     model = None
     try:
         with open("/proc/cpuinfo") as f:
             model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
     except OSError:
         pass
-    head = subprocess.run(["git", "-C", slamproc.ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    try:
+        head = subprocess.run(["git", "-C", slamproc.ROOT, "describe", "--always", "--dirty"],
+                              capture_output=True, text=True).stdout.strip() or None
+    except OSError:
+        head = None
+    binary = slamproc.slam_binary()
+    built = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(os.path.getmtime(binary))) if os.path.exists(binary) else None
     return {"cpu": model, "cpus": os.cpu_count(), "platform": platform.platform(),
-            "binary": slamproc.slam_binary(), "gitHead": head.stdout.strip() or None}
+            "binary": binary, "binaryBuilt": built, "toolsCommit": head}
+
+
+def summary(series):
+    """The series as text: when, where and how; the table; the targets; what went wrong. From a
+    series just made or read back from its JSON (`--from-json`)."""
+    kinds = kinds_of(" ".join(k["kind"] for k in series["kinds"]))
+    for kind, saved in zip(kinds, series["kinds"]):
+        kind.reports = saved["reports"]
+    kinds = [k for k in kinds if k.reports]
+    m, steal, cpus = series["machine"], series.get("stealPercent"), series.get("benchCPUs")
+    ended = series.get("ended") or time.time()
+    lines = [time.strftime("%Y-%m-%d %H:%M", time.gmtime(series["started"])) + time.strftime("–%H:%M UTC", time.gmtime(ended))
+             + f"; {m['cpus']} CPUs ({m['cpu']}), {m['platform']}; steal {'unknown' if steal is None else f'{steal:.1f}%'}"
+             + ("" if series.get("complete") else f"; INCOMPLETE: {sum(len(k.reports) for k in kinds)} of {series['runs']} runs made"),
+             f"{m['binary']} (built {m['binaryBuilt']}; tools at {m['toolsCommit']})"
+             + f"; slam serve {' '.join(series['serve']) or '(not pinned)'}; the bench "
+             + (f"on CPU {','.join(map(str, cpus))}" if cpus else "where the scheduler puts it")
+             + f"; {series['duration']:g} s a run, a fresh database each", ""]
+    if not kinds:
+        return "\n".join(lines + ["no run made"])
+    lines.append("| " + " | ".join(HEADER) + " |")
+    lines.append("|" + "---|" * len(HEADER))
+    lines += ["| " + " | ".join(row(k)) + " |" for k in kinds]
+    lines.append("")
+    lines += targets(kinds)
+    total, violated = incidents(kinds)
+    lines.append("in all runs: " + ", ".join(f"{key} {value}" for key, value in total.items())
+                 + f"; invariants {'OK in every run' if not violated else f'VIOLATED in {violated}'}")
+    return "\n".join(lines)
+
+
+HEADER = ["run", "commands/s", "p50", "p99", "p99.9", "publish lag p99", "WAL peak"]
+
+
+def save(series, path):
+    """Writes the series so far (after every run: a series stopped by a failed run keeps the
+    runs before it), through a new file renamed over the old."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(series, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 def main():
@@ -186,61 +253,55 @@ def main():
     p.add_argument("--users", type=int, default=20000)
     p.add_argument("--writer-cpu", type=int, default=1, help="slam serve --writer-cpu (default 1; -1: not pinned)")
     p.add_argument("--io-cpu", type=int, default=0, help="slam serve --io-cpu (default 0; -1: not pinned)")
-    p.add_argument("--bench-cpus", type=bench_cpus_of, default="0", metavar="LIST",
-                   help="the CPUs the bench may run on, as `taskset -c LIST` (default 0; 'any': where the scheduler puts it)")
-    p.add_argument("--json", help="write every run's report and the table here")
+    p.add_argument("--bench-cpus", type=bench_cpus_of, metavar="LIST",
+                   help="the CPUs the bench may run on, as `taskset -c LIST` (default 0, or the first this process "
+                        "may run on; 'any': where the scheduler puts it)")
+    p.add_argument("--json", help="write every run's report here, after each run")
+    p.add_argument("--from-json", metavar="FILE", help="make no run: print the summary of the series in FILE (its --json)")
     a = p.parse_args()
-    kinds, bench_cpus = a.runs, a.bench_cpus or None
+    if a.from_json:
+        with open(a.from_json) as f:
+            print(summary(json.load(f)))
+        return
+    if a.duration <= 0 or a.seats < 4 or a.users < 1:
+        p.error("--duration must be above 0, --seats at least 4 and --users at least 1")
     if a.json and not os.path.isdir(os.path.dirname(os.path.abspath(a.json))):
-        sys.exit(f"--json {a.json}: its folder does not exist")
+        p.error(f"--json {a.json}: its folder does not exist")
+    kinds = a.runs
+    if a.bench_cpus is None:
+        a.bench_cpus = bench_cpus_of("0" if 0 in os.sched_getaffinity(0) else str(min(os.sched_getaffinity(0))))
+    bench_cpus = a.bench_cpus or None
     serve = []
     for option, cpu in (("--writer-cpu", a.writer_cpu), ("--io-cpu", a.io_cpu)):
         if cpu >= 0:
             serve += [option, str(cpu)]
     common = ["--duration", f"{a.duration:g}", "--seats", str(a.seats), "--users", str(a.users)]
 
-    started = time.time()
-    steal0 = steal_ticks()
     order = interleaved(kinds)
+    series = {"started": time.time(), "ended": None, "complete": False, "runs": len(order), "machine": machine(),
+              "stealPercent": None, "serve": serve, "benchCPUs": bench_cpus, "duration": a.duration,
+              "kinds": [{"kind": k.name, "label": k.label, "reports": k.reports} for k in kinds]}
+    steal0 = steal_ticks()
     for i, kind in enumerate(order):
-        kind.reports.append(slamproc.bench_run(f"{kind.name} ({i + 1}/{len(order)})", serve, [*kind.args, *common], bench_cpus))
-        r = kind.reports[-1]
-        lag = (r.get("publishLag") or {}).get("p99Ms")
+        r = slamproc.bench_run(f"{kind.name} ({i + 1}/{len(order)})", serve, [*kind.args, *common], bench_cpus)
+        kind.reports.append(r)
+        lag = lag_p99(r)
         print(f"   {r['commandsPerSecond']:,.0f} commands/s, p50 {r['latency']['p50Ms']:.2f} p99 {r['latency']['p99Ms']:.2f} "
               f"p99.9 {r['latency']['p999Ms']:.2f} ms, publish lag p99 {'-' if lag is None else f'{lag:.0f} ms'}", flush=True)
-    ended = time.time()
+        if a.json:
+            save(series, a.json)
     steal1 = steal_ticks()
-    steal = (100 * (steal1[0] - steal0[0]) / max(1, steal1[1] - steal0[1])) if steal0 and steal1 else None
-
-    m = machine()
-    stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(started)) + time.strftime("–%H:%M UTC", time.gmtime(ended))
-    print()
-    print(f"{stamp}; {m['cpus']} CPUs ({m['cpu']}), {m['platform']}; steal {'unknown' if steal is None else f'{steal:.1f}%'}")
-    print(f"{m['binary']}" + (f" (git HEAD {m['gitHead']})" if m["gitHead"] else "")
-          + f"; slam serve {' '.join(serve) or '(not pinned)'}; the bench "
-          + (f"on CPU {','.join(map(str, bench_cpus))}" if bench_cpus else "where the scheduler puts it")
-          + f"; {a.duration:g} s a run, a fresh database each")
-    print()
-    header = ["run", "commands/s", "p50", "p99", "p99.9", "publish lag p99", "WAL peak"]
-    rows = [row(k) for k in kinds]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for cells in rows:
-        print("| " + " | ".join(cells) + " |")
-    print()
-    for line in targets(kinds):
-        print(line)
-    total, violated = incidents(kinds)
-    print("in all runs: " + ", ".join(f"{key} {value}" for key, value in total.items())
-          + f"; invariants {'OK in every run' if not violated else f'VIOLATED in {violated}'}")
+    series.update(ended=time.time(), complete=True,
+                  stealPercent=(100 * (steal1[0] - steal0[0]) / max(1, steal1[1] - steal0[1])) if steal0 and steal1 else None)
+    for saved, kind in zip(series["kinds"], kinds):
+        saved["row"] = dict(zip(HEADER, row(kind)))
+    series["targets"] = targets(kinds)
+    series["incidents"], series["violated"] = incidents(kinds)
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"started": started, "ended": ended, "machine": m, "stealPercent": steal, "serve": serve,
-                       "benchCPUs": bench_cpus, "duration": a.duration,
-                       "kinds": [{"kind": k.name, "label": k.label, "row": dict(zip(header, row(k))), "reports": k.reports}
-                                 for k in kinds],
-                       "targets": targets(kinds), "incidents": total, "violated": violated}, f, indent=2)
-    if violated:
+        save(series, a.json)
+    print()
+    print(summary(series))
+    if series["violated"]:
         sys.exit(1)
 
 

@@ -53,7 +53,6 @@ def test_a_short_series_prints_the_table_and_the_targets():
         assert f"| closed loop, 2 × 4 (2) | {cell} | " in done.stdout, done.stdout
         assert "| open loop, 300/s offered (1) | " in done.stdout, done.stdout
         assert "| closed loop with a waiting queue, 2 × 4 (1) | " in done.stdout, done.stdout
-        assert kinds["closed:2x4"]["row"]["commands/s"] == cell, kinds["closed:2x4"]["row"]
         # The targets: 30,000 commands/s measured by the closed loop without the queue only; the
         # 10,000/s p99 not at all (no such run); the lag in every kind.
         rate_line = next(line for line in done.stdout.splitlines() if line.startswith("30,000 commands/s"))
@@ -63,12 +62,30 @@ def test_a_short_series_prints_the_table_and_the_targets():
         assert f"publish lag p99 under 50 ms: closed loop, 2 × 4 {sum(v < 50 for v in lags[:2])} of 2" in done.stdout
         assert "invariants OK in every run" in done.stdout, done.stdout
         assert re.search(r"steal \d+\.\d%", done.stdout), done.stdout
+        # The runs in the order given by `interleaved`, each named with its place.
+        made = re.findall(r"^== (\S+) \((\d+)/4\)", done.stdout, re.M)
+        assert made == [("closed:2x4", "1"), ("open:300", "2"), ("queue:2x4", "3"), ("closed:2x4", "4")], made
+        # The JSON is of a complete series, and gives the same summary again.
+        assert result["complete"] is True and result["runs"] == 4
+        assert kinds["closed:2x4"]["row"]["commands/s"] == cell, kinds["closed:2x4"]["row"]
+        again = run_series(["--from-json", out])
+        assert again.returncode == 0 and done.stdout.rstrip().endswith(again.stdout.strip()), (again.stdout, done.stdout)
 
 
-def test_the_kinds_are_taken_in_turn():
+def test_the_kinds_are_spread_over_the_series():
     kinds = series.kinds_of("open:10000*3 closed:8x32 queue:8x32*2")
     assert [k.name for k in series.interleaved(kinds)] == \
-        ["open:10000", "closed:8x32", "queue:8x32", "open:10000", "queue:8x32", "open:10000"]
+        ["open:10000", "queue:8x32", "open:10000", "closed:8x32", "queue:8x32", "open:10000"]
+    # The README's series: a kind of several runs has runs in both halves, and one of a single
+    # run comes in the middle third, not all of them at the start.
+    order = [k.name for k in series.interleaved(series.kinds_of(series.README_RUNS))]
+    assert len(order) == 21
+    for name in set(order):
+        where = [i for i, n in enumerate(order) if n == name]
+        if len(where) > 1:
+            assert min(where) < 10 < max(where), (name, where, order)
+        else:
+            assert 7 <= where[0] <= 13, (name, where, order)
     assert [k.args for k in kinds] == [["--rate", "10000"],
                                        ["--max", "--connections", "8", "--in-flight", "32"],
                                        ["--max", "--connections", "8", "--in-flight", "32", "--queue"]]
@@ -82,30 +99,52 @@ def test_the_kinds_are_taken_in_turn():
 
 def test_the_10000_row_and_target_count_the_runs_at_or_under_5_ms():
     kind = series.Kind("open:10000*3")
-    kind.reports = [{"commandsPerSecond": 9999, "walPeakBytes": 40 << 20, "publishLag": {"p99Ms": lag},
+    kind.reports = [{"commandsPerSecond": 9999, "walPeakBytes": 40 << 20, "publishLag": {"count": 1000, "p99Ms": lag},
                      "latency": {"p50Ms": 0.9, "p99Ms": p99, "p999Ms": 7.0}}
                     for p99, lag in ((4.2, 7.0), (5.0, 60.0), (5.6, 16.0))]
     cells = series.row(kind)
     assert cells[0] == "open loop, 10,000/s offered (3)"
-    assert cells[3] == "4.2–5.6 ms (median 5.0; 2 at or under 5)", cells
+    assert cells[3] == "4.2–5.6 ms (median 5.0; 2 runs at or under 5)", cells
     assert cells[5] == "7–60 ms" and cells[6] == "40 MiB", cells
     assert series.targets([kind]) == [
         "p99 at or under 5 ms at 10,000/s offered: 2 of 3 runs (median 5.0 ms)",
         "publish lag p99 under 50 ms: open loop, 10,000/s offered 2 of 3"]
+    # Two runs: a range without a median; one: a single figure.
+    kind.reports = kind.reports[:2]
+    assert series.row(kind)[3] == "4.2–5.0 ms (2 runs at or under 5)"
+    kind.reports = kind.reports[:1]
+    assert series.row(kind)[1:4] == ["9,999", "0.90 ms", "4.2 ms (1 run at or under 5)"]
+
+
+def test_a_run_whose_subscriber_received_nothing_does_not_meet_the_lag_target():
+    """The bench reports a publish lag of 0 over no events when its subscriber received none (a
+    wrong --events): that run has no lag to give, and does not count as under 50 ms."""
+    kind = series.Kind("closed:8x32*2")
+    kind.reports = [{"commandsPerSecond": 31000, "walPeakBytes": 50 << 20, "publishLag": lag,
+                     "latency": {"p50Ms": 7.0, "p99Ms": 15.0, "p999Ms": 20.0}}
+                    for lag in ({"count": 0, "p99Ms": 0}, {"count": 0, "p99Ms": 0})]
+    assert series.row(kind)[5] == "none received"
+    assert series.targets([kind])[-1] == "publish lag p99 under 50 ms: closed loop, 8 × 32 0 of 2"
+    kind.reports[1]["publishLag"] = {"count": 100, "p99Ms": 16.0}
+    assert series.row(kind)[5] == "16 ms"
+    assert series.targets([kind])[-1] == "publish lag p99 under 50 ms: closed loop, 8 × 32 1 of 2"
 
 
 def test_commands_not_sent_on_time_are_counted_for_the_open_loop_only():
     """A closed loop through the queue has no schedule: its users waiting in the queue (starved)
     are not commands sent late, as they are in the open loop."""
     def report(**outcomes):
-        return {"repliesDropped": 1, "invariants": {"ok": True},
+        return {"repliesDropped": 1, "invariants": {"ok": True}, "eventsNotReceived": None,
+                "expiries": {"early": 0, "late": 1, "missing": 0}, "serverRestarted": False,
                 "outcomes": {"timedOut": 0, "overloaded": 2, "noReply": 0, "otherErrors": 0, **outcomes}}
     queue, opened = series.Kind("queue:8x32"), series.Kind("open:10000*2")
     queue.reports = [report(starved=256, notSent=0, unreached=0)]
     opened.reports = [report(starved=3, notSent=2, unreached=2), report(starved=0, notSent=1, unreached=0)]
+    opened.reports[0].update(eventsNotReceived=5, serverRestarted=True)
     total, violated = series.incidents([queue, opened])
     assert total == {"timedOut": 0, "overloaded": 6, "noReply": 0, "otherErrors": 0, "repliesDropped": 3,
-                     "open loop starved": 3, "open loop notSent": 3, "open loop unreached": 2}, total
+                     "eventsNotReceived": 5, "expiries early": 0, "expiries late": 3, "expiries missing": 0,
+                     "serverRestarted": 1, "open loop starved": 3, "open loop notSent": 3, "open loop unreached": 2}, total
     assert violated == 0
     opened.reports[1]["invariants"]["ok"] = False
     assert series.incidents([queue, opened])[1] == 1
@@ -121,3 +160,74 @@ def test_what_it_cannot_run_is_refused_before_any_run():
         done = run_series([*SMALL, *args])
         assert done.returncode != 0 and said in done.stderr, (args, done.stdout, done.stderr)
         assert "== " not in done.stdout, done.stdout
+
+
+# A `slam` for series.py to run: `serve` is the real one; `bench` runs the real bench, then, as
+# $MODE says, reports its invariants violated (and exits 1, as the bench does then), or on its
+# second run fails without a report.
+WRAPPER = """#!{python}
+import json, os, subprocess, sys
+real, mode, count = os.environ["REAL_SLAM"], os.environ["MODE"], os.environ["COUNT"]
+if sys.argv[1] != "bench":
+    os.execv(real, [real, *sys.argv[1:]])
+n = int(open(count).read()) + 1 if os.path.exists(count) else 1
+open(count, "w").write(str(n))
+if mode == "fail-second" and n == 2:
+    sys.exit("slam bench: no such luck")
+code = subprocess.run([real, *sys.argv[1:]]).returncode
+if mode == "violate":
+    out = sys.argv[sys.argv.index("--json") + 1]
+    report = json.load(open(out))
+    report["invariants"]["ok"] = False
+    json.dump(report, open(out, "w"))
+    code = 1
+sys.exit(code)
+"""
+
+
+def run_wrapped(tmp, mode, args):
+    wrapper = os.path.join(tmp, "slam")
+    with open(wrapper, "w") as f:
+        f.write(WRAPPER.format(python=sys.executable))
+    os.chmod(wrapper, 0o755)
+    return subprocess.run([sys.executable, SERIES, *SMALL, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "SLAM_BIN": wrapper, "REAL_SLAM": SLAM, "MODE": mode,
+                               "COUNT": os.path.join(tmp, "count")})
+
+
+def test_a_violated_invariant_is_reported_and_the_series_exits_1():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "series.json")
+        done = run_wrapped(tmp, "violate", ["--runs", "closed:2x4", "--bench-cpus", "any", "--json", out])
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "invariants VIOLATED in 1" in done.stdout and "the bench where the scheduler puts it" in done.stdout, done.stdout
+        kept = re.search(r"invariants VIOLATED; kept for a look: (\S+)", done.stdout).group(1)
+        try:
+            assert os.path.exists(os.path.join(kept, "bench.json")), kept
+        finally:
+            subprocess.run(["rm", "-rf", kept])
+        with open(out) as f:
+            result = json.load(f)
+        assert result["violated"] == 1 and result["complete"] is True
+        # --bench-cpus any: no list, and the bench could run on every CPU this process may.
+        assert result["benchCPUs"] is None
+        assert result["kinds"][0]["reports"][0]["benchCPUs"] == sorted(os.sched_getaffinity(0))
+
+
+def test_a_series_stopped_by_a_failed_run_keeps_the_runs_before_it():
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "series.json")
+        done = run_wrapped(tmp, "fail-second", ["--runs", "closed:2x4*2 open:300", "--json", out])
+        assert done.returncode == 1 and "slam bench failed (exit 1): slam bench: no such luck" in done.stderr, \
+            done.stdout + done.stderr
+        kept = done.stderr.rsplit("(kept for a look: ", 1)[1].rstrip().rstrip(")")
+        subprocess.run(["rm", "-rf", kept])
+        assert "== open:300 (2/3)" in done.stdout and "(3/3)" not in done.stdout, done.stdout
+        with open(out) as f:
+            result = json.load(f)
+        assert result["complete"] is False and result["runs"] == 3
+        assert [len(k["reports"]) for k in result["kinds"]] == [1, 0]
+        again = run_series(["--from-json", out])
+        assert again.returncode == 0, again.stderr
+        assert "INCOMPLETE: 1 of 3 runs made" in again.stdout and "| closed loop, 2 × 4 (1) |" in again.stdout, again.stdout
+        assert "| open loop" not in again.stdout, again.stdout
