@@ -46,6 +46,7 @@ def main():
             serve += [option, str(cpu)]
     if a.repeat < 1:
         sys.exit("--repeat must be at least 1")
+    slamproc.warn_if_debug_build()
     bases, shippeds = [], []
     for i in range(a.repeat):
         n = f" ({i + 1}/{a.repeat})" if a.repeat > 1 else ""

@@ -277,6 +277,7 @@ def main():
             serve += [option, str(cpu)]
     common = ["--duration", f"{a.duration:g}", "--seats", str(a.seats), "--users", str(a.users)]
 
+    slamproc.warn_if_debug_build()
     order = interleaved(kinds)
     series = {"started": time.time(), "ended": None, "complete": False, "runs": len(order), "machine": machine(),
               "stealPercent": None, "serve": serve, "benchCPUs": bench_cpus, "duration": a.duration,

@@ -25,6 +25,15 @@ def slam_binary():
     raise SystemExit("no slam binary: run `swift build -c release --product slam` first")
 
 
+def warn_if_debug_build():
+    """For the benchmark scripts: says on stderr when the binary they will run is a debug build
+    (`slam_binary` falls back to one), whose figures are not the release build's."""
+    binary = slam_binary()
+    if "/debug/" in binary:
+        print(f"note: {binary} is a debug build: its figures are not comparable with a release build's "
+              "(swift build -c release --product slam)", file=sys.stderr, flush=True)
+
+
 class Server:
     """`slam serve` on a fresh database (or `db`) with ephemeral loopback ports."""
 

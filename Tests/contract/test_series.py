@@ -62,6 +62,8 @@ def test_a_short_series_prints_the_table_and_the_targets():
         assert f"publish lag p99 under 50 ms: closed loop, 2 × 4 {sum(v < 50 for v in lags[:2])} of 2" in done.stdout
         assert "invariants OK in every run" in done.stdout, done.stdout
         assert re.search(r"steal \d+\.\d%", done.stdout), done.stdout
+        # The tests run the debug build: said, since its figures are not a release build's.
+        assert ("is a debug build" in done.stderr) == ("/debug/" in SLAM), done.stderr
         # The runs in the order given by `interleaved`, each named with its place.
         made = re.findall(r"^== (\S+) \((\d+)/4\)", done.stdout, re.M)
         assert made == [("closed:2x4", "1"), ("open:300", "2"), ("queue:2x4", "3"), ("closed:2x4", "4")], made
