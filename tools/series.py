@@ -212,7 +212,7 @@ def summary(series):
         kind.reports = saved["reports"]
     kinds = [k for k in kinds if k.reports]
     m, steal, cpus = series["machine"], series.get("stealPercent"), series.get("benchCPUs")
-    ended = series.get("ended") or time.time()
+    ended = series.get("ended") or series.get("saved") or series["started"]  # an incomplete one: its last run
     lines = [time.strftime("%Y-%m-%d %H:%M", time.gmtime(series["started"])) + time.strftime("–%H:%M UTC", time.gmtime(ended))
              + f"; {m['cpus']} CPUs ({m['cpu']}), {m['platform']}; steal {'unknown' if steal is None else f'{steal:.1f}%'}"
              + ("" if series.get("complete") else f"; INCOMPLETE: {sum(len(k.reports) for k in kinds)} of {series['runs']} runs made"),
@@ -239,6 +239,7 @@ HEADER = ["run", "commands/s", "p50", "p99", "p99.9", "publish lag p99", "WAL pe
 def save(series, path):
     """Writes the series so far (after every run: a series stopped by a failed run keeps the
     runs before it), through a new file renamed over the old."""
+    series["saved"] = time.time()
     with open(path + ".tmp", "w") as f:
         json.dump(series, f, indent=2)
     os.replace(path + ".tmp", path)
