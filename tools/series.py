@@ -3,8 +3,9 @@
 
 Runs each kind of run the README's table gives, each run against a fresh `slam serve` as the
 README's commands do (the server `--writer-cpu 1 --io-cpu 0`, the bench on CPU 0 as
-`taskset -c 0` would put it), the kinds taken in turn rather than one block after another (the
-machine's speed drifts within the hour, and each kind then sees the same drift). Then it prints
+`taskset -c 0` would put it), each kind's runs spread evenly over the series rather than run
+in a block (the machine's speed drifts within the hour, and each kind then sees the same
+drift). Then it prints
 the table: per kind, the range over its runs of commands/s, p50, p99, p99.9, publish lag p99
 and WAL peak; each DESIGN.md target against the runs that measure it; and the share of the
 CPUs' time the host took over the series (steal, from /proc/stat: high in the machine's slow
@@ -270,7 +271,8 @@ def main():
         p.error(f"--json {a.json}: its folder does not exist")
     kinds = a.runs
     if a.bench_cpus is None:
-        a.bench_cpus = bench_cpus_of("0" if 0 in os.sched_getaffinity(0) else str(min(os.sched_getaffinity(0))))
+        allowed = os.sched_getaffinity(0)
+        a.bench_cpus = [0 if 0 in allowed else min(allowed)]
     bench_cpus = a.bench_cpus or None
     serve = []
     for option, cpu in (("--writer-cpu", a.writer_cpu), ("--io-cpu", a.io_cpu)):

@@ -1,5 +1,6 @@
 """Start and stop `slam serve`, and run `slam bench` against it, for the scripts in tools/
 (stdlib only)."""
+import argparse
 import json
 import os
 import re
@@ -120,7 +121,6 @@ def _sync_of(serve_args):
 def cpu_list(text):
     """A CPU list as `taskset -c` takes it ("0", "0-3,5") for `bench_run`'s `bench_cpus`;
     refused (argparse's error) when malformed or naming a CPU this process may not run on."""
-    import argparse
     cpus = set()
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)(?:-(\d+))?\s*", part)
