@@ -111,6 +111,13 @@ def number(value, like):
     return f"{value:.2f}" if like < 2 else f"{value:.1f}" if like < 10 else f"{value:.0f}"
 
 
+def p99_number(value, like):
+    """A p99 as `number` writes it, but one just over the target with two decimals (5.04, not
+    5.0), so that a run counted as over it never prints as the target itself."""
+    text = number(value, like)
+    return f"{value:.2f}" if value > TARGET_P99_MS and float(text) <= TARGET_P99_MS else text
+
+
 def spread(values, fmt=number, unit=" ms", median=False, note=None):
     """The range of `values` ("4.2–5.6 ms"), one figure when its ends print alike; then, in
     brackets, the median when asked for (three values or more, and a range) and `note`."""
@@ -137,7 +144,7 @@ def row(kind):
     # At the target's rate, as the README's table: the median, and how many runs met it.
     at = kind.rate == TARGET_P99_AT
     under = sum(v <= TARGET_P99_MS for v in p99s)
-    p99 = spread(p99s, median=at, note=f"{under} run{'' if under == 1 else 's'} at or under {TARGET_P99_MS:g}" if at else None)
+    p99 = spread(p99s, fmt=p99_number, median=at, note=f"{under} run{'' if under == 1 else 's'} at or under {TARGET_P99_MS:g}" if at else None)
     return [f"{kind.label} ({len(reports)})",
             spread([r["commandsPerSecond"] for r in reports], fmt=lambda v, _: f"{v:,.0f}", unit="", median=True),
             spread([x["p50Ms"] for x in lat]), p99, spread([x["p999Ms"] for x in lat]),
@@ -157,7 +164,7 @@ def targets(kinds):
     if at:
         p99s = [r["latency"]["p99Ms"] for k in at for r in k.reports]
         lines.append(f"p99 at or under {TARGET_P99_MS:g} ms at {TARGET_P99_AT:,}/s offered: "
-                     f"{sum(v <= TARGET_P99_MS for v in p99s)} of {len(p99s)} runs (median {number(statistics.median(p99s), max(p99s))} ms)")
+                     f"{sum(v <= TARGET_P99_MS for v in p99s)} of {len(p99s)} runs (median {p99_number(statistics.median(p99s), max(p99s))} ms)")
     lines.append(f"publish lag p99 under {TARGET_LAG_MS:g} ms: " + "; ".join(
         f"{k.label} {sum(lag_p99(r) is not None and lag_p99(r) < TARGET_LAG_MS for r in k.reports)} "
         f"of {len(k.reports)}" for k in kinds))

@@ -116,6 +116,11 @@ def test_the_10000_row_and_target_count_the_runs_at_or_under_5_ms():
     assert series.row(kind)[3] == "4.2–5.0 ms (2 runs at or under 5)"
     kind.reports = kind.reports[:1]
     assert series.row(kind)[1:4] == ["9,999", "0.90 ms", "4.2 ms (1 run at or under 5)"]
+    # A p99 just over 5 ms is counted over, and never printed as 5.0.
+    kind.reports = [dict(kind.reports[0], latency={"p50Ms": 0.9, "p99Ms": p99, "p999Ms": 7.0})
+                    for p99 in (4.2, 5.04, 5.04)]
+    assert series.row(kind)[3] == "4.2–5.04 ms (median 5.04; 1 run at or under 5)", series.row(kind)
+    assert series.targets([kind])[0] == "p99 at or under 5 ms at 10,000/s offered: 1 of 3 runs (median 5.04 ms)"
 
 
 def test_a_run_whose_subscriber_received_nothing_does_not_meet_the_lag_target():
