@@ -217,9 +217,12 @@ final class Driver: @unchecked Sendable {
     /// How long replies are waited for after the run's end.
     let drainMicros: UInt64 = 15_000_000
 
-    /// A command's latency: from when it was due to `now` (at least 1 µs).
-    private func recordLatency(from intended: UInt64, to now: UInt64) {
-        histogram.recordClamped(now > intended ? now - intended : 1)
+    /// A command's latency: from when it was due to `now` (at least 1 µs); returns it.
+    @discardableResult
+    private func recordLatency(from intended: UInt64, to now: UInt64) -> UInt64 {
+        let micros = now > intended ? now - intended : 1
+        histogram.recordClamped(micros)
+        return micros
     }
 
     /// Sends again, the same bytes, each request whose reply is `replyTimeout` overdue (a reply
@@ -411,10 +414,9 @@ final class Driver: @unchecked Sendable {
             retryDelays.append(now + 10_000, p.user)
             return false
         }
-        recordLatency(from: p.intended, to: now)
+        progress.add(latencyMicros: recordLatency(from: p.intended, to: now))
         outcomes.replies += 1
         if now > stopAt { outcomes.repliesAfterEnd += 1 }
-        progress.add(1)
         var poll = false
         if ok {
             switch p.action {
@@ -513,10 +515,25 @@ struct DelayQueue {
     }
 }
 
-/// Replies counted across drivers, for the progress line.
+/// Replies counted across drivers, for the progress line, with the latencies of those since the
+/// line before: a run's p99 says how many commands were slow, the lines say when (a few seconds
+/// of stalls, or all along).
 final class ProgressCounters: @unchecked Sendable {
     private let lock = Lock()
     private var replies = 0
-    func add(_ n: Int) { lock.withLock { replies += n } }
+    private var recent = newHistogram()
+    func add(latencyMicros: UInt64) {
+        lock.withLock {
+            replies += 1
+            recent.recordClamped(latencyMicros)
+        }
+    }
     var total: Int { lock.withLock { replies } }
+    /// The latencies recorded since the last call (a histogram made outside the lock replaces
+    /// them, so the drivers never wait for one to be made).
+    func takeRecent() -> LatencyHistogram {
+        var fresh = newHistogram()
+        lock.withLock { swap(&fresh, &recent) }
+        return fresh
+    }
 }

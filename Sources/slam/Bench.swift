@@ -13,7 +13,9 @@ struct Bench: ParsableCommand {
             then lets them hold 1-4 seats each (favouring the best sections), pay for most holds, cancel some and \
             leave some to expire. Open loop with --rate R (requests scheduled by the clock), or closed loop with --max. \
             Prints commands/s, latency percentiles, outcome counts, publish lag and the WAL's peak size, then checks \
-            the invariants through the server. Exit status 1 when an invariant is violated, 2 when the run \
+            the invariants through the server. While it runs, a line a second on stderr: the time, the replies so far, \
+            the last second's rate, the WAL's size, and the p99 and max latency of the replies since the line \
+            before (a run's p99 from a few seconds of stalls or from all along). Exit status 1 when an invariant is violated, 2 when the run \
             could not be made (no server, a refused set-up) or its --json file not written, and 2 when the \
             server stopped answering after the run began (the report of what was measured is still printed and \
             written, without what the server did not answer: its counts, the invariants; 1 if the subscriber's \
