@@ -21,6 +21,7 @@ R`) or `queue:CxK` (`--max --queue`), with `*N` for N runs of it:
 """
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -112,10 +113,11 @@ def number(value, like):
 
 
 def p99_number(value, like):
-    """A p99 as `number` writes it, but one just over the target with two decimals (5.04, not
-    5.0), so that a run counted as over it never prints as the target itself."""
+    """A p99 as `number` writes it, but one just over the target with two decimals rounded up
+    (5.04 and 5.001 as 5.04 and 5.01, not 5.0), so that a run counted as over it never prints as
+    the target itself."""
     text = number(value, like)
-    return f"{value:.2f}" if value > TARGET_P99_MS and float(text) <= TARGET_P99_MS else text
+    return f"{math.ceil(value * 100) / 100:.2f}" if value > TARGET_P99_MS and float(text) <= TARGET_P99_MS else text
 
 
 def spread(values, fmt=number, unit=" ms", median=False, note=None):

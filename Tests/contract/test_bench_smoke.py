@@ -53,7 +53,7 @@ def check(result, out):
     assert report["serverStoppedAnswering"] is False
     assert report["outcomes"]["replies"] == report["outcomes"]["sent"]
     # A progress line a second, with the p99 and max of the replies since the line before: none
-    # slower than the run's slowest, and every reply of the run counted by the last line.
+    # slower than the run's slowest.
     lines = re.findall(r"^ +[\d.]+s +(\d+) replies .*/s +wal [\d.]+ MiB(?:  p99 ([\d.]+)  max ([\d.]+) ms)?$",
                        result.stderr, re.M)
     timed = [(float(p99), float(mx)) for _, p99, mx in lines if p99]
