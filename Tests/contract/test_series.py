@@ -123,6 +123,11 @@ def test_the_10000_row_and_target_count_the_runs_at_or_under_5_ms():
     assert series.targets([kind])[0] == "p99 at or under 5 ms at 10,000/s offered: 1 of 3 runs (median 5.04 ms)"
     kind.reports[1]["latency"] = dict(kind.reports[1]["latency"], p99Ms=5.001)
     assert series.row(kind)[3] == "4.2–5.04 ms (median 5.01; 1 run at or under 5)", series.row(kind)
+    # One slow run does not round the others to whole milliseconds.
+    kind.reports[2]["latency"] = dict(kind.reports[2]["latency"], p99Ms=10.83)
+    assert series.row(kind)[3] == "4.2–10.8 ms (median 5.01; 1 run at or under 5)", series.row(kind)
+    assert series.targets([kind])[0] == "p99 at or under 5 ms at 10,000/s offered: 1 of 3 runs (median 5.01 ms)"
+    assert series.spread([12.4, 18.6]) == "12–19 ms" and series.spread([0.87, 1.27]) == "0.87–1.27 ms"
 
 
 def test_a_run_whose_subscriber_received_nothing_does_not_meet_the_lag_target():
