@@ -108,9 +108,9 @@ public final class RushBench {
             if options.progress {
                 let done = progress.total, t = nowMicros()
                 let rate = Double(done - last) / max(0.001, Double(t - lastTime) / 1e6)
-                let recent = progress.takeRecent()
-                let latency = recent.totalCount == 0 ? "" : String(format: "  p99 %.2f  max %.2f ms",
-                                                                    Double(recent.valueAtPercentile(99)) / 1000, Double(recent.maxRecorded) / 1000)
+                // Read as the report reads the whole run's (`LatencySummary`: the max as recorded).
+                let recent = LatencySummary(progress.takeRecent())
+                let latency = recent.count == 0 ? "" : String(format: "  p99 %.2f  max %.2f ms", recent.p99, recent.max)
                 log(String(format: "  %5.1fs  %9d replies  %8.0f/s  wal %.1f MiB", Double(Int64(t) - Int64(startAt)) / 1e6,
                            done, rate, Double(stats?.body["walBytes"]?.int64Value ?? 0) / 1_048_576) + latency)
                 last = done
