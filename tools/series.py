@@ -8,8 +8,8 @@ in a block (the machine's speed drifts within the hour, and each kind then sees 
 drift). Then it prints
 the table: per kind, the range over its runs of commands/s, p50, p99, p99.9, publish lag p99
 and WAL peak; each DESIGN.md target against the runs that measure it; and the share of the
-CPUs' time the host took over the series (steal, from /proc/stat: high in the machine's slow
-hours).
+CPUs' time the host took over the series (steal, from /proc/stat: a slow hour's mark on a
+virtual machine when there is one; this machine's slower hours had none).
 
 A kind is `closed:CxK` (`slam bench --max`, C connections, K in flight each), `open:R` (`--rate
 R`) or `queue:CxK` (`--max --queue`), with `*N` for N runs of it:
@@ -141,7 +141,7 @@ def spread(values, fmt=number, unit=" ms", median=False, note=None):
 
 def lag_p99(report):
     """The publish lag p99 of a run whose subscriber received events; None when it received
-    none (the bench then reports a lag of 0 over no events)."""
+    none (the bench then writes null; until 2026-12-07 it wrote a lag of 0 over no events)."""
     lag = report.get("publishLag") or {}
     return lag.get("p99Ms") if lag.get("count", 0) > 0 else None
 

@@ -18,13 +18,21 @@ public struct LatencySummary: Sendable {
         max = count == 0 ? 0 : ms(h.maxRecorded)
     }
 
-    var text: String { String(format: "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms", p50, p90, p99, p999, max) }
+    /// "none" over no values: a p99 of 0 would read as a measurement (a run whose subscriber
+    /// received no event printed, and wrote, a publish lag of 0 ms).
+    var text: String {
+        count == 0 ? "none"
+            : String(format: "p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f ms", p50, p90, p99, p999, max)
+    }
 
+    /// The percentiles are `null` over no values, for the same reason.
     func write(_ w: inout JSONWriter) {
         w.beginObject()
         w.field("count", Int64(count))
-        w.key("p50Ms"); w.value(p50); w.key("p90Ms"); w.value(p90); w.key("p99Ms"); w.value(p99)
-        w.key("p999Ms"); w.value(p999); w.key("maxMs"); w.value(max)
+        for (key, value) in [("p50Ms", p50), ("p90Ms", p90), ("p99Ms", p99), ("p999Ms", p999), ("maxMs", max)] {
+            w.key(key)
+            if count == 0 { w.valueNull() } else { w.value(value) }
+        }
         w.endObject()
     }
 }

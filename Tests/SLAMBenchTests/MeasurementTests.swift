@@ -162,6 +162,20 @@ struct LatencySummaryTests {
         #expect(s.max == 77.001)
         #expect(s.count == 3)
     }
+
+    /// Over no values (a subscriber that received no event) there is nothing to give: the line
+    /// says "none" and the JSON's percentiles are null, not a measured-looking 0 ms.
+    @Test func noValuesAreNoneNotZero() throws {
+        let s = LatencySummary(newHistogram())
+        #expect(s.text == "none")
+        var w = JSONWriter()
+        s.write(&w)
+        #expect(String(decoding: w.bytes, as: UTF8.self)
+                == #"{"count":0,"p50Ms":null,"p90Ms":null,"p99Ms":null,"p999Ms":null,"maxMs":null}"#)
+        var h = newHistogram()
+        h.recordClamped(1_500)
+        #expect(LatencySummary(h).text == "p50 1.50  p90 1.50  p99 1.50  p99.9 1.50  max 1.50 ms")
+    }
 }
 
 /// The report's `bench` line names the CPUs as `taskset` does, so that a 128-CPU affinity mask is

@@ -147,8 +147,8 @@ def run_against_fake(args, during=None, server_fn=None, verify=False, code=0, cp
 
 def test_a_command_refused_overloaded_is_sent_again_with_its_key_and_body_and_counted_once():
     seen = []
-    report, _ = run_against_fake(["--seats", "100", "--users", "20", "--rate", "200", "--duration", "1"],
-                                 delay=0, overload=("HoldSeats",), seen=seen)
+    report, stdout = run_against_fake(["--seats", "100", "--users", "20", "--rate", "200", "--duration", "1"],
+                                      delay=0, overload=("HoldSeats",), seen=seen)
     o = report["outcomes"]
     tries = {}
     for key, body in seen:
@@ -161,6 +161,11 @@ def test_a_command_refused_overloaded_is_sent_again_with_its_key_and_body_and_co
     assert report["latency"]["count"] == o["replies"], report
     # each HoldSeats answered ok after its retry
     assert o["holdsWon"] == sum(len(b) == 2 for b in tries.values()), (o, tries)
+    # The fake server publishes nothing: no lag was measured, and none is given (it used to be
+    # printed and written as 0 ms, which reads as a measurement).
+    assert report["eventsReceived"] == 0 and report["publishLag"]["count"] == 0, report
+    assert all(report["publishLag"][k] is None for k in ("p50Ms", "p99Ms", "maxMs")), report["publishLag"]
+    assert "publish lag  none  (0 events received" in stdout, stdout
 
 
 def test_a_server_slower_than_the_offered_rate_shows_up_as_latency():
