@@ -9,7 +9,11 @@ drift). Then it prints
 the table: per kind, the range over its runs of commands/s, p50, p99, p99.9, publish lag p99
 and WAL peak; each DESIGN.md target against the runs that measure it; and the share of the
 CPUs' time the host took over the series (steal, from /proc/stat: a slow hour's mark on a
-virtual machine when there is one; this machine's slower hours had none).
+virtual machine when there is one; this machine's slower hours had none), and the time to wake a
+thread on an idle CPU, measured before each run by tools/wake.c (compiled with clang or cc; the
+median of 2,000 round trips between CPUs 0 and 1, 200 µs apart): on the README's machine about
+40 µs in its fast hours and 51-61 µs in its slower ones (docs/benchmark-history.md, "What marks
+a slower hour"), so a series' figures come with the hour's mark.
 
 A kind is `closed:CxK` (`slam bench --max`, C connections, K in flight each), `open:R` (`--rate
 R`) or `queue:CxK` (`--max --queue`), with `*N` for N runs of it:
@@ -25,9 +29,11 @@ import math
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -104,6 +110,50 @@ def steal_ticks():
     except (OSError, ValueError):
         return None
     return fields[7], sum(fields)
+
+
+class WakeProbe:
+    """tools/wake.c, compiled once into `folder`; `measure()` is the median round trip in µs, or
+    None (and `why` says why) when it cannot be compiled or run (no C compiler; no CPU 1)."""
+
+    SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wake.c")
+    ROUND_TRIPS, GAP_MICROS = 2000, 200
+
+    def __init__(self, folder):
+        self.binary, self.why = None, "no C compiler (clang or cc) to build tools/wake.c"
+        for cc in ("clang", "cc"):
+            if not shutil.which(cc):
+                continue
+            out = os.path.join(folder, "wake")
+            done = subprocess.run([cc, "-O2", "-pthread", self.SOURCE, "-o", out], capture_output=True, text=True)
+            if done.returncode == 0:
+                self.binary, self.why = out, None
+                return
+            self.why = f"{cc} could not build tools/wake.c: {done.stderr.strip()[-300:]}"
+
+    def measure(self):
+        if not self.binary:
+            return None
+        done = subprocess.run([self.binary, str(self.ROUND_TRIPS), str(self.GAP_MICROS)], capture_output=True,
+                              text=True, timeout=120)
+        m = re.search(r"p50 ([\d.]+)", done.stdout)
+        if done.returncode != 0 or not m:
+            self.why = f"tools/wake.c: {(done.stderr or done.stdout).strip() or f'exit {done.returncode}'}"
+            return None
+        return float(m.group(1))
+
+
+def wake_line(series):
+    """The summary's line on the idle-CPU wake-up readings taken before the runs."""
+    readings = [r.get("wakeRoundTripMicros") for k in series["kinds"] for r in k["reports"]]
+    measured = [v for v in readings if v is not None]
+    if not measured:
+        why = series.get("wakeProbe")
+        return "idle-CPU wake-up round trip (tools/wake.c): not measured" + (f" ({why})" if why else "")
+    missing = len(readings) - len(measured)
+    return ("idle-CPU wake-up round trip (tools/wake.c, the median before each run): "
+            + spread(measured, fmt=lambda v, _: f"{v:.0f}", unit=" µs", median=True)
+            + (f"; not measured before {missing} run{'' if missing == 1 else 's'}" if missing else ""))
 
 
 def number(value, like):
@@ -237,7 +287,7 @@ def summary(series):
              f"{m['binary']} (built {m['binaryBuilt']}; tools at {m['toolsCommit']})"
              + f"; slam serve {' '.join(series['serve']) or '(not pinned)'}; the bench "
              + (f"on CPU {','.join(map(str, cpus))}" if cpus else "where the scheduler puts it")
-             + f"; {series['duration']:g} s a run, a fresh database each", ""]
+             + f"; {series['duration']:g} s a run, a fresh database each", wake_line(series), ""]
     if not kinds:
         return "\n".join(lines + ["no run made"])
     lines.append("| " + " | ".join(HEADER) + " |")
@@ -303,14 +353,20 @@ def main():
               "stealPercent": None, "serve": serve, "benchCPUs": bench_cpus, "duration": a.duration,
               "kinds": [{"kind": k.name, "label": k.label, "reports": k.reports} for k in kinds]}
     steal0 = steal_ticks()
-    for i, kind in enumerate(order):
-        r = slamproc.bench_run(f"{kind.name} ({i + 1}/{len(order)})", serve, [*kind.args, *common], bench_cpus)
-        kind.reports.append(r)
-        lag = lag_p99(r)
-        print(f"   {r['commandsPerSecond']:,.0f} commands/s, p50 {r['latency']['p50Ms']:.2f} p99 {r['latency']['p99Ms']:.2f} "
-              f"p99.9 {r['latency']['p999Ms']:.2f} ms, publish lag p99 {'-' if lag is None else f'{lag:.0f} ms'}", flush=True)
-        if a.json:
-            save(series, a.json)
+    with tempfile.TemporaryDirectory() as probe_dir:
+        probe = WakeProbe(probe_dir)
+        for i, kind in enumerate(order):
+            wake = probe.measure()
+            series["wakeProbe"] = probe.why
+            r = slamproc.bench_run(f"{kind.name} ({i + 1}/{len(order)})", serve, [*kind.args, *common], bench_cpus)
+            r["wakeRoundTripMicros"] = wake
+            kind.reports.append(r)
+            lag = lag_p99(r)
+            print(f"   {r['commandsPerSecond']:,.0f} commands/s, p50 {r['latency']['p50Ms']:.2f} p99 {r['latency']['p99Ms']:.2f} "
+                  f"p99.9 {r['latency']['p999Ms']:.2f} ms, publish lag p99 {'-' if lag is None else f'{lag:.0f} ms'}; "
+                  f"wake-up before it {'not measured' if wake is None else f'{wake:.0f} µs'}", flush=True)
+            if a.json:
+                save(series, a.json)
     steal1 = steal_ticks()
     series.update(ended=time.time(), complete=True,
                   stealPercent=(100 * (steal1[0] - steal0[0]) / max(1, steal1[1] - steal0[1])) if steal0 and steal1 else None)

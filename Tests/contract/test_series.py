@@ -4,6 +4,7 @@ order it takes the runs in, and its refusals of what it cannot run."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,16 @@ def test_a_short_series_prints_the_table_and_the_targets():
         assert f"publish lag p99 under 50 ms: closed loop, 2 × 4 {sum(v < 50 for v in lags[:2])} of 2" in done.stdout
         assert "invariants OK in every run" in done.stdout, done.stdout
         assert re.search(r"steal \d+\.\d%", done.stdout), done.stdout
+        # The idle-CPU wake-up, measured before each run where the machine allows (a C compiler
+        # for tools/wake.c, and CPUs 0 and 1); otherwise said not measured, and why.
+        readings = [r.get("wakeRoundTripMicros") for k in result["kinds"] for r in k["reports"]]
+        if {0, 1} <= os.sched_getaffinity(0) and (shutil.which("clang") or shutil.which("cc")):
+            assert len(readings) == 4 and all(isinstance(v, float) and v > 0 for v in readings), readings
+            assert re.search(r"^idle-CPU wake-up round trip \(tools/wake\.c, the median before each run\): "
+                             r"\d+(–\d+)? µs", done.stdout, re.M), done.stdout
+            assert len(re.findall(r"; wake-up before it \d+ µs$", done.stdout, re.M)) == 4, done.stdout
+        else:
+            assert "idle-CPU wake-up round trip (tools/wake.c): not measured (" in done.stdout, done.stdout
         # The tests run the debug build: said, since its figures are not a release build's.
         assert ("is a debug build" in done.stderr) == ("/debug/" in SLAM), done.stderr
         # The runs in the order given by `interleaved`, each named with its place.
@@ -128,6 +139,24 @@ def test_the_10000_row_and_target_count_the_runs_at_or_under_5_ms():
     assert series.row(kind)[3] == "4.2–10.8 ms (median 5.01; 1 run at or under 5)", series.row(kind)
     assert series.targets([kind])[0] == "p99 at or under 5 ms at 10,000/s offered: 1 of 3 runs (median 5.01 ms)"
     assert series.spread([12.4, 18.6]) == "12–19 ms" and series.spread([0.87, 1.27]) == "0.87–1.27 ms"
+
+
+def test_the_wake_up_line_says_what_was_measured_and_what_was_not(tmp_path, monkeypatch):
+    """The summary's idle-CPU wake-up readings: their range and median, the runs before which
+    none was taken, and a series without any (one from before 2026-12-07, or a machine without a
+    C compiler) said not measured, with the probe's reason when there is one."""
+    def of(*readings, why=None):
+        return {"wakeProbe": why, "kinds": [{"reports": [{"wakeRoundTripMicros": v} for v in readings]}]}
+    line = "idle-CPU wake-up round trip (tools/wake.c, the median before each run): "
+    assert series.wake_line(of(41.2, 58.4, 44.0)) == line + "41–58 µs (median 44)"
+    assert series.wake_line(of(41.2, None)) == line + "41 µs; not measured before 1 run"
+    assert series.wake_line(of(None, None, why="tools/wake.c: wake: cannot run on CPU 1")) == \
+        "idle-CPU wake-up round trip (tools/wake.c): not measured (tools/wake.c: wake: cannot run on CPU 1)"
+    assert series.wake_line({"kinds": [{"reports": [{}]}]}) == "idle-CPU wake-up round trip (tools/wake.c): not measured"
+    # With no C compiler on the PATH the probe is not built, and says so.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    probe = series.WakeProbe(str(tmp_path))
+    assert probe.measure() is None and probe.why == "no C compiler (clang or cc) to build tools/wake.c"
 
 
 def test_a_run_whose_subscriber_received_nothing_does_not_meet_the_lag_target():
