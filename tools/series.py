@@ -125,7 +125,12 @@ class WakeProbe:
             if not shutil.which(cc):
                 continue
             out = os.path.join(folder, "wake")
-            done = subprocess.run([cc, "-O2", "-pthread", self.SOURCE, "-o", out], capture_output=True, text=True)
+            try:
+                done = subprocess.run([cc, "-O2", "-pthread", self.SOURCE, "-o", out], capture_output=True, text=True,
+                                      timeout=120)
+            except (OSError, subprocess.TimeoutExpired) as error:
+                self.why = f"{cc} could not build tools/wake.c: {error}"
+                continue
             if done.returncode == 0:
                 self.binary, self.why = out, None
                 return
@@ -134,8 +139,12 @@ class WakeProbe:
     def measure(self):
         if not self.binary:
             return None
-        done = subprocess.run([self.binary, str(self.ROUND_TRIPS), str(self.GAP_MICROS)], capture_output=True,
-                              text=True, timeout=120)
+        try:
+            done = subprocess.run([self.binary, str(self.ROUND_TRIPS), str(self.GAP_MICROS)], capture_output=True,
+                                  text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as error:  # a probe that cannot run stops no series
+            self.why = f"tools/wake.c: {error}"
+            return None
         m = re.search(r"p50 ([\d.]+)", done.stdout)
         if done.returncode != 0 or not m:
             self.why = f"tools/wake.c: {(done.stderr or done.stdout).strip() or f'exit {done.returncode}'}"

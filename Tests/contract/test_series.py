@@ -157,6 +157,9 @@ def test_the_wake_up_line_says_what_was_measured_and_what_was_not(tmp_path, monk
     monkeypatch.setenv("PATH", str(tmp_path))
     probe = series.WakeProbe(str(tmp_path))
     assert probe.measure() is None and probe.why == "no C compiler (clang or cc) to build tools/wake.c"
+    # A probe that cannot run (its binary gone) is not measured, and does not stop the series.
+    probe.binary = str(tmp_path / "gone")
+    assert probe.measure() is None and probe.why.startswith("tools/wake.c: ") and "gone" in probe.why, probe.why
 
 
 def test_a_run_whose_subscriber_received_nothing_does_not_meet_the_lag_target():
