@@ -12,7 +12,8 @@ struct Bench: ParsableCommand {
             Scenario "rush": creates a concert and a schedule of --seats seats, registers and charges --users users, \
             then lets them hold 1-4 seats each (favouring the best sections), pay for most holds, cancel some and \
             leave some to expire, and hold again until the run ends (a user at its four seats cancels a paid \
-            reservation now and then, so over a long run most paid seats change hands). Open loop with --rate R (requests scheduled by the clock), or closed loop with --max. \
+            reservation now and then, so over a long run most paid seats change hands). Open loop with --rate R \
+            (requests scheduled by the clock), or closed loop with --max. \
             Prints commands/s, latency percentiles, outcome counts, publish lag and the WAL's peak size, then checks \
             the invariants through the server. While it runs, a line a second on stderr: the time, the replies so far, \
             the last second's rate, the WAL's size, and the p99 and max latency of the replies since the line \
