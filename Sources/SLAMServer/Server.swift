@@ -7,7 +7,8 @@ import SLAMStore
 import ZMQ
 
 /// `slam serve`: the store, the writer, the readers, the relay and the ROUTER/PUB sockets,
-/// wired together. `start()` binds and returns the endpoints actually bound; `stop()` executes
+/// wired together. `init` binds, `start()` starts the threads and returns the endpoints actually
+/// bound; `stop()` executes
 /// no request read from then on (each is answered OVERLOADED), executes and answers every
 /// command already queued, answers the queries still queued OVERLOADED, commits, and closes.
 public final class Server: @unchecked Sendable {
@@ -18,6 +19,10 @@ public final class Server: @unchecked Sendable {
     private let lock: StoreLock
     private let clock: Clock
     private let context: ZMQContext
+    /// Bound by `init`, before the store is opened; handed to the ROUTER's thread and the relay
+    /// by `start()`, each of which closes its own when it ends (`wait()` closes them otherwise).
+    private let routerSocket: ZMQSocket
+    private let pubSocket: ZMQSocket
     private let replies: ReplySink
     /// Internal, not private: a test waits on its depth to know which commands a batch will take.
     let commands: BoundedQueue<CommandJob>
@@ -34,9 +39,10 @@ public final class Server: @unchecked Sendable {
     private let waitLock = Lock()
     private var closed = false
 
-    /// Opens (creating if needed) the store at `config.dbPath`, after taking its lock: throws
-    /// `StoreError(.locked)` when another server or an offline tool holds the database.
-    /// Throws `ServerConfigError` when `writerCPU` or `ioCPU` names a CPU the process may not run on.
+    /// Binds both endpoints, then opens (creating if needed) the store at `config.dbPath`, after
+    /// taking its lock: throws `StoreError(.locked)` when another server or an offline tool holds
+    /// the database. Throws `ServerConfigError` when `writerCPU` or `ioCPU` names a CPU the process
+    /// may not run on, or an endpoint cannot be bound (a TCP port in use), having created nothing.
     public init(config: ServerConfig, clock: Clock = SystemClock()) throws {
         for (option, cpu) in [("writer-cpu", config.writerCPU), ("io-cpu", config.ioCPU)] {
             guard let cpu else { continue }
@@ -62,6 +68,11 @@ public final class Server: @unchecked Sendable {
             }
         }
         self.config = config
+        // Bound before the store's lock is taken and the store opened: a port in use (another
+        // server's) then fails the start with no file created. Until 2026-12-07 the bind came in
+        // `start()`, and such a start left a new, empty store and its lock file behind.
+        context = try ZMQContext(ioThreadCPUs: config.ioCPU.map { [$0] } ?? [])
+        (routerSocket, pubSocket) = try Self.bindSockets(context, config)
         lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
         store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
                                     readers: max(2, config.queryWorkers + 2))
@@ -112,7 +123,6 @@ public final class Server: @unchecked Sendable {
                            hard: Int32(8 * config.walAutocheckpointPages))
         store.pool.writeWithoutTransaction { db in hook.install(on: db) }
         walHook = hook
-        context = try ZMQContext(ioThreadCPUs: config.ioCPU.map { [$0] } ?? [])
         replies = try ReplySink()
         commands = BoundedQueue(capacity: config.commandQueueCapacity)
         queries = FairQueue(capacity: config.queryQueueCapacity, key: \.peer)
@@ -129,9 +139,8 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Binds both sockets and starts every thread. Returns the bound endpoints
-    /// (`tcp://127.0.0.1:*` comes back with its port).
-    public func start() throws -> (commands: String, events: String) {
+    /// The ROUTER and the PUB, set up and bound. Each bind failure names its option.
+    private static func bindSockets(_ context: ZMQContext, _ config: ServerConfig) throws -> (router: ZMQSocket, pub: ZMQSocket) {
         let routerSocket = try context.socket(.router)
         try routerSocket.setRouterMandatory(true)
         try routerSocket.setMaxMessageSize(config.maxFrameBytes)
@@ -146,6 +155,14 @@ public final class Server: @unchecked Sendable {
         try pub.setMaxMessageSize(ServerConfig.maxSubscriptionBytes)
         try pub.setLinger(ms: 1000)
         try Self.bind(pub, config.eventsEndpoint, option: "events")
+        return (routerSocket, pub)
+    }
+
+    /// Starts every thread on the sockets `init` bound. Returns the bound endpoints
+    /// (`tcp://127.0.0.1:*` comes back with its port).
+    public func start() throws -> (commands: String, events: String) {
+        guard self.router == nil else { throw ServerConfigError("the server is started already") }
+        let pub = pubSocket
         let endpoints = (try routerSocket.lastEndpoint, try pub.lastEndpoint)
 
         var relayRef: Relay?
@@ -204,6 +221,10 @@ public final class Server: @unchecked Sendable {
         defer { closed = true }
         finished.wait()
         relay?.stop()
+        // Closed by their threads when they ran; a server never started closes them here, or
+        // the context's termination below would wait for them for ever.
+        routerSocket.close()
+        pubSocket.close()
         // The relay's last position is recorded for the next start.
         if let writer { writer.runBatch([], sweep: false) }
         if let writer {

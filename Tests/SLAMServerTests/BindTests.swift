@@ -1,4 +1,5 @@
 import Foundation
+import SLAMClient
 import SLAMServer
 import SLAMTesting
 import Testing
@@ -7,7 +8,10 @@ import ZMQ
 @Suite("Binding the server's endpoints")
 struct BindTests {
     /// libzmq's "Address already in use" alone did not say which of the two endpoints it was.
-    @Test("a TCP port in use: start() names the option and the endpoint", arguments: ["commands", "events"])
+    /// The bind comes before the store is opened: until 2026-12-07 it came in `start()`, and a
+    /// server refused a port in use left a new, empty store (and its lock file) behind it.
+    @Test("a TCP port in use: the server names the option and the endpoint, and creates no store",
+          arguments: ["commands", "events"])
     func portInUse(option: String) throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-bind-" + UUID().uuidString)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -20,15 +24,51 @@ struct BindTests {
         let taken = try holder.lastEndpoint
 
         var config = ServerConfig.forTests(in: folder)
+        config.dbPath = folder.appendingPathComponent("store/slam.sqlite").path
         if option == "commands" { config.commandsEndpoint = taken } else { config.eventsEndpoint = taken }
-        let server = try Server(config: config)
         do {
-            _ = try server.start()
-            Issue.record("started on \(taken), a port in use")
-            server.stop()
+            let server = try Server(config: config)
+            Issue.record("a server was made on \(taken), a port in use")
+            server.wait()
         } catch {
             #expect("\(error)" == "--\(option) \(taken): Address already in use", "\(error)")
         }
+        #expect(!FileManager.default.fileExists(atPath: config.dbPath), "a store was created")
+        #expect(!FileManager.default.fileExists(atPath: config.dbPath + ".lock"), "a lock file was created")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("store").path), "its folder was created")
+
+        // The same configuration on a free port serves; a second start() is refused.
+        if option == "commands" { config.commandsEndpoint = "tcp://127.0.0.1:*" } else { config.eventsEndpoint = "tcp://127.0.0.1:*" }
+        let server = try Server(config: config)
+        let endpoints = try server.start()
+        #expect(endpoints.commands != taken && endpoints.events != taken)
+        #expect(throws: ServerConfigError.self) { _ = try server.start() }
+        server.stop()
         server.wait()
+        #expect(FileManager.default.fileExists(atPath: config.dbPath))
+    }
+
+    /// A server made but never started still closes: `wait()` closes the sockets `init` bound
+    /// (or the context's termination would wait for them for ever), and the endpoints are free
+    /// again for the next server.
+    @Test("a server never started: wait() returns and frees its endpoints")
+    func neverStarted() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-bind-" + UUID().uuidString)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var config = ServerConfig.forTests(in: folder)
+        config.commandsEndpoint = "tcp://127.0.0.1:0"
+        let first = try Server(config: config)
+        first.wait()
+        // ipc: the first server's socket file is gone or refuses, so the second may bind it.
+        let second = try Server(config: config)
+        let endpoints = try second.start()
+        let context = try ZMQContext()
+        defer { context.terminate() }
+        let client = try SLAMClient(endpoint: endpoints.commands, context: context)
+        defer { client.close() }
+        #expect(try Scenario(client).registerUser("after", charge: 1).hasPrefix("usr_"))
+        second.stop()
+        second.wait()
     }
 }
