@@ -9,16 +9,24 @@
    with the fold, only differing rows written) and with `--full` (every table emptied and
    bulk-inserted: the worst case), and reports wall time and events/s.
 3. Starts `slam serve` on the store and measures the time from the process start to its ready
-   line and to the first answered command (a GetStats query, then a RegisterUser command) over
-   ZeroMQ (pyzmq), then stops it with SIGTERM. Warm: right after the rebuilds, the file is in
-   the page cache, and the store was closed cleanly (no WAL to recover).
-4. With --verify, runs `slam verify` and reports its time and verdict; exit 1 when it fails.
+   line, to its answer to a first command (RegisterUser), and to its answer to a GetStats sent
+   after it, over ZeroMQ (pyzmq), then stops it with SIGTERM. The store was closed cleanly (no
+   WAL to recover); without --cold the file is in the page cache, right after the rebuilds.
+4. With --after-kill SECONDS, serves the store under the rush at 10,000 commands/s (`slam
+   bench`) for that long, kills the server with SIGKILL, and times its restart as in 3, the WAL
+   to recover this time.
+5. With --verify, runs `slam verify` and reports its time and verdict; exit 1 when it fails.
+
+With --cold, the kernel's page cache is dropped (`sync`, then 3 into /proc/sys/vm/drop_caches;
+root only) before each step, so that each reads the store from the disk, as after a reboot.
 
 Targets (DESIGN.md section 4): rebuild 10M events < 30 s; serving commands < 5 s after start.
+Exit 1 when `slam verify` fails.
 
     swift build -c release --product slam
     python3 tools/rebuild_bench.py --events 1000000 --db /tmp/slam-1m.sqlite
     python3 tools/rebuild_bench.py --json            # 10M events, a temporary store
+    python3 tools/rebuild_bench.py --db /tmp/m10.sqlite --cold --after-kill 10 --verify
 
 Stdlib only, plus pyzmq for the first command.
 """
@@ -92,6 +100,17 @@ def cpu_of_children():
     return r.children_user + r.children_system
 
 
+def drop_caches():
+    """Empties the kernel's page cache (dirty pages written first), so that the next step
+    reads the store from the disk."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as e:
+        sys.exit(f"--cold: cannot drop the page cache ({e}); it needs root on Linux")
+
+
 def rebuild(slam, db, full):
     cmd = [slam, "projections", "rebuild", "--db", db] + (["--full"] if full else [])
     cpu0 = cpu_of_children()
@@ -116,7 +135,9 @@ def first_commands(endpoint, timeout_ms=60_000):
     sock.connect(endpoint)
     times = {}
     started = time.monotonic()
-    for type_, body, key in (("GetStats", {}, None), ("RegisterUser", {"name": "bench"}, "bench-" + uuid.uuid4().hex)):
+    # The command first: what DESIGN.md's target names. GetStats then (it counts the users and
+    # reservations tables, which reads them all: seconds on a cold 10-million-event store).
+    for type_, body, key in (("RegisterUser", {"name": "bench"}, "bench-" + uuid.uuid4().hex), ("GetStats", {}, None)):
         header = {"type": type_, "requestId": uuid.uuid4().hex}
         if key:
             header["idempotencyKey"] = key
@@ -156,9 +177,37 @@ def serve_startup(slam, db):
         except subprocess.TimeoutExpired:
             proc.kill()
     return {"command": " ".join(cmd), "ready_seconds": round(ready, 3),
-            "first_query_seconds": round(ready + times["GetStats"], 3),
-            "first_command_seconds": round(answered, 3),
+            "first_command_seconds": round(ready + times["RegisterUser"], 3),
+            "then_GetStats_seconds": round(answered, 3),
             "GetStats_ms": round(times["GetStats"] * 1000, 1), "RegisterUser_ms": round(times["RegisterUser"] * 1000, 1)}
+
+
+def kill_under_load(slam, db, seconds):
+    """Serves the store under the rush at 10,000 commands/s (`slam bench`) for `seconds`, then
+    kills the server with SIGKILL, as a crash would: the next start has the WAL to recover."""
+    cmd = [slam, "serve", "--db", db, "--commands", "tcp://127.0.0.1:*", "--events", "tcp://127.0.0.1:*"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    bench = None
+    try:
+        line = proc.stdout.readline()
+        m = re.match(r"SLAM ready commands=(\S+) events=(\S+)", line or "")
+        if not m:
+            proc.wait(timeout=10)
+            sys.exit(f"slam serve did not start: {line!r}")
+        bench_cmd = [slam, "bench", "--server", m.group(1), "--events", m.group(2), "--rate", "10000", "--duration", "3600"]
+        bench = subprocess.Popen(bench_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(seconds)  # the load's length, not a synchronization: the kill may come at any instant
+        if proc.poll() is not None or bench.poll() is not None:
+            sys.exit("slam serve or slam bench stopped before the kill")
+        proc.kill()
+        proc.wait()
+        wal = os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0
+    finally:
+        for p in (proc, bench):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+    return {"command": " ".join(bench_cmd), "load_seconds": seconds, "wal_bytes_at_kill": wal}
 
 
 def main():
@@ -170,7 +219,12 @@ def main():
     ap.add_argument("--no-full", action="store_true", help="skip the --full (rewrite everything) rebuild")
     ap.add_argument("--verify", action="store_true", help="also run slam verify")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--after-kill", type=float, metavar="SECONDS",
+                    help="then serve the rush at 10,000/s for SECONDS, kill -9 the server, and time its restart")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the kernel's page cache before each step (root only), as after a reboot")
     args = ap.parse_args()
+    before_step = drop_caches if args.cold else (lambda: None)
 
     slam = slam_binary(args.slam)
     tmp = None
@@ -179,7 +233,7 @@ def main():
     else:
         tmp = tempfile.mkdtemp(prefix="slam-rebuild-bench-", dir=os.environ.get("TMPDIR"))
         db = os.path.join(tmp, "slam.sqlite")
-    results = {"binary": slam, "db": db, "machine": machine(db)}
+    results = {"binary": slam, "db": db, "machine": machine(db), "cold": args.cold}
     try:
         if os.path.exists(db):
             results["generate"] = {"reused": True}
@@ -191,14 +245,24 @@ def main():
         results["db_bytes"] = os.path.getsize(db)
 
         print("rebuilding (default: only differing rows written)", file=sys.stderr)
+        before_step()
         results["rebuild"] = rebuild(slam, db, full=False)
         if not args.no_full:
             print("rebuilding with --full (every table rewritten)", file=sys.stderr)
+            before_step()
             results["rebuild_full"] = rebuild(slam, db, full=True)
         print("starting slam serve", file=sys.stderr)
+        before_step()
         results["serve"] = serve_startup(slam, db)
+        if args.after_kill:
+            print(f"serving the rush for {args.after_kill:g} s, then kill -9", file=sys.stderr)
+            results["kill"] = kill_under_load(slam, db, args.after_kill)
+            print("starting slam serve after the kill", file=sys.stderr)
+            before_step()
+            results["serve_after_kill"] = serve_startup(slam, db)
         if args.verify:
             print("verifying", file=sys.stderr)
+            before_step()
             cmd = [slam, "verify", "--db", db]
             started = time.monotonic()
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -215,7 +279,8 @@ def main():
     m = results["machine"]
     print(f"machine: {m.get('nproc')} cores ({m.get('cpu')}), {m.get('memory_gib')} GiB, disk {m.get('disk')}, "
           f"load {' '.join(m.get('loadavg_at_start', []))}")
-    print(f"store:   {db} ({results['db_bytes'] / 1e9:.2f} GB)")
+    print(f"store:   {db} ({results['db_bytes'] / 1e9:.2f} GB); "
+          + ("cold: the page cache dropped before each step" if args.cold else "warm: the page cache kept between steps"))
     for name in ("rebuild", "rebuild_full"):
         r = results.get(name)
         if r:
@@ -223,9 +288,15 @@ def main():
                   f"{r.get('events_per_second', '?')} events/s; fold {r.get('fold_seconds')} s, write {r.get('write_seconds')} s"
                   f"   [{r['command']}]")
     s = results["serve"]
-    print(f"serve:        ready line {s['ready_seconds']} s, first query answered {s['first_query_seconds']} s, "
-          f"first command answered {s['first_command_seconds']} s (warm: the file in the page cache after the "
-          f"rebuilds, a cleanly closed store)   [{s['command']}]")
+    print(f"serve:        ready line {s['ready_seconds']} s, first command (RegisterUser) answered {s['first_command_seconds']} s, "
+          f"then GetStats {s['then_GetStats_seconds']} s ("
+          + ("cold: the page cache dropped before it" if args.cold else "warm: the file in the page cache after the rebuilds")
+          + f"; a cleanly closed store)   [{s['command']}]")
+    if "serve_after_kill" in results:
+        s, k = results["serve_after_kill"], results["kill"]
+        print(f"after kill -9 ({k['load_seconds']:g} s of the rush at 10,000/s; the WAL {k['wal_bytes_at_kill'] / 2**20:.1f} MiB): "
+              f"ready line {s['ready_seconds']} s, first command (RegisterUser) answered {s['first_command_seconds']} s, "
+              f"then GetStats {s['then_GetStats_seconds']} s")
     if "verify" in results:
         v = results["verify"]
         print(f"verify:       exit {v['exit']} in {v['wall_seconds']} s")
