@@ -130,12 +130,18 @@ public final class Server: @unchecked Sendable {
 
     /// Binds, naming the option on failure: libzmq's "Address already in use" alone does not say
     /// which of the two endpoints (`tcp://127.0.0.1:5555` and `tcp://0.0.0.0:5555` are two
-    /// spellings of one port).
-    private static func bind(_ socket: ZMQSocket, _ endpoint: String, option: String) throws {
+    /// spellings of one port). When the port is in use and the store's lock is held, the most
+    /// likely cause is a server already running on that store: said too (the bind comes before
+    /// the lock, which used to say so alone).
+    private static func bind(_ socket: ZMQSocket, _ endpoint: String, option: String, database: String) throws {
         do {
             try socket.bind(endpoint)
         } catch let error as ZMQError {
-            throw ServerConfigError("--\(option) \(endpoint): \(error.message)")
+            var message = "--\(option) \(endpoint): \(error.message)"
+            if error.errno == EADDRINUSE, let holder = StoreLock.holder(database: database) {
+                message += "; and the database \(database) is in use, by \(holder): most likely a server already running on it"
+            }
+            throw ServerConfigError(message)
         }
     }
 
@@ -147,14 +153,14 @@ public final class Server: @unchecked Sendable {
         try routerSocket.setReceiveHighWaterMark(1000)
         try routerSocket.setSendHighWaterMark(config.replyHighWaterMark)
         try routerSocket.setLinger(ms: 1000)
-        try Self.bind(routerSocket, config.commandsEndpoint, option: "commands")
+        try Self.bind(routerSocket, config.commandsEndpoint, option: "commands", database: config.dbPath)
         let pub = try context.socket(.pub)
         try pub.setSendHighWaterMark(config.publishHighWaterMark)
         // What a subscriber sends is its subscriptions, and no topic is that long: without a
         // bound, one frame announced as 4 GiB was read into memory as it came.
         try pub.setMaxMessageSize(ServerConfig.maxSubscriptionBytes)
         try pub.setLinger(ms: 1000)
-        try Self.bind(pub, config.eventsEndpoint, option: "events")
+        try Self.bind(pub, config.eventsEndpoint, option: "events", database: config.dbPath)
         return (routerSocket, pub)
     }
 

@@ -122,16 +122,22 @@ public final class StoreLock: @unchecked Sendable {
     }
 
     /// Whether some process holds the lock of `database` right now (a probe: takes and drops it).
-    public static func isHeld(database: String) -> Bool {
+    public static func isHeld(database: String) -> Bool { holder(database: database) != nil }
+
+    /// Who holds the lock of `database` right now, as it named itself ("slam serve (pid 42)"; "another
+    /// process" when it did not), or nil when no process holds it. A probe that takes and drops
+    /// the lock, and creates no file.
+    public static func holder(database: String) -> String? {
         let path = lockPath(forDatabase: database)
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return nil }
         defer { close(fd) }
         if flock(fd, LOCK_SH | LOCK_NB) == 0 {
             flock(fd, LOCK_UN)
-            return false
+            return nil
         }
-        return errno == EWOULDBLOCK
+        guard errno == EWOULDBLOCK else { return nil }
+        return describeHolder(fd: fd) ?? "another process"
     }
 
     private init(path: String, fd: Int32, databaseFD: Int32 = -1) {

@@ -71,4 +71,27 @@ struct BindTests {
         second.stop()
         second.wait()
     }
+
+    /// The bind comes before the store's lock, which used to be what refused a second server on
+    /// a running one's store and port ("the database … is in use"): the port's error says so now.
+    @Test("a second server on a running one's port and store: the port's error names the store's holder")
+    func secondServerOnTheSamePortAndStore() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-bind-" + UUID().uuidString)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var config = ServerConfig.forTests(in: folder)
+        config.commandsEndpoint = "tcp://127.0.0.1:*"
+        let first = try Server(config: config)
+        let endpoints = try first.start()
+        defer { first.stop(); first.wait() }
+        config.commandsEndpoint = endpoints.commands
+        config.eventsEndpoint = "tcp://127.0.0.1:*"
+        let error = try #require(throws: ServerConfigError.self) { _ = try Server(config: config) }
+        #expect("\(error)" == "--commands \(endpoints.commands): Address already in use; and the database \(config.dbPath) "
+                + "is in use, by slam serve (pid \(getpid())): most likely a server already running on it", "\(error)")
+        // A port in use by something else, the store free: the port alone.
+        config.dbPath = folder.appendingPathComponent("other.sqlite").path
+        let alone = try #require(throws: ServerConfigError.self) { _ = try Server(config: config) }
+        #expect("\(alone)" == "--commands \(endpoints.commands): Address already in use", "\(alone)")
+    }
 }
