@@ -7,14 +7,19 @@ import ZMQ
 
 @Suite("Binding the server's endpoints")
 struct BindTests {
+    static func newFolder() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-bind-" + UUID().uuidString)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
     /// libzmq's "Address already in use" alone did not say which of the two endpoints it was.
     /// The bind comes before the store is opened: until 2026-12-07 it came in `start()`, and a
     /// server refused a port in use left a new, empty store (and its lock file) behind it.
     @Test("a TCP port in use: the server names the option and the endpoint, and creates no store",
           arguments: ["commands", "events"])
     func portInUse(option: String) throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-bind-" + UUID().uuidString)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try Self.newFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let context = try ZMQContext()
         defer { context.terminate() }
@@ -53,8 +58,7 @@ struct BindTests {
     /// again for the next server.
     @Test("a server never started: wait() returns and frees its endpoints")
     func neverStarted() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-bind-" + UUID().uuidString)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try Self.newFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         var config = ServerConfig.forTests(in: folder)
         config.commandsEndpoint = "tcp://127.0.0.1:0"
@@ -76,8 +80,7 @@ struct BindTests {
     /// a running one's store and port ("the database … is in use"): the port's error says so now.
     @Test("a second server on a running one's port and store: the port's error names the store's holder")
     func secondServerOnTheSamePortAndStore() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-bind-" + UUID().uuidString)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try Self.newFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         var config = ServerConfig.forTests(in: folder)
         config.commandsEndpoint = "tcp://127.0.0.1:*"
