@@ -23,6 +23,8 @@ public final class Server: @unchecked Sendable {
     /// by `start()`, each of which closes its own when it ends (`wait()` closes them otherwise).
     private let routerSocket: ZMQSocket
     private let pubSocket: ZMQSocket
+    /// The endpoints actually bound (`tcp://127.0.0.1:*` with its port), as `start()` returns them.
+    public let endpoints: (commands: String, events: String)
     private let replies: ReplySink
     /// Internal, not private: a test waits on its depth to know which commands a batch will take.
     let commands: BoundedQueue<CommandJob>
@@ -41,8 +43,10 @@ public final class Server: @unchecked Sendable {
 
     /// Binds both endpoints, then opens (creating if needed) the store at `config.dbPath`, after
     /// taking its lock: throws `StoreError(.locked)` when another server or an offline tool holds
-    /// the database. Throws `ServerConfigError` when `writerCPU` or `ioCPU` names a CPU the process
-    /// may not run on, or an endpoint cannot be bound (a TCP port in use), having created nothing.
+    /// the database (before binding anything). Throws `ServerConfigError` when `writerCPU` or
+    /// `ioCPU` names a CPU the process may not run on, or an endpoint cannot be bound (a TCP port
+    /// in use), having created nothing. When it throws after binding, the `ipc://` socket files it
+    /// bound are removed.
     public init(config: ServerConfig, clock: Clock = SystemClock()) throws {
         for (option, cpu) in [("writer-cpu", config.writerCPU), ("io-cpu", config.ioCPU)] {
             guard let cpu else { continue }
@@ -68,11 +72,17 @@ public final class Server: @unchecked Sendable {
             }
         }
         self.config = config
+        // A store another process holds is refused first, as the lock would (without this, the
+        // bind below would come first: it would take the ipc:// endpoint of a server on this
+        // store where `unixSocketAccepts` cannot tell, another user's socket, say).
+        try StoreLock.refuseIfHeld(database: config.dbPath)
         // Bound before the store's lock is taken and the store opened: a port in use (another
-        // server's) then fails the start with no file created. Until 2026-12-07 the bind came in
+        // process's) then fails the start with no file created. Until 2026-12-07 the bind came in
         // `start()`, and such a start left a new, empty store and its lock file behind.
+        let socketFiles = SocketFiles(config.commandsEndpoint, config.eventsEndpoint)
         context = try ZMQContext(ioThreadCPUs: config.ioCPU.map { [$0] } ?? [])
         (routerSocket, pubSocket) = try Self.bindSockets(context, config)
+        endpoints = (try routerSocket.lastEndpoint, try pubSocket.lastEndpoint)
         lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
         store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
                                     readers: max(2, config.queryWorkers + 2))
@@ -126,22 +136,17 @@ public final class Server: @unchecked Sendable {
         replies = try ReplySink()
         commands = BoundedQueue(capacity: config.commandQueueCapacity)
         queries = FairQueue(capacity: config.queryQueueCapacity, key: \.peer)
+        socketFiles.keep()
     }
 
     /// Binds, naming the option on failure: libzmq's "Address already in use" alone does not say
     /// which of the two endpoints (`tcp://127.0.0.1:5555` and `tcp://0.0.0.0:5555` are two
-    /// spellings of one port). When the port is in use and the store's lock is held, the most
-    /// likely cause is a server already running on that store: said too (the bind comes before
-    /// the lock, which used to say so alone).
-    private static func bind(_ socket: ZMQSocket, _ endpoint: String, option: String, database: String) throws {
+    /// spellings of one port).
+    private static func bind(_ socket: ZMQSocket, _ endpoint: String, option: String) throws {
         do {
             try socket.bind(endpoint)
         } catch let error as ZMQError {
-            var message = "--\(option) \(endpoint): \(error.message)"
-            if error.errno == EADDRINUSE, let holder = StoreLock.holder(database: database) {
-                message += "; and the database \(database) is in use, by \(holder): most likely a server already running on it"
-            }
-            throw ServerConfigError(message)
+            throw ServerConfigError("--\(option) \(endpoint): \(error.message)")
         }
     }
 
@@ -153,23 +158,24 @@ public final class Server: @unchecked Sendable {
         try routerSocket.setReceiveHighWaterMark(1000)
         try routerSocket.setSendHighWaterMark(config.replyHighWaterMark)
         try routerSocket.setLinger(ms: 1000)
-        try Self.bind(routerSocket, config.commandsEndpoint, option: "commands", database: config.dbPath)
+        try Self.bind(routerSocket, config.commandsEndpoint, option: "commands")
         let pub = try context.socket(.pub)
         try pub.setSendHighWaterMark(config.publishHighWaterMark)
         // What a subscriber sends is its subscriptions, and no topic is that long: without a
         // bound, one frame announced as 4 GiB was read into memory as it came.
         try pub.setMaxMessageSize(ServerConfig.maxSubscriptionBytes)
         try pub.setLinger(ms: 1000)
-        try Self.bind(pub, config.eventsEndpoint, option: "events", database: config.dbPath)
+        try Self.bind(pub, config.eventsEndpoint, option: "events")
         return (routerSocket, pub)
     }
 
     /// Starts every thread on the sockets `init` bound. Returns the bound endpoints
     /// (`tcp://127.0.0.1:*` comes back with its port).
     public func start() throws -> (commands: String, events: String) {
-        guard self.router == nil else { throw ServerConfigError("the server is started already") }
+        guard self.router == nil, !waitLock.withLock({ closed }) else {
+            throw ServerConfigError("the server is started already, or closed")
+        }
         let pub = pubSocket
-        let endpoints = (try routerSocket.lastEndpoint, try pub.lastEndpoint)
 
         var relayRef: Relay?
         let writer = try CommandWriter(store: store, clock: clock, config: config, queue: commands, replies: replies,
@@ -186,7 +192,7 @@ public final class Server: @unchecked Sendable {
                                                               clientBytes: config.replyParkClientBytes,
                                                               maxAgeMs: config.replyParkMaxAgeMs))
         // The last step that can fail, before anything is kept: `wait()` after a failed start
-        // must find no relay, router or sockets of a start that never ran.
+        // must find no relay or router of a start that never ran (it closes the sockets itself).
         try checkpointer.start()
         self.writer = writer
         self.relay = relay
@@ -286,6 +292,28 @@ extension Server {
         #else
         return false
         #endif
+    }
+}
+
+/// The socket files of a server's `ipc://` endpoints, removed when it is dropped before `keep()`:
+/// libzmq leaves a socket's file behind when it closes, and a server whose `init` failed after
+/// binding must leave no file (a stale socket file is harmless, the next bind replaces it, but a
+/// failed start should create nothing).
+private final class SocketFiles {
+    private var paths: [String]
+
+    init(_ endpoints: String...) {
+        paths = endpoints.filter { $0.hasPrefix("ipc://") }.map { String($0.dropFirst("ipc://".count)) }
+            .filter { !$0.hasPrefix("@") }
+    }
+
+    func keep() { paths = [] }
+
+    deinit {
+        for path in paths {
+            var info = stat()
+            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+        }
     }
 }
 

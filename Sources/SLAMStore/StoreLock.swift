@@ -73,11 +73,7 @@ public final class StoreLock: @unchecked Sendable {
             if err == EINTR { continue }
             let who = Self.describeHolder(fd: fd)
             close(fd)
-            if err == EWOULDBLOCK {
-                throw StoreError(.locked, "the database \(database) is in use: its lock file \(path) is held by "
-                                 + "\(who ?? "another process") (a server is running on it, or an offline tool); "
-                                 + "stop it first")
-            }
+            if err == EWOULDBLOCK { throw inUse(database, lockFile: path, by: who) }
             throw StoreError(.locked, "cannot lock \(path): \(String(cString: strerror(err)))")
         }
         // Name ourselves for whoever is refused next.
@@ -121,12 +117,25 @@ public final class StoreLock: @unchecked Sendable {
         return StoreLock(path: path, fd: fd, databaseFD: databaseFD)
     }
 
+    private static func inUse(_ database: String, lockFile: String, by who: String?) -> StoreError {
+        StoreError(.locked, "the database \(database) is in use: its lock file \(lockFile) is held by "
+                   + "\(who ?? "another process") (a server is running on it, or an offline tool); stop it first")
+    }
+
+    /// Throws what `acquire` would when some process holds the lock of `database` right now; a
+    /// probe that creates no file, for a caller with something to do before it takes the lock
+    /// that must not disturb the holder (`slam serve` binds its endpoints first).
+    public static func refuseIfHeld(database: String) throws {
+        guard let who = holder(database: database) else { return }
+        throw inUse(database, lockFile: lockPath(forDatabase: database), by: who)
+    }
+
     /// Whether some process holds the lock of `database` right now (a probe: takes and drops it).
     public static func isHeld(database: String) -> Bool { holder(database: database) != nil }
 
-    /// Who holds the lock of `database` right now, as it named itself ("slam serve (pid 42)"; "another
-    /// process" when it did not), or nil when no process holds it. A probe that takes and drops
-    /// the lock, and creates no file.
+    /// Who holds the lock of `database` right now, as it named itself ("slam serve (pid 42)";
+    /// "another process" when it did not), or nil when no process holds it. A probe that takes
+    /// and drops a shared lock, and creates no file.
     public static func holder(database: String) -> String? {
         let path = lockPath(forDatabase: database)
         let fd = open(path, O_RDONLY | O_CLOEXEC)

@@ -1,6 +1,7 @@
 import Foundation
 import SLAMClient
 import SLAMServer
+import SLAMStore
 import SLAMTesting
 import Testing
 import ZMQ
@@ -41,22 +42,48 @@ struct BindTests {
         #expect(!FileManager.default.fileExists(atPath: config.dbPath), "a store was created")
         #expect(!FileManager.default.fileExists(atPath: config.dbPath + ".lock"), "a lock file was created")
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("store").path), "its folder was created")
+        // The other endpoint, ipc://, bound before the refusal ("events") or not ("commands"): no socket file left.
+        let socketFiles = try FileManager.default.contentsOfDirectory(atPath: folder.path)
+        #expect(socketFiles.isEmpty, "\(socketFiles)")
 
         // The same configuration on a free port serves; a second start() is refused.
         if option == "commands" { config.commandsEndpoint = "tcp://127.0.0.1:*" } else { config.eventsEndpoint = "tcp://127.0.0.1:*" }
         let server = try Server(config: config)
         let endpoints = try server.start()
         #expect(endpoints.commands != taken && endpoints.events != taken)
+        #expect(endpoints == server.endpoints)
         #expect(throws: ServerConfigError.self) { _ = try server.start() }
         server.stop()
         server.wait()
+        #expect(throws: ServerConfigError.self) { _ = try server.start() }
         #expect(FileManager.default.fileExists(atPath: config.dbPath))
+    }
+
+    /// A failure after the bind (here, a file that is not a database) removes the ipc:// socket
+    /// files the server bound: libzmq leaves them behind when its sockets close.
+    @Test("a store refused after the bind: no ipc socket file is left")
+    func refusedAfterTheBind() throws {
+        let folder = try Self.newFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var config = ServerConfig.forTests(in: folder)
+        try Data("not a database, but long enough to be taken for one".utf8).write(to: URL(fileURLWithPath: config.dbPath))
+        let error = try #require(throws: (any Error).self) { _ = try Server(config: config) }
+        #expect("\(error)".contains("file is not a database"), "\(error)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        #expect(left == ["slam.sqlite", "slam.sqlite.lock"], "\(left)")
+        // A server on a real store there binds those endpoints again, as ever.
+        try FileManager.default.removeItem(atPath: config.dbPath)
+        config.dbPath = folder.appendingPathComponent("real.sqlite").path
+        let server = try Server(config: config)
+        _ = try server.start()
+        server.stop()
+        server.wait()
     }
 
     /// A server made but never started still closes: `wait()` closes the sockets `init` bound
     /// (or the context's termination would wait for them for ever), and the endpoints are free
     /// again for the next server.
-    @Test("a server never started: wait() returns and frees its endpoints")
+    @Test("a server never started: wait() returns and frees its endpoints", .timeLimit(.minutes(1)))
     func neverStarted() throws {
         let folder = try Self.newFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -64,9 +91,11 @@ struct BindTests {
         config.commandsEndpoint = "tcp://127.0.0.1:0"
         let first = try Server(config: config)
         first.wait()
-        // ipc: the first server's socket file is gone or refuses, so the second may bind it.
+        // The same port again (the one the first was given), and the same ipc:// path: both free.
+        config.commandsEndpoint = first.endpoints.commands
         let second = try Server(config: config)
         let endpoints = try second.start()
+        #expect(endpoints.commands == first.endpoints.commands)
         let context = try ZMQContext()
         defer { context.terminate() }
         let client = try SLAMClient(endpoint: endpoints.commands, context: context)
@@ -76,10 +105,11 @@ struct BindTests {
         second.wait()
     }
 
-    /// The bind comes before the store's lock, which used to be what refused a second server on
-    /// a running one's store and port ("the database … is in use"): the port's error says so now.
-    @Test("a second server on a running one's port and store: the port's error names the store's holder")
-    func secondServerOnTheSamePortAndStore() throws {
+    /// The lock is looked at before the bind: a second server on a running one's store is refused
+    /// by it, as before the bind came first, whatever its endpoints, and binds nothing (an ipc://
+    /// endpoint of the running server's it could not tell was live would otherwise be taken).
+    @Test("a second server on a running one's store and port: refused by the store's lock, before any bind")
+    func secondServerOnTheSameStoreAndPort() throws {
         let folder = try Self.newFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         var config = ServerConfig.forTests(in: folder)
@@ -87,14 +117,23 @@ struct BindTests {
         let first = try Server(config: config)
         let endpoints = try first.start()
         defer { first.stop(); first.wait() }
-        config.commandsEndpoint = endpoints.commands
-        config.eventsEndpoint = "tcp://127.0.0.1:*"
-        let error = try #require(throws: ServerConfigError.self) { _ = try Server(config: config) }
-        #expect("\(error)" == "--commands \(endpoints.commands): Address already in use; and the database \(config.dbPath) "
-                + "is in use, by slam serve (pid \(getpid())): most likely a server already running on it", "\(error)")
+        var second = config
+        second.commandsEndpoint = endpoints.commands
+        second.eventsEndpoint = "ipc://" + folder.appendingPathComponent("events2").path
+        let error = try #require(throws: StoreError.self) { _ = try Server(config: second) }
+        #expect(error.code == .locked && error.message.contains("is in use") && error.message.contains("slam serve (pid \(getpid()))"),
+                "\(error)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("events2").path))
         // A port in use by something else, the store free: the port alone.
-        config.dbPath = folder.appendingPathComponent("other.sqlite").path
-        let alone = try #require(throws: ServerConfigError.self) { _ = try Server(config: config) }
+        second.dbPath = folder.appendingPathComponent("other.sqlite").path
+        let alone = try #require(throws: ServerConfigError.self) { _ = try Server(config: second) }
         #expect("\(alone)" == "--commands \(endpoints.commands): Address already in use", "\(alone)")
+        #expect(!FileManager.default.fileExists(atPath: second.dbPath))
+        // The first still serves.
+        let context = try ZMQContext()
+        defer { context.terminate() }
+        let client = try SLAMClient(endpoint: endpoints.commands, context: context)
+        defer { client.close() }
+        #expect(try Scenario(client).registerUser("still", charge: 1).hasPrefix("usr_"))
     }
 }
