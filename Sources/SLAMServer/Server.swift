@@ -83,17 +83,19 @@ public final class Server: @unchecked Sendable {
         context = try ZMQContext(ioThreadCPUs: config.ioCPU.map { [$0] } ?? [])
         (routerSocket, pubSocket) = try Self.bindSockets(context, config)
         endpoints = (try routerSocket.lastEndpoint, try pubSocket.lastEndpoint)
+        replies = try ReplySink()
         lock = try StoreLock.acquire(database: config.dbPath, holder: "slam serve")
-        store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
-                                    readers: max(2, config.queryWorkers + 2))
+        let store = try EventStore.open(path: config.dbPath, sync: config.sync, migrations: Projector.migrations,
+                                        readers: max(2, config.queryWorkers + 2))
+        self.store = store
         // What the store must show before it is served, read once: its read-model schema, how far
         // the relay got, and its last event (position and time).
-        let (missing, publishedAt, last) = try store.pool.read { db in
+        let (missing, publishedAt, last) = try Self.closingOnError(store) { try store.pool.read { db in
             (try Projector.missingSchema(db),
              Int64(try EventStore.meta(db, "publishedSeq") ?? "0") ?? 0,
              try Row.fetchOne(db, sql: "SELECT position, occurred_at FROM events ORDER BY position DESC LIMIT 1")
                 .map { (position: $0[0] as Int64, occurredAt: $0[1] as Millis) })
-        }
+        } }
         let headAt = last?.position ?? 0
         let refusal: String?
         if !missing.isEmpty {
@@ -123,20 +125,35 @@ public final class Server: @unchecked Sendable {
         self.clock = NonDecreasingClock(clock, notBefore: lastRecorded ?? .min)
         // The writer's page cache (see `ServerConfig.writerCacheKiB`), statement journals in
         // memory (not in temporary files), and the WAL policy (see `Checkpointer`).
-        try store.pool.writeWithoutTransaction { db in
-            try db.execute(sql: "PRAGMA cache_size = -\(config.writerCacheKiB)")
-            try db.execute(sql: "PRAGMA temp_store = MEMORY")
-            try db.execute(sql: "PRAGMA journal_size_limit = \(config.walTruncateBytes)")
+        try Self.closingOnError(store) {
+            try store.pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA cache_size = -\(config.writerCacheKiB)")
+                try db.execute(sql: "PRAGMA temp_store = MEMORY")
+                try db.execute(sql: "PRAGMA journal_size_limit = \(config.walTruncateBytes)")
+            }
         }
         checkpointer = Checkpointer(path: config.dbPath, config: config, stats: stats)
         let hook = WalHook(checkpointer: checkpointer, soft: Int32(config.walAutocheckpointPages),
                            hard: Int32(8 * config.walAutocheckpointPages))
         store.pool.writeWithoutTransaction { db in hook.install(on: db) }
         walHook = hook
-        replies = try ReplySink()
+        // Nothing from here on throws: a failure above has closed the store's connections (the
+        // WAL hook, once installed, points at this object).
         commands = BoundedQueue(capacity: config.commandQueueCapacity)
         queries = FairQueue(capacity: config.queryQueueCapacity, key: \.peer)
         socketFiles.keep()
+    }
+
+    /// Runs `body`; when it throws, closes the store's connections first. A failed `init` then
+    /// lets go of the lock after them: the lock's descriptor of the database file, closed, would
+    /// drop the process's `fcntl` locks on it, SQLite's own, while its connections were still open.
+    private static func closingOnError<T>(_ store: EventStore, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            try? store.pool.close()
+            throw error
+        }
     }
 
     /// Binds, naming the option on failure: libzmq's "Address already in use" alone does not say
