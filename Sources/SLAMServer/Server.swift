@@ -7,10 +7,10 @@ import SLAMStore
 import ZMQ
 
 /// `slam serve`: the store, the writer, the readers, the relay and the ROUTER/PUB sockets,
-/// wired together. `init` binds, `start()` starts the threads and returns the endpoints actually
-/// bound; `stop()` executes
-/// no request read from then on (each is answered OVERLOADED), executes and answers every
-/// command already queued, answers the queries still queued OVERLOADED, commits, and closes.
+/// wired together. `init` binds and opens the store; `start()` starts the threads and returns
+/// the endpoints actually bound; `stop()` executes no request read from then on (each is
+/// answered OVERLOADED), executes and answers every command already queued, answers the queries
+/// still queued OVERLOADED, commits, and closes.
 public final class Server: @unchecked Sendable {
     public let config: ServerConfig
     public let store: EventStore
