@@ -13,7 +13,9 @@ virtual machine when there is one; this machine's slower hours had none), and th
 thread on an idle CPU, measured before each run by tools/wake.c (compiled with clang or cc; the
 median of 2,000 round trips between CPUs 0 and 1, 200 µs apart): on the README's machine about
 40 µs in its fast hours and 51-61 µs in its slower ones (docs/benchmark-history.md, "What marks
-a slower hour"), so a series' figures come with the hour's mark.
+a slower hour"), so a series' figures come with the hour's mark; and the disk's flush, measured
+before each run too (500 writes of 48 KiB, each followed by fdatasync, in the file system the
+stores are made in: p50 and p99 in µs), since every commit of the server waits for one.
 
 A kind is `closed:CxK` (`slam bench --max`, C connections, K in flight each), `open:R` (`--rate
 R`) or `queue:CxK` (`--max --queue`), with `*N` for N runs of it:
@@ -150,6 +152,53 @@ class WakeProbe:
             self.why = f"tools/wake.c: {(done.stderr or done.stdout).strip() or f'exit {done.returncode}'}"
             return None
         return float(m.group(1))
+
+
+class SyncProbe:
+    """The disk's flush, as a commit of the server meets it: `WRITES` writes of `SIZE` bytes (about
+    a batch's WAL frames at 10,000/s) to a file in `folder`, each followed by `fdatasync` and
+    timed, `GAP` s apart. `measure()` gives {"p50": µs, "p99": µs}, or None (and `why` says why)."""
+
+    WRITES, SIZE, GAP = 500, 49152, 0.0003
+
+    def __init__(self, folder):
+        self.path, self.why = os.path.join(folder, "sync-probe"), None
+
+    def measure(self):
+        times = []
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                block = b"\x07" * self.SIZE
+                for i in range(self.WRITES):
+                    os.pwrite(fd, block, (i % 256) * self.SIZE)
+                    started = time.perf_counter()
+                    os.fdatasync(fd)
+                    times.append((time.perf_counter() - started) * 1e6)
+                    time.sleep(self.GAP)
+            finally:
+                os.close(fd)
+                os.unlink(self.path)
+        except OSError as error:  # a probe that cannot run stops no series
+            self.why = f"the sync probe: {error}"
+            return None
+        times.sort()
+        return {"p50": times[len(times) // 2], "p99": times[len(times) * 99 // 100]}
+
+
+def sync_line(series):
+    """The summary's line on the disk-flush readings taken before the runs."""
+    readings = [r.get("syncMicros") for k in series["kinds"] for r in k["reports"]]
+    measured = [v for v in readings if v is not None]
+    what = f"disk flush ({SyncProbe.WRITES} writes of {SyncProbe.SIZE // 1024} KiB, each followed by fdatasync"
+    if not measured:
+        why = series.get("syncProbe")
+        return what + "): not measured" + (f" ({why})" if why else "")
+    missing = len(readings) - len(measured)
+    us = dict(fmt=lambda v, _: f"{v:.0f}", unit=" µs", median=True)
+    return (what + ", before each run): p50 " + spread([v["p50"] for v in measured], **us)
+            + ", p99 " + spread([v["p99"] for v in measured], **us)
+            + (f"; not measured before {missing} run{'' if missing == 1 else 's'}" if missing else ""))
 
 
 def wake_line(series):
@@ -296,7 +345,7 @@ def summary(series):
              f"{m['binary']} (built {m['binaryBuilt']}; tools at {m['toolsCommit']})"
              + f"; slam serve {' '.join(series['serve']) or '(not pinned)'}; the bench "
              + (f"on CPU {','.join(map(str, cpus))}" if cpus else "where the scheduler puts it")
-             + f"; {series['duration']:g} s a run, a fresh database each", wake_line(series), ""]
+             + f"; {series['duration']:g} s a run, a fresh database each", wake_line(series), sync_line(series), ""]
     if not kinds:
         return "\n".join(lines + ["no run made"])
     lines.append("| " + " | ".join(HEADER) + " |")
@@ -363,17 +412,19 @@ def main():
               "kinds": [{"kind": k.name, "label": k.label, "reports": k.reports} for k in kinds]}
     steal0 = steal_ticks()
     with tempfile.TemporaryDirectory() as probe_dir:
-        probe = WakeProbe(probe_dir)
+        # The stores are made in the temporary folder too (slamproc), so the flush is their disk's.
+        probe, sync_probe = WakeProbe(probe_dir), SyncProbe(probe_dir)
         for i, kind in enumerate(order):
-            wake = probe.measure()
-            series["wakeProbe"] = probe.why
+            wake, sync = probe.measure(), sync_probe.measure()
+            series["wakeProbe"], series["syncProbe"] = probe.why, sync_probe.why
             r = slamproc.bench_run(f"{kind.name} ({i + 1}/{len(order)})", serve, [*kind.args, *common], bench_cpus)
-            r["wakeRoundTripMicros"] = wake
+            r["wakeRoundTripMicros"], r["syncMicros"] = wake, sync
             kind.reports.append(r)
             lag = lag_p99(r)
             print(f"   {r['commandsPerSecond']:,.0f} commands/s, p50 {r['latency']['p50Ms']:.2f} p99 {r['latency']['p99Ms']:.2f} "
                   f"p99.9 {r['latency']['p999Ms']:.2f} ms, publish lag p99 {'-' if lag is None else f'{lag:.0f} ms'}; "
-                  f"wake-up before it {'not measured' if wake is None else f'{wake:.0f} µs'}", flush=True)
+                  f"wake-up before it {'not measured' if wake is None else f'{wake:.0f} µs'}, disk flush "
+                  + ("not measured" if sync is None else f"p50 {sync['p50']:.0f} p99 {sync['p99']:.0f} µs"), flush=True)
             if a.json:
                 save(series, a.json)
     steal1 = steal_ticks()

@@ -70,9 +70,15 @@ def test_a_short_series_prints_the_table_and_the_targets():
             assert len(readings) == 4 and all(isinstance(v, float) and v > 0 for v in readings), readings
             assert re.search(r"^idle-CPU wake-up round trip \(tools/wake\.c, the median before each run\): "
                              r"\d+(–\d+)? µs", done.stdout, re.M), done.stdout
-            assert len(re.findall(r"; wake-up before it \d+ µs$", done.stdout, re.M)) == 4, done.stdout
+            assert len(re.findall(r"; wake-up before it \d+ µs, disk flush ", done.stdout, re.M)) == 4, done.stdout
         else:
             assert "idle-CPU wake-up round trip (tools/wake.c): not measured (" in done.stdout, done.stdout
+        # The disk's flush, measured before each run (Python alone: every machine has it).
+        flushes = [r.get("syncMicros") for k in result["kinds"] for r in k["reports"]]
+        assert len(flushes) == 4 and all(0 < f["p50"] <= f["p99"] for f in flushes), flushes
+        assert re.search(r"^disk flush \(500 writes of 48 KiB, each followed by fdatasync, before each run\): "
+                         r"p50 \d+(–\d+)? µs \(median \d+\), p99 \d+(–\d+)? µs", done.stdout, re.M), done.stdout
+        assert len(re.findall(r", disk flush p50 \d+ p99 \d+ µs$", done.stdout, re.M)) == 4, done.stdout
         # The tests run the debug build: said, since its figures are not a release build's.
         assert ("is a debug build" in done.stderr) == ("/debug/" in SLAM), done.stderr
         # The runs in the order given by `interleaved`, each named with its place.
@@ -160,6 +166,28 @@ def test_the_wake_up_line_says_what_was_measured_and_what_was_not(tmp_path, monk
     # A probe that cannot run (its binary gone) is not measured, and does not stop the series.
     probe.binary = str(tmp_path / "gone")
     assert probe.measure() is None and probe.why.startswith("tools/wake.c: ") and "gone" in probe.why, probe.why
+
+
+def test_the_disk_flush_line_says_what_was_measured_and_what_was_not(tmp_path):
+    """The summary's disk-flush readings (p50 and p99 of each probe): their ranges and medians,
+    the runs before which none was taken, and a series without any said not measured."""
+    def of(*readings, why=None):
+        return {"syncProbe": why, "kinds": [{"reports": [{"syncMicros": v} for v in readings]}]}
+    line = "disk flush (500 writes of 48 KiB, each followed by fdatasync, before each run): "
+    assert series.sync_line(of({"p50": 240.2, "p99": 610.0}, {"p50": 318.0, "p99": 990.4}, {"p50": 260.0, "p99": 520.0})) \
+        == line + "p50 240–318 µs (median 260), p99 520–990 µs (median 610)"
+    assert series.sync_line(of({"p50": 240.2, "p99": 610.0}, None)) == line + "p50 240 µs, p99 610 µs; not measured before 1 run"
+    assert series.sync_line({"kinds": [{"reports": [{}]}]}) == \
+        "disk flush (500 writes of 48 KiB, each followed by fdatasync): not measured"
+    # A probe whose folder is gone is not measured, says why, and does not stop the series.
+    probe = series.SyncProbe(str(tmp_path / "gone"))
+    assert probe.measure() is None and probe.why.startswith("the sync probe: ") and "gone" in probe.why, probe.why
+    assert series.sync_line(of(None, why=probe.why)) == \
+        "disk flush (500 writes of 48 KiB, each followed by fdatasync): not measured (" + probe.why + ")"
+    # Where it can write, it measures: each flush timed, p50 no more than p99.
+    reading = series.SyncProbe(str(tmp_path)).measure()
+    assert reading is not None and 0 < reading["p50"] <= reading["p99"], reading
+    assert os.listdir(tmp_path) == [], "the probe's file is left"
 
 
 def test_a_run_whose_subscriber_received_nothing_does_not_meet_the_lag_target():
