@@ -194,11 +194,14 @@ def sync_line(series):
     if not measured:
         why = series.get("syncProbe")
         return what + "): not measured" + (f" ({why})" if why else "")
-    missing = len(readings) - len(measured)
     us = dict(fmt=lambda v, _: f"{v:.0f}", unit=" µs", median=True)
     return (what + ", before each run): p50 " + spread([v["p50"] for v in measured], **us)
-            + ", p99 " + spread([v["p99"] for v in measured], **us)
-            + (f"; not measured before {missing} run{'' if missing == 1 else 's'}" if missing else ""))
+            + ", p99 " + spread([v["p99"] for v in measured], **us) + not_measured_before(len(readings) - len(measured)))
+
+
+def not_measured_before(missing):
+    """The end of a probe's summary line when some runs had no reading."""
+    return f"; not measured before {missing} run{'' if missing == 1 else 's'}" if missing else ""
 
 
 def wake_line(series):
@@ -208,10 +211,9 @@ def wake_line(series):
     if not measured:
         why = series.get("wakeProbe")
         return "idle-CPU wake-up round trip (tools/wake.c): not measured" + (f" ({why})" if why else "")
-    missing = len(readings) - len(measured)
     return ("idle-CPU wake-up round trip (tools/wake.c, the median before each run): "
             + spread(measured, fmt=lambda v, _: f"{v:.0f}", unit=" µs", median=True)
-            + (f"; not measured before {missing} run{'' if missing == 1 else 's'}" if missing else ""))
+            + not_measured_before(len(readings) - len(measured)))
 
 
 def number(value, like):

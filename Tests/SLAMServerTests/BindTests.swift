@@ -8,6 +8,15 @@ import ZMQ
 
 @Suite("Binding the server's endpoints")
 struct BindTests {
+    /// Whether a server answers a command at `endpoint` (a RegisterUser, over a client of its own).
+    static func servesCommands(at endpoint: String) throws -> Bool {
+        let context = try ZMQContext()
+        defer { context.terminate() }
+        let client = try SLAMClient(endpoint: endpoint, context: context)
+        defer { client.close() }
+        return try Scenario(client).registerUser("probe", charge: 1).hasPrefix("usr_")
+    }
+
     static func newFolder() throws -> URL {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("slam-bind-" + UUID().uuidString)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -96,11 +105,7 @@ struct BindTests {
         let second = try Server(config: config)
         let endpoints = try second.start()
         #expect(endpoints.commands == first.endpoints.commands)
-        let context = try ZMQContext()
-        defer { context.terminate() }
-        let client = try SLAMClient(endpoint: endpoints.commands, context: context)
-        defer { client.close() }
-        #expect(try Scenario(client).registerUser("after", charge: 1).hasPrefix("usr_"))
+        #expect(try Self.servesCommands(at: endpoints.commands))
         second.stop()
         second.wait()
     }
@@ -130,10 +135,6 @@ struct BindTests {
         #expect("\(alone)" == "--commands \(endpoints.commands): Address already in use", "\(alone)")
         #expect(!FileManager.default.fileExists(atPath: second.dbPath))
         // The first still serves.
-        let context = try ZMQContext()
-        defer { context.terminate() }
-        let client = try SLAMClient(endpoint: endpoints.commands, context: context)
-        defer { client.close() }
-        #expect(try Scenario(client).registerUser("still", charge: 1).hasPrefix("usr_"))
+        #expect(try Self.servesCommands(at: endpoints.commands))
     }
 }
