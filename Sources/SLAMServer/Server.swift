@@ -58,9 +58,7 @@ public final class Server: @unchecked Sendable {
         }
         // An ipc:// endpoint a live process listens on (another server's): binding would take it.
         for (endpoint, option) in [(config.commandsEndpoint, "commands"), (config.eventsEndpoint, "events")] {
-            guard endpoint.hasPrefix("ipc://") else { continue }
-            let path = String(endpoint.dropFirst("ipc://".count))
-            guard !path.hasPrefix("@") else { continue }
+            guard let path = Self.socketFile(of: endpoint) else { continue }
             if Self.unixSocketAccepts(path) {
                 throw ServerConfigError("--\(option) \(endpoint): a process is listening there already (another server?); "
                                         + "binding would take the endpoint from it")
@@ -286,6 +284,14 @@ public final class Server: @unchecked Sendable {
 }
 
 extension Server {
+    /// The file of an `ipc://` endpoint, or nil for another transport or an abstract socket
+    /// (`ipc://@name`, which has no file).
+    static func socketFile(of endpoint: String) -> String? {
+        guard endpoint.hasPrefix("ipc://") else { return nil }
+        let path = String(endpoint.dropFirst("ipc://".count))
+        return path.hasPrefix("@") ? nil : path
+    }
+
     /// Whether a process accepts connections on the unix socket at `path` (a live `ipc://`
     /// endpoint). libzmq's bind of an `ipc://` endpoint removes the file of a socket already
     /// there, so a second server would take a live server's endpoint from it without a word. A
@@ -320,8 +326,7 @@ private final class SocketFiles {
     private var paths: [String]
 
     init(_ endpoints: String...) {
-        paths = endpoints.filter { $0.hasPrefix("ipc://") }.map { String($0.dropFirst("ipc://".count)) }
-            .filter { !$0.hasPrefix("@") }
+        paths = endpoints.compactMap(Server.socketFile(of:))
     }
 
     func keep() { paths = [] }
