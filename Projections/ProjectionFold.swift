@@ -75,6 +75,8 @@ public final class ProjectionFold {
         var sections: Ref
         var queueMaxActive: Int64?, queueActiveTtl: Int64?, queueWaitingTtl: Int64?
         var position: Int64
+        /// Reservations ever held on it.
+        var reservations: Int64 = 0
         var sectionList: [SectionRow]
         /// Per seat (index number - 1): 0 AVAILABLE, 1 HELD, 2 SOLD; and its reservation id.
         var seatStatus: [UInt8]
@@ -325,6 +327,7 @@ public final class ProjectionFold {
                 let n = Int64(seats.count)
                 schedules[s].available -= n
                 schedules[s].held += n
+                schedules[s].reservations += 1
             }
 
         case EventKind.reservationConfirmed:
@@ -610,7 +613,7 @@ public final class ProjectionFold {
 
     /// Rows per table, as the write will produce them.
     public func rowCounts() -> [String: Int] {
-        ["users": users.count, "point_history": history.count, "concerts": concerts.count, "schedules": schedules.count,
+        ["users": users.count, "user_count": users.isEmpty ? 0 : 1, "point_history": history.count, "concerts": concerts.count, "schedules": schedules.count,
          "seats": schedules.reduce(0) { $0 + $1.seatStatus.count }, "reservations": reservations.count,
          "queue_tokens": tokens.count, "queues": queues.count]
     }

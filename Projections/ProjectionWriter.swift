@@ -38,11 +38,12 @@ public struct TableWrite: Sendable {
 enum ProjectionWriter {
     static let columns: [String: [String]] = [
         "users": ["user_id", "name", "balance", "history_count"],
+        "user_count": ["id", "users"],
         "point_history": ["user_id", "n", "kind", "amount", "balance", "reservation_id", "at"],
         "concerts": ["concert_id", "name", "artist"],
         "schedules": ["schedule_id", "concert_id", "starts_at", "opens_at", "closes_at", "seat_count", "available", "held",
                       "sold", "sold_out", "max_seats_per_user", "sections", "queue_max_active", "queue_active_ttl",
-                      "queue_waiting_ttl", "position"],
+                      "queue_waiting_ttl", "position", "reservations"],
         "seats": ["schedule_id", "number", "section", "price", "status", "reservation_id"],
         "reservations": ["reservation_id", "user_id", "schedule_id", "seat_numbers", "price", "status", "expires_at",
                          "created_at", "position"],
@@ -51,7 +52,7 @@ enum ProjectionWriter {
     ]
     /// The primary key is each table's first this-many columns.
     static let keyColumns: [String: Int] = [
-        "users": 1, "point_history": 2, "concerts": 1, "schedules": 1, "seats": 2, "reservations": 1, "queue_tokens": 1,
+        "users": 1, "user_count": 1, "point_history": 2, "concerts": 1, "schedules": 1, "seats": 2, "reservations": 1, "queue_tokens": 1,
         "queues": 1,
     ]
 
@@ -200,6 +201,11 @@ enum ProjectionWriter {
                         try row()
                     }
                 }
+            case "user_count":
+                if !f.users.isEmpty {
+                    b.int(1); b.int(Int64(f.users.count))
+                    try row()
+                }
             case "point_history":
                 try f.users.withUnsafeBufferPointer { users in
                     try f.history.withUnsafeBufferPointer { history in
@@ -237,7 +243,7 @@ enum ProjectionWriter {
                     t(c.id); t(c.concertId); b.int(c.startsAt); b.int(c.opensAt); b.int(c.closesAt)
                     b.int(c.seatCount); b.int(c.available); b.int(c.held); b.int(c.sold); b.int(c.soldOut)
                     b.int(c.maxSeatsPerUser); t(c.sections); b.int(c.queueMaxActive); b.int(c.queueActiveTtl)
-                    b.int(c.queueWaitingTtl); b.int(c.position)
+                    b.int(c.queueWaitingTtl); b.int(c.position); b.int(c.reservations)
                     try row()
                 }
             case "seats":

@@ -10,10 +10,11 @@ public enum Projector {
     public static let migrations = [
         Migration(id: "0002_projections", sql: ProjectionResources.sql("0002_projections.sql")),
         Migration(id: "0003_reservations_live_dropped", sql: ProjectionResources.sql("0003_reservations_live_dropped.sql")),
+        Migration(id: "0006_counts_kept", sql: ProjectionResources.sql("0006_counts_kept.sql")),
     ]
 
     /// The read-model tables, in an order safe for deleting and rebuilding.
-    public static let tables = ["users", "point_history", "concerts", "schedules", "seats", "reservations",
+    public static let tables = ["users", "user_count", "point_history", "concerts", "schedules", "seats", "reservations",
                                 "queue_tokens", "queues"]
 
     /// Applies one event to the read models. `statements` is the connection's statement cache
@@ -24,6 +25,7 @@ public enum Projector {
         switch event {
         case .userRegistered(let userId, let name):
             try exec(db, "INSERT INTO users (user_id, name, balance, history_count) VALUES (?, ?, 0, 0)", userId, name)
+            try exec(db, "INSERT INTO user_count (id, users) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET users = users + 1")
         case .pointsCharged(let userId, let amount, let balance):
             try history(db, userId, "CHARGE", amount, balance, nil, occurredAt)
         case .pointsUsed(let userId, let amount, let balance, let reservationId):
@@ -44,8 +46,10 @@ public enum Projector {
                 VALUES (?, ?, ?, ?, ?, 'HELD', ?, ?, ?)
                 """, r.reservationId, r.userId, r.scheduleId, seatList(r.seatNumbers), r.price, expiresAt, occurredAt, position)
             try seats(db, r, status: .held, reservationId: r.reservationId)
-            try exec(db, "UPDATE schedules SET available = available - ?, held = held + ? WHERE schedule_id = ?",
-                     r.seatNumbers.count, r.seatNumbers.count, r.scheduleId)
+            try exec(db, """
+                UPDATE schedules SET available = available - ?, held = held + ?, reservations = reservations + 1
+                WHERE schedule_id = ?
+                """, r.seatNumbers.count, r.seatNumbers.count, r.scheduleId)
         case .reservationConfirmed(let r):
             try setStatus(db, r, .confirmed)
             try seats(db, r, status: .sold, reservationId: r.reservationId)
@@ -124,8 +128,9 @@ public enum Projector {
         w.endArray()
         try exec(db, """
             INSERT INTO schedules (schedule_id, concert_id, starts_at, opens_at, closes_at, seat_count, available, held, sold,
-              sold_out, max_seats_per_user, sections, queue_max_active, queue_active_ttl, queue_waiting_ttl, position)
-            VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?, ?, ?)
+              sold_out, max_seats_per_user, sections, queue_max_active, queue_active_ttl, queue_waiting_ttl, position,
+              reservations)
+            VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?, ?, ?, 0)
             """, d.scheduleId, d.concertId, d.startsAt, d.reservationOpensAt, d.reservationClosesAt, d.seatCount,
                   d.seatCount, d.maxSeatsPerUser, w.string, d.queue?.maxActive, d.queue?.activeTtlSeconds,
                   d.queue?.waitingTtlSeconds, position)

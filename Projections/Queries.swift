@@ -184,8 +184,9 @@ public enum Queries {
         w.field("headSeq", heads.seq)
         w.field("publishedSeq", max(publishedSeq ?? 0, Int64(try EventStore.meta(db, "publishedSeq") ?? "0") ?? 0))
         w.field("commands", Int64(try EventStore.meta(db, "commands") ?? "0") ?? 0)
-        w.field("users", try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM users") ?? 0)
-        w.field("reservations", try Int64.fetchOne(db, sql: "SELECT COUNT(*) FROM reservations") ?? 0)
+        // Kept as they change (migration 0006): counting the tables read them whole.
+        w.field("users", try Int64.fetchOne(db, sql: "SELECT users FROM user_count WHERE id = 1") ?? 0)
+        w.field("reservations", try Int64.fetchOne(db, sql: "SELECT COALESCE(SUM(reservations), 0) FROM schedules") ?? 0)
         for (k, v) in extra { w.field(k, v) }
         if let settings {
             w.field("synchronous", settings.synchronous)

@@ -14,7 +14,7 @@ public enum ReadModel: String, CaseIterable, Sendable, Hashable {
     /// The tables this read model owns.
     public var tables: [String] {
         switch self {
-        case .users: return ["users"]
+        case .users: return ["users", "user_count"]
         case .pointHistory: return ["point_history"]
         case .concerts: return ["concerts"]
         case .schedules: return ["schedules"]

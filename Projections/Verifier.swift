@@ -85,13 +85,15 @@ public enum Verifier {
             // The first read of `live` fixes the snapshot everything below sees.
             guard try Bool.fetchOne(db, sql: "SELECT COUNT(*) = 1 FROM live.sqlite_master WHERE type = 'table' AND name = 'events'") == true
             else { throw StoreError(.badDatabase, "\(path) is not a SLAM store (it has no events table)") }
-            let migrated = try Bool.fetchOne(db, sql: """
+            // The checks read the tables as this build's migrations leave them (verify migrates
+            // nothing: it only reads the store).
+            let applied = try Bool.fetchOne(db, sql: """
                 SELECT COUNT(*) = 1 FROM live.sqlite_master WHERE type = 'table' AND name = 'grdb_migrations'
-                """) == true && (try Bool.fetchOne(db, sql: """
-                SELECT COUNT(*) = 1 FROM live.grdb_migrations WHERE identifier = '0004_outbox_in_events'
-                """) == true)
-            guard migrated else {
-                throw StoreError(.badDatabase, "\(path) is a SLAM store of an older format (outbox in its own table); "
+                """) == true ? Set(try String.fetchAll(db, sql: "SELECT identifier FROM live.grdb_migrations")) : []
+            let notApplied = (EventStore.migrations + Projector.migrations).map(\.id).filter { !applied.contains($0) }
+            guard notApplied.isEmpty else {
+                throw StoreError(.badDatabase, "\(path) is a SLAM store of an older format (migrations "
+                                 + "\(notApplied.joined(separator: ", ")) not applied); "
                                  + "`slam projections rebuild` or `slam serve` migrates it, then verify it")
             }
             let head = try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM live.events") ?? 0
@@ -150,6 +152,7 @@ public enum Verifier {
             if have("reservations") { try checkSeats(db, add: add) }
             tick()
             if have("users", "point_history") { try checkBalances(db, add: add) }
+            if have("users", "user_count") { try checkUserCount(db, add: add) }
             tick()
             try checkOutbox(db, add: add); tick()
             if have("schedules", "seats", "reservations", "queues", "queue_tokens") { try checkReadModels(db, add: add) }
@@ -282,6 +285,19 @@ public enum Verifier {
         }
     }
 
+    /// `user_count` is the number of users (GetStats' `users`), and has no row while there are none.
+    private static func checkUserCount(_ db: Database, add: (Violation) -> Void) throws {
+        let row = try Row.fetchOne(db, sql: """
+            SELECT (SELECT COUNT(*) FROM live.user_count), (SELECT users FROM live.user_count WHERE id = 1),
+                   (SELECT COUNT(*) FROM live.users)
+            """)!
+        let rows: Int64 = row[0], counted: Int64? = row[1], users: Int64 = row[2]
+        if counted != (users == 0 ? nil : users) || rows != (users == 0 ? 0 : 1) {
+            add(Violation("user-count", "user_count says \(counted.map(String.init) ?? "nothing") (\(rows) rows) "
+                          + "but there are \(users) users"))
+        }
+    }
+
     /// The read models against each other. The comparison with the fold shows that they are
     /// what the log gives; a log the fold takes may still describe an impossible state (a seat
     /// freed by a release that did not own it, a reservation confirmed twice, a token activated
@@ -303,6 +319,19 @@ public enum Verifier {
             add(Violation("schedule-counts", "schedule \(r[0] as String) counts \(r[1] as Int64) seats, \(r[2] as Int64) available, "
                           + "\(r[3] as Int64) held, \(r[4] as Int64) sold, sold out \(r[5] as Int64); its seat map has "
                           + "\(r[6] as Int64) seats, \(r[7] as Int64) available, \(r[8] as Int64) held, \(r[9] as Int64) sold"))
+        }
+        // A schedule counts the reservations held on it once it existed (GetStats adds them up).
+        let held = try Row.fetchCursor(db, sql: """
+            SELECT s.schedule_id, s.reservations, COALESCE(c.n, 0) FROM live.schedules s
+            LEFT JOIN (SELECT r.schedule_id, COUNT(*) AS n FROM live.reservations r
+                       JOIN live.schedules o ON o.schedule_id = r.schedule_id AND r.position > o.position
+                       GROUP BY r.schedule_id) c
+                   ON c.schedule_id = s.schedule_id
+            WHERE s.reservations IS NOT COALESCE(c.n, 0)
+            """)
+        while let r = try held.next() {
+            add(Violation("schedule-counts", "schedule \(r[0] as String) counts \(r[1] as Int64) reservations held on it; "
+                          + "the reservations table has \(r[2] as Int64)"))
         }
         // A HELD seat names a HELD reservation, a SOLD seat a CONFIRMED one, of its schedule and
         // holding it; an AVAILABLE seat names none.

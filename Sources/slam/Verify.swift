@@ -21,11 +21,13 @@ struct Verify: ParsableCommand {
             key's events from one execution (events of one key at two times less than the 24-hour \
             retention apart are a command executed twice, as when its record was lost). In \
             the read models: every table and index the migrations make; every balance the sum of its history, no seat in two live reservations, \
-            schedule and queue counters equal to their seats and tokens, queues first in first out with \
+            schedule and queue counters equal to their seats and tokens, each schedule's count of \
+            reservations and the count of users equal to their tables, queues first in first out with \
             one live token per user, each HELD or SOLD seat naming a live reservation that holds it, \
             meta's publishedSeq within the log. Read-only and lock-free: \
             it may run beside a server (it reads one snapshot). Exit 0 when all holds, 1 with each \
-            violation printed, 2 when the store cannot be read.
+            violation printed, 2 when the store cannot be read (or is of an older format, which slam \
+            serve or slam projections rebuild migrates; verify writes nothing).
             """
     )
 

@@ -80,6 +80,8 @@ struct RebuildTests {
         try execute(copy, "INSERT INTO concerts (concert_id, name, artist) VALUES ('con_BOGUS', 'x', 'y')")
         try execute(copy, "UPDATE seats SET status = 'AVAILABLE', reservation_id = NULL WHERE schedule_id = ? AND number = 1",
                     [f.schedule])
+        try execute(copy, "UPDATE schedules SET reservations = 0 WHERE schedule_id = ?; UPDATE user_count SET users = 9",
+                    [f.schedule])
         let report = try Rebuild.run(path: copy)
         #expect(try dumpProjections(copy) == before)
         let byTable = Dictionary(uniqueKeysWithValues: report.tables.map { ($0.table, $0) })
@@ -87,6 +89,8 @@ struct RebuildTests {
         #expect(byTable["reservations"]?.inserted == 1)
         #expect(byTable["concerts"]?.deleted == 1)
         #expect(byTable["seats"]?.updated == 1)
+        #expect(byTable["schedules"]?.updated == 1)
+        #expect(byTable["user_count"]?.updated == 1)
         #expect(byTable["point_history"].map { $0.inserted + $0.updated + $0.deleted } == 0)
     }
 

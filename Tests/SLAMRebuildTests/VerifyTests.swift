@@ -170,6 +170,30 @@ struct VerifyTests {
             .isEmpty)
     }
 
+    @Test("GetStats' kept counts against the tables: a schedule's reservations, and the users")
+    func keptCounts() throws {
+        let f = try Fixture.get()
+        let copy = try f.copy()
+        defer { remove(copy) }
+        let held: Int64 = try #require(try scalar(copy, "SELECT COUNT(*) FROM reservations WHERE schedule_id = ?", [f.schedule]))
+        try execute(copy, """
+            UPDATE schedules SET reservations = reservations + 1 WHERE schedule_id = ?;
+            UPDATE user_count SET users = users + 2;
+            """, [f.schedule])
+        let report = try Verifier.run(path: copy)
+        #expect(!matching(report, "schedule-counts", ["schedule \(f.schedule) counts \(held + 1) reservations held on it",
+                                                      "the reservations table has \(held)"]).isEmpty, "\(report.violations)")
+        #expect(!matching(report, "user-count", ["user_count says 7 (1 rows)", "there are 5 users"]).isEmpty)
+        #expect(!matching(report, "projection-different", ["schedules row", "reservations is \(held + 1)"]).isEmpty)
+        #expect(!matching(report, "projection-different", ["user_count row id=1", "users is 7, the log gives 5"]).isEmpty)
+        // The row gone: the users are counted nowhere.
+        try execute(copy, "DELETE FROM user_count")
+        let gone = try Verifier.run(path: copy)
+        #expect(!matching(gone, "user-count", ["user_count says nothing (0 rows)", "there are 5 users"]).isEmpty,
+                "\(gone.violations)")
+        #expect(!matching(gone, "projection-missing", ["user_count row id=1 is missing"]).isEmpty)
+    }
+
     @Test("a key executed twice within the retention (its record lost, the command sent again), but not a key used again after it")
     func keyExecutedTwice() throws {
         let f = try Fixture.get()

@@ -239,6 +239,10 @@ EXAMPLES = [
                                "synchronous": "NORMAL", "groupCommit": False}, True),
     ("replies/GetStats.json", {"storeId": "st", "position": 3, "headSeq": 3, "publishedSeq": 2, "commands": 5,
                                "synchronous": "OFF"}, False),
+    ("replies/GetStats.json", {"storeId": "st", "position": 3, "headSeq": 3, "publishedSeq": 2, "commands": 5,
+                               "users": 2, "reservations": 0}, True),
+    ("replies/GetStats.json", {"storeId": "st", "position": 3, "headSeq": 3, "publishedSeq": 2, "commands": 5,
+                               "users": -1}, False),
     ("replies/ReadEvents.json", {"headSeq": 1, "events": [{
         "topic": "user.UserRegistered",
         "header": {"seq": 1, "categorySeq": 1, "storeId": "st", "type": "UserRegistered", "streamId": "user-1",

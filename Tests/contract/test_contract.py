@@ -662,9 +662,13 @@ def test_full_flow(sock):
     assert stats["headSeq"] >= head
     assert stats["publishedSeq"] <= stats["headSeq"]
     assert stats["commands"] >= len(positions)
-    before_commands = stats["commands"]
     new_user(sock, "one more")
-    assert ok(sock, "GetStats", {})["commands"] >= before_commands + 1
+    after = ok(sock, "GetStats", {})
+    assert after["commands"] >= stats["commands"] + 1
+    # users and reservations (SLAM's additions) count what there is, kept as commands change it.
+    assert after["users"] == stats["users"] + 1 and after["reservations"] == stats["reservations"]
+    ok(sock, "HoldSeats", {"userId": uid, "scheduleId": sid, "seatNumbers": [7]})
+    assert ok(sock, "GetStats", {})["reservations"] == stats["reservations"] + 1
 
 
 def test_read_events_filters_and_limits(sock):
