@@ -613,7 +613,8 @@ public final class ProjectionFold {
 
     /// Rows per table, as the write will produce them.
     public func rowCounts() -> [String: Int] {
-        ["users": users.count, "user_count": users.isEmpty ? 0 : 1, "point_history": history.count, "concerts": concerts.count, "schedules": schedules.count,
+        ["users": users.count, "user_count": users.isEmpty ? 0 : 1, "point_history": history.count,
+         "concerts": concerts.count, "schedules": schedules.count,
          "seats": schedules.reduce(0) { $0 + $1.seatStatus.count }, "reservations": reservations.count,
          "queue_tokens": tokens.count, "queues": queues.count]
     }

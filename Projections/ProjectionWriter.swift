@@ -52,8 +52,8 @@ enum ProjectionWriter {
     ]
     /// The primary key is each table's first this-many columns.
     static let keyColumns: [String: Int] = [
-        "users": 1, "user_count": 1, "point_history": 2, "concerts": 1, "schedules": 1, "seats": 2, "reservations": 1, "queue_tokens": 1,
-        "queues": 1,
+        "users": 1, "user_count": 1, "point_history": 2, "concerts": 1, "schedules": 1, "seats": 2, "reservations": 1,
+        "queue_tokens": 1, "queues": 1,
     ]
 
     /// Writes `tables` of `schema` to hold exactly the fold's rows. `allowDiff: false` always

@@ -331,7 +331,7 @@ public enum Verifier {
             """)
         while let r = try held.next() {
             add(Violation("schedule-counts", "schedule \(r[0] as String) counts \(r[1] as Int64) reservations held on it; "
-                          + "the reservations table has \(r[2] as Int64)"))
+                          + "the reservations table has \(r[2] as Int64) made on it"))
         }
         // A HELD seat names a HELD reservation, a SOLD seat a CONFIRMED one, of its schedule and
         // holding it; an AVAILABLE seat names none.

@@ -23,8 +23,8 @@ struct ProjectionsRebuild: ParsableCommand {
             to the fold, row for row. An interrupted rebuild leaves the database as it was, and \
             running it again starts over. \
             Read models: \(ReadModel.allCases.map(\.rawValue).joined(separator: ", ")) (queue is the \
-            queue_tokens and queues tables; users also keeps user_count). Progress goes to stderr when it is a terminal; a summary \
-            line goes to stdout.
+            queue_tokens and queues tables; users also keeps user_count). Progress goes to stderr when \
+            it is a terminal; a summary line goes to stdout.
             """
     )
 
