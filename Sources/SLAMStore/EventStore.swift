@@ -28,6 +28,13 @@ public final class EventStore: @unchecked Sendable {
     /// Identifies this store for its whole life (PROTOCOL.md section 7's `storeId`).
     public let storeId: String
 
+    /// Every migration of this build, the read models' (`Projector.migrations`) included, by id: a
+    /// store is of a newer SLAM when it has one past all of these, whichever part of this build
+    /// opens it (`slam debug-append-load` opens a store with the store's own migrations only).
+    /// `Tests/SLAMRebuildTests` checks that it lists exactly the migrations there are.
+    public static let buildMigrationIds = ["0001_event_store", "0002_projections", "0003_reservations_live_dropped",
+                                           "0004_outbox_in_events", "0005_idempotency_in_order", "0006_counts_kept"]
+
     /// The store's own migrations; projections and others add theirs after.
     public static let migrations = [
         Migration(id: "0001_event_store", sql: SLAMSchemas.sql("0001_event_store.sql")),
@@ -156,7 +163,7 @@ public final class EventStore: @unchecked Sendable {
         if !tables.isEmpty, !tables.contains("grdb_migrations") {
             throw StoreError(.badDatabase, "\(path) is not a SLAM store: it has tables of its own (\(tables.sorted().prefix(5).joined(separator: ", ")))")
         }
-        if let newest = known.max(), let unknown = applied.filter({ $0 > newest }).max() {
+        if let newest = (known + buildMigrationIds).max(), let unknown = applied.filter({ $0 > newest }).max() {
             throw StoreError(.badDatabase, "\(path) was migrated by a newer SLAM (migration \(unknown); this build knows up to \(newest)): "
                              + "run that build, or one at least as new")
         }

@@ -122,6 +122,24 @@ struct CountsTests {
         try check("migrated")
     }
 
+    /// `slam debug-append-load` opens a store with the store's own migrations; it took a served
+    /// store, whose newest migration is the read models' 0006, for a newer SLAM's.
+    @Test("every migration of the build is known to the store's newer-store check, whoever opens the store")
+    func buildMigrationIds() throws {
+        #expect(EventStore.buildMigrationIds.sorted() == (EventStore.migrations + Projector.migrations).map(\.id).sorted())
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let store = try EventStore.open(path: copy, sync: .full)
+        try store.pool.close()
+        try execute(copy, "INSERT INTO grdb_migrations VALUES ('0007_from_the_future')")
+        #expect {
+            _ = try EventStore.open(path: copy, sync: .full)
+        } throws: { error in
+            "\(error)".contains("newer SLAM") && "\(error)".contains("0007_from_the_future")
+                && "\(error)".contains("knows up to 0006_counts_kept")
+        }
+    }
+
     @Test("a store without users has no user_count row, GetStats says 0, and a stray row is a violation a rebuild deletes")
     func noUsers() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slam-counts-" + UUID().uuidString)
