@@ -15,7 +15,13 @@ median of 2,000 round trips between CPUs 0 and 1, 200 µs apart): on the README'
 40 µs in its fast hours and 51-61 µs in its slower ones (docs/benchmark-history.md, "What marks
 a slower hour"), so a series' figures come with the hour's mark; and the disk's flush, measured
 before each run too (500 writes of 48 KiB, each followed by fdatasync, in the file system the
-stores are made in: p50 and p99 in µs), since every commit of the server waits for one.
+stores are made in: p50 and p99 in µs), since every commit of the server waits for one. Each
+server runs with `--timings` too: the writer's batches (their execution, the writer's CPU time
+in it, and their commit) and
+the store's syncs (the writer's WAL syncs, the database file's) over each run's last --duration
+seconds (its rush), their p50 and p99 on each run's line and in its JSON (`serverTimings`), and
+for each kind the medians over its runs: where the writer's time went, run by run and hour by
+hour.
 
 A kind is `closed:CxK` (`slam bench --max`, C connections, K in flight each), `open:R` (`--rate
 R`) or `queue:CxK` (`--max --queue`), with `*N` for N runs of it:
@@ -216,6 +222,36 @@ def wake_line(series):
             + not_measured_before(len(readings) - len(measured)))
 
 
+TIMED = (("execMicros", "batch execution"), ("execCPUMicros", "its CPU time"), ("commitMicros", "commit"), ("walSyncMicros", "WAL sync"),
+         ("dbSyncMicros", "database-file sync"))
+
+
+def timings_text(t):
+    """A run's `serverTimings` as "batch execution 150/1,000 µs, …" (p50/p99)."""
+    if not t:
+        return "not timed"
+    parts = [f"{name} {t[key]['p50']:,.0f}/{t[key]['p99']:,.0f}" for key, name in TIMED if t.get(key)]
+    return f"{t['batches']:,} batches of {t['commandsPerBatch']}: " + ", ".join(parts) + " µs (p50/p99)"
+
+
+def timings_lines(kinds):
+    """Per kind, the medians over its runs of each part's p50 and p99 (`slam serve --timings`)."""
+    lines = []
+    for kind in kinds:
+        timed = [r["serverTimings"] for r in kind.reports if r.get("serverTimings")]
+        if not timed:
+            continue
+        parts = []
+        for key, name in TIMED:
+            got = [t[key] for t in timed if t.get(key)]
+            if got:
+                parts.append(f"{name} {statistics.median(g['p50'] for g in got):,.0f}/"
+                             f"{statistics.median(g['p99'] for g in got):,.0f}")
+        lines.append(f"the writer in {kind.label} ({len(timed)} run{'' if len(timed) == 1 else 's'}; medians of p50/p99, "
+                     f"µs): " + ", ".join(parts))
+    return lines
+
+
 def number(value, like):
     """A latency as the README writes it (0.94, 4.6, 15), to the precision `like` would have (a
     range's ends alike: 2.0–2.6, not 1.98–2.6)."""
@@ -355,6 +391,7 @@ def summary(series):
     lines += ["| " + " | ".join(row(k)) + " |" for k in kinds]
     lines.append("")
     lines += targets(kinds)
+    lines += timings_lines(kinds)
     total, violated = incidents(kinds)
     lines.append("in all runs: " + ", ".join(f"{key} {value}" for key, value in total.items())
                  + f"; invariants {'OK in every run' if not violated else f'VIOLATED in {violated}'}")
@@ -419,14 +456,16 @@ def main():
         for i, kind in enumerate(order):
             wake, sync = probe.measure(), sync_probe.measure()
             series["wakeProbe"], series["syncProbe"] = probe.why, sync_probe.why
-            r = slamproc.bench_run(f"{kind.name} ({i + 1}/{len(order)})", serve, [*kind.args, *common], bench_cpus)
+            r = slamproc.bench_run(f"{kind.name} ({i + 1}/{len(order)})", serve, [*kind.args, *common], bench_cpus,
+                                   timings=True)
             r["wakeRoundTripMicros"], r["syncMicros"] = wake, sync
             kind.reports.append(r)
             lag = lag_p99(r)
             print(f"   {r['commandsPerSecond']:,.0f} commands/s, p50 {r['latency']['p50Ms']:.2f} p99 {r['latency']['p99Ms']:.2f} "
                   f"p99.9 {r['latency']['p999Ms']:.2f} ms, publish lag p99 {'-' if lag is None else f'{lag:.0f} ms'}; "
                   f"wake-up before it {'not measured' if wake is None else f'{wake:.0f} µs'}, disk flush "
-                  + ("not measured" if sync is None else f"p50 {sync['p50']:.0f} p99 {sync['p99']:.0f} µs"), flush=True)
+                  + ("not measured" if sync is None else f"p50 {sync['p50']:.0f} p99 {sync['p99']:.0f} µs")
+                  + f"; the writer: {timings_text(r.get('serverTimings'))}", flush=True)
             if a.json:
                 save(series, a.json)
     steal1 = steal_ticks()

@@ -1,6 +1,7 @@
 """Start and stop `slam serve`, and run `slam bench` against it, for the scripts in tools/
 (stdlib only)."""
 import argparse
+import csv
 import json
 import os
 import re
@@ -38,12 +39,14 @@ def warn_if_debug_build():
 class Server:
     """`slam serve` on a fresh database (or `db`) with ephemeral loopback ports."""
 
-    def __init__(self, *extra, db=None, binary=None):
+    def __init__(self, *extra, db=None, binary=None, timings=False):
         self.dir = tempfile.mkdtemp(prefix="slam-tools-")
         self.db = db or os.path.join(self.dir, "slam.sqlite")
         self.binary = binary or slam_binary()
+        # `slam serve --timings`: the writer's batches and the store's syncs, written at the stop.
+        self.timings = os.path.join(self.dir, "timings.csv") if timings else None
         self.args = [self.binary, "serve", "--db", self.db, "--commands", "tcp://127.0.0.1:*",
-                     "--events", "tcp://127.0.0.1:*", *extra]
+                     "--events", "tcp://127.0.0.1:*", *extra, *(["--timings", self.timings] if timings else [])]
         self.started = time.monotonic()
         # Its log goes to a file: a pipe nobody reads would fill and stop the server.
         self.stderr_path = os.path.join(self.dir, "serve.stderr")
@@ -73,13 +76,47 @@ class Server:
             return f.read()
 
 
-def bench_run(label, serve_args, bench_args, bench_cpus=None):
+def percentiles(values):
+    """{"p50", "p99"} of `values` (nearest rank below), or None when there are none."""
+    if not values:
+        return None
+    v = sorted(values)
+    return {"p50": v[len(v) // 2], "p99": v[len(v) * 99 // 100]}
+
+
+def server_timings(path, window_seconds):
+    """What `slam serve --timings` wrote, over the last `window_seconds` before its last batch of
+    commands (a run's rush, its set-up left out): the batches and their median size, each part's
+    p50 and p99 in µs (a batch's execution, the writer's CPU time in it, its commit, the writer's
+    WAL syncs and the database file's syncs: None when there were none), and the records the
+    server could not keep."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    batches = [(float(r[1]), float(r[2]), float(r[3]), int(r[4]), float(r[5])) for r in rows if r[0] == "batch"]
+    if not batches:
+        return None
+    start = max(b[0] for b in batches) - window_seconds * 1e6
+    batches = [b for b in batches if b[0] >= start]
+    syncs = [(r[0], float(r[2])) for r in rows if r[0] in ("wal-sync", "db-sync") and float(r[1]) >= start]
+    dropped = next(([int(r[2]), int(r[3])] for r in rows if r[0] == "dropped"), [0, 0])
+    sizes = sorted(b[3] for b in batches)
+    return {"batches": len(batches), "commandsPerBatch": sizes[len(sizes) // 2],
+            "execMicros": percentiles([b[1] for b in batches]), "execCPUMicros": percentiles([b[4] for b in batches]),
+            "commitMicros": percentiles([b[2] for b in batches]),
+            "walSyncMicros": percentiles([s[1] for s in syncs if s[0] == "wal-sync"]),
+            "dbSyncMicros": percentiles([s[1] for s in syncs if s[0] == "db-sync"]),
+            "dropped": {"batches": dropped[0], "syncs": dropped[1]}}
+
+
+def bench_run(label, serve_args, bench_args, bench_cpus=None, timings=False):
     """One benchmark run: `slam serve *serve_args` on a fresh database, `slam bench *bench_args`
     against it (on `bench_cpus` only, as `taskset -c` would, when given), the server stopped.
-    Returns the bench's report. Exits naming `label` when the run cannot be compared: no
-    report, a server that stopped answering mid-run (exit 2), or one that ran with another
-    group-commit or synchronous setting than asked for; its directory is then kept."""
-    server = Server(*serve_args)
+    Returns the bench's report; with `timings`, the server also runs with `--timings` and the
+    report gets `serverTimings` (`server_timings` over the run's `--duration`). Exits naming
+    `label` when the run cannot be compared: no report, a server that stopped answering mid-run
+    (exit 2), or one that ran with another group-commit or synchronous setting than asked for;
+    its directory is then kept."""
+    server = Server(*serve_args, timings=timings)
     out = os.path.join(server.dir, "bench.json")
     pin = (lambda: os.sched_setaffinity(0, bench_cpus)) if bench_cpus else None
     try:
@@ -105,6 +142,9 @@ def bench_run(label, serve_args, bench_args, bench_cpus=None):
         sys.exit(f"{label}: the server reports groupCommit={report.get('groupCommit')}, "
                  f"synchronous={report.get('synchronous')}; asked for {want}, {_sync_of(serve_args)} "
                  f"(kept for a look: {server.dir})")
+    if timings:
+        duration = float(bench_args[bench_args.index("--duration") + 1]) if "--duration" in bench_args else 10.0
+        report["serverTimings"] = server_timings(server.timings, duration) if os.path.exists(server.timings) else None
     # A run that passed leaves nothing behind; a violated one keeps its database and report.
     if report.get("invariants", {}).get("ok", True):
         server.remove_files()

@@ -2,7 +2,9 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Large enough for the biggest group-commit batch seen under the rush (about 1,000 frames of
    4,120 bytes); a larger transaction flushes whenever the buffer fills. */
@@ -173,11 +175,56 @@ static int wbTruncate(sqlite3_file *file, sqlite3_int64 size) {
     return f->real->pMethods->xTruncate(f->real, size);
 }
 
+/* Sync timings (slam_walbuffer_time_syncs): a slot is claimed by an atomic counter, so syncs
+   on any thread record without a lock; records past the capacity are counted, not kept. */
+typedef struct { double at; double micros; int wal; } SyncRecord;
+static SyncRecord *syncRecords;
+static long syncCapacity; /* 0: not timing */
+static long syncClaimed;
+
+double slam_monotonic_micros(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+int slam_walbuffer_time_syncs(long capacity) {
+    if (capacity <= 0) return SQLITE_MISUSE;
+    if (__atomic_load_n(&syncCapacity, __ATOMIC_ACQUIRE) > 0) return SQLITE_OK;
+    syncRecords = calloc((size_t)capacity, sizeof *syncRecords);
+    if (!syncRecords) return SQLITE_NOMEM;
+    __atomic_store_n(&syncCapacity, capacity, __ATOMIC_RELEASE);
+    return SQLITE_OK;
+}
+
+long slam_walbuffer_syncs_timed(void) { return __atomic_load_n(&syncClaimed, __ATOMIC_ACQUIRE); }
+
+int slam_walbuffer_sync_timing(long i, double *at, double *micros, int *wal) {
+    long kept = __atomic_load_n(&syncClaimed, __ATOMIC_ACQUIRE);
+    if (kept > syncCapacity) kept = syncCapacity;
+    if (i < 0 || i >= kept) return SQLITE_RANGE;
+    *at = syncRecords[i].at;
+    *micros = syncRecords[i].micros;
+    *wal = syncRecords[i].wal;
+    return SQLITE_OK;
+}
+
 static int wbSync(sqlite3_file *file, int flags) {
     WbFile *f = (WbFile *)file;
     int rc = wbFlush(f);
     if (rc != SQLITE_OK) return rc;
-    return f->real->pMethods->xSync(f->real, flags);
+    long capacity = __atomic_load_n(&syncCapacity, __ATOMIC_ACQUIRE);
+    if (capacity == 0) return f->real->pMethods->xSync(f->real, flags);
+    double started = slam_monotonic_micros();
+    rc = f->real->pMethods->xSync(f->real, flags);
+    double took = slam_monotonic_micros() - started;
+    long i = __atomic_fetch_add(&syncClaimed, 1, __ATOMIC_ACQ_REL);
+    if (i < capacity) {
+        syncRecords[i].at = started;
+        syncRecords[i].micros = took;
+        syncRecords[i].wal = f->isWal;
+    }
+    return rc;
 }
 
 static int wbFileSize(sqlite3_file *file, sqlite3_int64 *size) {

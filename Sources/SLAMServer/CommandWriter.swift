@@ -46,11 +46,14 @@ final class CommandWriter: @unchecked Sendable {
     private var headsStale = false
     /// Failing batches are logged a line a second at most, and their end is logged.
     private var failureLog = FailureLog()
+    /// The batches' times, when `ServerConfig.timingsPath` asks for them.
+    let timings: BatchTimings?
 
     init(store: EventStore, clock: Clock, config: ServerConfig, queue: BoundedQueue<CommandJob>, replies: ReplySink,
          stats: ServerStats, walHook: WalHook? = nil, committed: @escaping (Int64, [String: Int64]) -> Void) throws {
         self.walHook = walHook
         self.stats = stats
+        timings = config.timingsPath == nil ? nil : try BatchTimings()
         self.store = store
         self.writer = try store.makeWriter()
         self.clock = clock
@@ -103,6 +106,9 @@ final class CommandWriter: @unchecked Sendable {
         // Keys this batch recorded, and the replies that do not depend on its commit (below).
         var recordedInBatch = Set<String>()
         var standingAlone = Set<Int>()
+        let started = timings == nil ? 0 : BatchTimings.now()
+        let startedCPU = timings == nil ? 0 : BatchTimings.threadCPU()
+        var committing = started, committingCPU = startedCPU
         do {
             try store.pool.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
@@ -122,8 +128,13 @@ final class CommandWriter: @unchecked Sendable {
                         try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'publishedSeq'", arguments: [String(published)])
                     }
                     if self.cadence.now() >= self.nextPrune { try self.prune(db, now: now) }
+                    if self.timings != nil { committing = BatchTimings.now(); committingCPU = BatchTimings.threadCPU() }
                     return .commit
                 }
+            }
+            if let timings, !jobs.isEmpty {
+                timings.batch(started: started, committing: committing, done: BatchTimings.now(),
+                              executionCPU: committingCPU - startedCPU, count: jobs.count)
             }
             recordedPublishedSeq = published
         } catch {

@@ -257,6 +257,10 @@ public final class Server: @unchecked Sendable {
         if let writer {
             checkpointer.stop()
             writer.close()
+            // Every sync is over: the checkpointer and the writer have stopped.
+            if let path = config.timingsPath, let timings = writer.timings {
+                do { try timings.write(to: path) } catch { logError("cannot write the timings to \(path): \(error)") }
+            }
         }
         context.terminate()
         uninstallWalHook()

@@ -105,6 +105,10 @@ public struct ServerConfig: Sendable {
     /// forgets them all and loads each again when next named (a row and an index lookup), so a
     /// server up for months keeps its memory bounded however many users it has seen.
     public var maxCachedUsers = 1_000_000
+    /// A diagnostic: when set, the writer times its batches and every sync of the store, and
+    /// the server writes them to this CSV file when it stops (`BatchTimings`; `slam serve
+    /// --timings FILE`).
+    public var timingsPath: String?
 
     public init() {}
 }

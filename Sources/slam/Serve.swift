@@ -22,6 +22,8 @@ struct Serve: ParsableCommand {
     var writerCPU: Int?
     @Option(name: .customLong("io-cpu"), help: "Pin the ROUTER's thread and ZeroMQ's threads (I/O, reaper) to this CPU (default: not pinned).")
     var ioCPU: Int?
+    @Option(help: "A diagnostic: time every batch of commands and every sync of the store, and write them to this CSV file when the server stops (tools/series.py reads it).")
+    var timings: String?
 
     /// A year: a hold's `expiresAt` stays a timestamp PROTOCOL.md's form can hold, and adding it
     /// to any time the server decides at cannot overflow.
@@ -33,6 +35,7 @@ struct Serve: ParsableCommand {
         }
         guard SyncMode(rawValue: sync) != nil else { throw ValidationError("--sync must be full or normal") }
         try OptionCheck.databasePath(db)
+        if let timings { try OptionCheck.writableFile(timings, option: "--timings") }
         try OptionCheck.endpoint(commands, option: "--commands", bind: true)
         try OptionCheck.endpoint(events, option: "--events", bind: true)
         guard commands != events || commands.hasPrefix("tcp://") && (commands.hasSuffix(":*") || commands.hasSuffix(":0")) else {
@@ -53,6 +56,7 @@ struct Serve: ParsableCommand {
         config.groupCommit = !noGroupCommit
         config.writerCPU = writerCPU
         config.ioCPU = ioCPU
+        config.timingsPath = timings
         OpenFileLimit.raiseToHard()
         // A write to a pipe nobody reads any more (stderr piped into a process that has exited,
         // `slam serve 2>&1 | head -1`) raises SIGPIPE, which kills: the server ignores it, and the

@@ -78,7 +78,21 @@ def test_a_short_series_prints_the_table_and_the_targets():
         assert len(flushes) == 4 and all(0 < f["p50"] <= f["p99"] for f in flushes), flushes
         assert re.search(r"^disk flush \(500 writes of 48 KiB, each followed by fdatasync, before each run\): "
                          r"p50 \d+(–\d+)? µs \(median \d+\), p99 \d+(–\d+)? µs", done.stdout, re.M), done.stdout
-        assert len(re.findall(r", disk flush p50 \d+ p99 \d+ µs$", done.stdout, re.M)) == 4, done.stdout
+        assert len(re.findall(r", disk flush p50 \d+ p99 \d+ µs; ", done.stdout, re.M)) == 4, done.stdout
+        # The writer's batches and the store's syncs, timed inside each server (`--timings`)
+        # over its run's last --duration seconds: on each run's line, in its JSON, and per kind.
+        for k in result["kinds"]:
+            for r in k["reports"]:
+                t = r["serverTimings"]
+                assert t["batches"] > 0 and t["commandsPerBatch"] >= 1 and t["dropped"] == {"batches": 0, "syncs": 0}, t
+                for key in ("execMicros", "execCPUMicros", "commitMicros", "walSyncMicros"):  # FULL: every commit syncs
+                    assert 0 <= t[key]["p50"] <= t[key]["p99"], (key, t)
+        timed = r"[\d,]+/[\d,]+"
+        assert len(re.findall(rf"; the writer: [\d,]+ batches of \d+: batch execution {timed}, its CPU time {timed}, commit {timed}, "
+                              rf"WAL sync {timed}(, database-file sync {timed})? µs \(p50/p99\)$", done.stdout, re.M)) == 4, \
+            done.stdout
+        assert re.search(rf"^the writer in closed loop, 2 × 4 \(2 runs; medians of p50/p99, µs\): batch execution {timed}, "
+                         rf"its CPU time {timed}, commit {timed}, WAL sync {timed}", done.stdout, re.M), done.stdout
         # The tests run the debug build: said, since its figures are not a release build's.
         assert ("is a debug build" in done.stderr) == ("/debug/" in SLAM), done.stderr
         # The runs in the order given by `interleaved`, each named with its place.
@@ -145,6 +159,34 @@ def test_the_10000_row_and_target_count_the_runs_at_or_under_5_ms():
     assert series.row(kind)[3] == "4.2–10.8 ms (median 5.01; 1 run at or under 5)", series.row(kind)
     assert series.targets([kind])[0] == "p99 at or under 5 ms at 10,000/s offered: 1 of 3 runs (median 5.01 ms)"
     assert series.spread([12.4, 18.6]) == "12–19 ms" and series.spread([0.87, 1.27]) == "0.87–1.27 ms"
+
+
+def test_server_timings_keep_the_runs_last_seconds(tmp_path):
+    """`slamproc.server_timings`: what `slam serve --timings` wrote, over the window before the
+    last batch of commands (the rush; the set-up before it left out), with the records dropped."""
+    import slamproc
+    path = tmp_path / "timings.csv"
+    path.write_text("kind,at_us,micros,commit_micros,commands,cpu_micros\n"
+                    "batch,1000000,9000,9000,500,8000\n"        # the set-up, 4 s before the rush's end: left out
+                    "wal-sync,1000100,8000,,,\n"
+                    + "".join(f"batch,{4_000_000 + i * 1000},{100 + i},{200 + i},3,{50 + i}\n" for i in range(100))
+                    + "wal-sync,4000500,150,,,\nwal-sync,4001500,450,,,\ndb-sync,4002000,2500,,,\n"
+                    "dropped,,0,7,,\n")
+    t = slamproc.server_timings(str(path), 1.0)
+    assert t["batches"] == 100 and t["commandsPerBatch"] == 3, t
+    assert t["execMicros"] == {"p50": 150, "p99": 199} and t["commitMicros"] == {"p50": 250, "p99": 299}, t
+    assert t["execCPUMicros"] == {"p50": 100, "p99": 149}, t
+    assert t["walSyncMicros"] == {"p50": 450, "p99": 450} and t["dbSyncMicros"] == {"p50": 2500, "p99": 2500}, t
+    assert t["dropped"] == {"batches": 0, "syncs": 7}
+    # A window reaching back to the set-up takes it in; a file without batches gives nothing.
+    assert slamproc.server_timings(str(path), 10.0)["batches"] == 101
+    path.write_text("kind,at_us,micros,commit_micros,commands,cpu_micros\nwal-sync,1,5,,,\ndropped,,0,0,,\n")
+    assert slamproc.server_timings(str(path), 1.0) is None
+    assert series.timings_text(None) == "not timed"
+    assert series.timings_text({"batches": 1234, "commandsPerBatch": 3, "execMicros": {"p50": 150.4, "p99": 1999.6},
+                                "execCPUMicros": {"p50": 90, "p99": 700}, "commitMicros": {"p50": 250, "p99": 299},
+                                "walSyncMicros": None, "dbSyncMicros": None}) == \
+        "1,234 batches of 3: batch execution 150/2,000, its CPU time 90/700, commit 250/299 µs (p50/p99)"
 
 
 def test_the_wake_up_line_says_what_was_measured_and_what_was_not(tmp_path, monkeypatch):

@@ -56,4 +56,22 @@ int slam_walbuffer_fail_next_write(sqlite3 *db, int code);
    connection's own thread. */
 int slam_sync_main_file(sqlite3 *db, int *lastErrno);
 
+/* Diagnostics (`slam serve --timings FILE`). CLOCK_MONOTONIC, in microseconds. */
+double slam_monotonic_micros(void);
+
+/* From now on, times every sync of a WAL file or a main database file through this VFS, on any
+   connection of the process (the writer's commits, the checkpoints, slam_sync_main_file), and
+   keeps the first `capacity` of them (16 bytes and a flag each). Once on, it stays on; a second
+   call does nothing. SQLITE_NOMEM when the records cannot be allocated. */
+int slam_walbuffer_time_syncs(long capacity);
+
+/* How many syncs were timed (past the capacity, counted but not kept). */
+long slam_walbuffer_syncs_timed(void);
+
+/* Record `i` (0 up to the kept count): when the sync began (slam_monotonic_micros), how long it
+   took, and whether it was a WAL file's (1) or a database file's (0). SQLITE_RANGE past the kept
+   ones. A record is complete once the sync it times has returned: read them after those
+   threads are done (the server does, after it stopped). */
+int slam_walbuffer_sync_timing(long i, double *at, double *micros, int *wal);
+
 #endif
