@@ -85,27 +85,29 @@ def percentiles(values):
 
 
 def server_timings(path, window_seconds):
-    """What `slam serve --timings` wrote, over the last `window_seconds` before its last batch of
-    commands (a run's rush, its set-up left out): the batches and their median size, each part's
-    p50 and p99 in µs (a batch's execution, the writer's CPU time in it, its commit, the writer's
-    WAL syncs and the database file's syncs: None when there were none), and the records the
-    server could not keep."""
+    """What `slam serve --timings` wrote, over the last `window_seconds` up to the end of its last
+    batch of commands (a run's rush: the set-up before it, and the checkpoints and the stop after
+    it, left out): the batches and their median size, each part's p50 and p99 in µs (a batch's
+    execution, the writer's CPU time in it, its commit, the WAL syncs of the commits and the
+    database file's syncs: None when there were none), and what the server timed but did not keep
+    (`dropped`: batches, syncs) or could not commit (`failed` batches)."""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))[1:]
     batches = [(float(r[1]), float(r[2]), float(r[3]), int(r[4]), float(r[5])) for r in rows if r[0] == "batch"]
     if not batches:
         return None
-    start = max(b[0] for b in batches) - window_seconds * 1e6
+    end = max(b[0] + b[1] + b[2] for b in batches)
+    start = end - window_seconds * 1e6
     batches = [b for b in batches if b[0] >= start]
-    syncs = [(r[0], float(r[2])) for r in rows if r[0] in ("wal-sync", "db-sync") and float(r[1]) >= start]
-    dropped = next(([int(r[2]), int(r[3])] for r in rows if r[0] == "dropped"), [0, 0])
+    syncs = [(r[0], float(r[2])) for r in rows if r[0] in ("wal-sync", "db-sync") and start <= float(r[1]) <= end]
+    dropped = next(([int(r[2]), int(r[3]), int(r[4])] for r in rows if r[0] == "dropped"), [0, 0, 0])
     sizes = sorted(b[3] for b in batches)
     return {"batches": len(batches), "commandsPerBatch": sizes[len(sizes) // 2],
             "execMicros": percentiles([b[1] for b in batches]), "execCPUMicros": percentiles([b[4] for b in batches]),
             "commitMicros": percentiles([b[2] for b in batches]),
             "walSyncMicros": percentiles([s[1] for s in syncs if s[0] == "wal-sync"]),
             "dbSyncMicros": percentiles([s[1] for s in syncs if s[0] == "db-sync"]),
-            "dropped": {"batches": dropped[0], "syncs": dropped[1]}}
+            "dropped": {"batches": dropped[0], "syncs": dropped[1]}, "failed": dropped[2]}
 
 
 def bench_run(label, serve_args, bench_args, bench_cpus=None, timings=False):

@@ -175,12 +175,17 @@ static int wbTruncate(sqlite3_file *file, sqlite3_int64 size) {
     return f->real->pMethods->xTruncate(f->real, size);
 }
 
-/* Sync timings (slam_walbuffer_time_syncs): a slot is claimed by an atomic counter, so syncs
-   on any thread record without a lock; records past the capacity are counted, not kept. */
-typedef struct { double at; double micros; int wal; } SyncRecord;
+/* Sync timings (slam_walbuffer_time_syncs): a ring of the latest `syncCapacity` syncs. A sync
+   claims a slot with an atomic counter, fills it, then publishes it by storing its sequence
+   number (claim + 1) with release; a reader takes a record only when that number is the one it
+   expects (acquire), so a sync still in flight, or a slot being reused, is never read half
+   written. `syncTag` is the calling thread's: 1 while the writer commits a batch. */
+typedef struct { double at; double micros; int wal; int tag; long seq; } SyncRecord;
 static SyncRecord *syncRecords;
 static long syncCapacity; /* 0: not timing */
 static long syncClaimed;
+static pthread_mutex_t syncEnable = PTHREAD_MUTEX_INITIALIZER;
+static __thread int syncTag;
 
 double slam_monotonic_micros(void) {
     struct timespec t;
@@ -190,23 +195,32 @@ double slam_monotonic_micros(void) {
 
 int slam_walbuffer_time_syncs(long capacity) {
     if (capacity <= 0) return SQLITE_MISUSE;
-    if (__atomic_load_n(&syncCapacity, __ATOMIC_ACQUIRE) > 0) return SQLITE_OK;
-    syncRecords = calloc((size_t)capacity, sizeof *syncRecords);
-    if (!syncRecords) return SQLITE_NOMEM;
-    __atomic_store_n(&syncCapacity, capacity, __ATOMIC_RELEASE);
-    return SQLITE_OK;
+    int rc = SQLITE_OK;
+    pthread_mutex_lock(&syncEnable);
+    if (__atomic_load_n(&syncCapacity, __ATOMIC_ACQUIRE) == 0) {
+        syncRecords = calloc((size_t)capacity, sizeof *syncRecords);
+        if (syncRecords) __atomic_store_n(&syncCapacity, capacity, __ATOMIC_RELEASE);
+        else rc = SQLITE_NOMEM;
+    }
+    pthread_mutex_unlock(&syncEnable);
+    return rc;
 }
+
+void slam_walbuffer_sync_tag(int tag) { syncTag = tag; }
 
 long slam_walbuffer_syncs_timed(void) { return __atomic_load_n(&syncClaimed, __ATOMIC_ACQUIRE); }
 
-int slam_walbuffer_sync_timing(long i, double *at, double *micros, int *wal) {
-    long kept = __atomic_load_n(&syncClaimed, __ATOMIC_ACQUIRE);
-    if (kept > syncCapacity) kept = syncCapacity;
-    if (i < 0 || i >= kept) return SQLITE_RANGE;
-    *at = syncRecords[i].at;
-    *micros = syncRecords[i].micros;
-    *wal = syncRecords[i].wal;
-    return SQLITE_OK;
+int slam_walbuffer_sync_timing(long n, double *at, double *micros, int *wal, int *tag) {
+    long capacity = __atomic_load_n(&syncCapacity, __ATOMIC_ACQUIRE);
+    if (capacity == 0 || n < 0) return SQLITE_RANGE;
+    SyncRecord *r = &syncRecords[n % capacity];
+    if (__atomic_load_n(&r->seq, __ATOMIC_ACQUIRE) != n + 1) return SQLITE_BUSY;
+    *at = r->at;
+    *micros = r->micros;
+    *wal = r->wal;
+    *tag = r->tag;
+    /* Still the same record once read (not reused meanwhile). */
+    return __atomic_load_n(&r->seq, __ATOMIC_ACQUIRE) == n + 1 ? SQLITE_OK : SQLITE_BUSY;
 }
 
 static int wbSync(sqlite3_file *file, int flags) {
@@ -219,11 +233,13 @@ static int wbSync(sqlite3_file *file, int flags) {
     rc = f->real->pMethods->xSync(f->real, flags);
     double took = slam_monotonic_micros() - started;
     long i = __atomic_fetch_add(&syncClaimed, 1, __ATOMIC_ACQ_REL);
-    if (i < capacity) {
-        syncRecords[i].at = started;
-        syncRecords[i].micros = took;
-        syncRecords[i].wal = f->isWal;
-    }
+    SyncRecord *r = &syncRecords[i % capacity];
+    __atomic_store_n(&r->seq, 0, __ATOMIC_RELEASE);
+    r->at = started;
+    r->micros = took;
+    r->wal = f->isWal;
+    r->tag = syncTag;
+    __atomic_store_n(&r->seq, i + 1, __ATOMIC_RELEASE);
     return rc;
 }
 

@@ -106,8 +106,10 @@ final class CommandWriter: @unchecked Sendable {
         // Keys this batch recorded, and the replies that do not depend on its commit (below).
         var recordedInBatch = Set<String>()
         var standingAlone = Set<Int>()
-        let started = timings == nil ? 0 : BatchTimings.now()
-        let startedCPU = timings == nil ? 0 : BatchTimings.threadCPU()
+        // `slam serve --timings`: batches of commands only.
+        let timed = timings != nil && !jobs.isEmpty
+        let started = timed ? BatchTimings.now() : 0
+        let startedCPU = timed ? BatchTimings.threadCPU() : 0
         var committing = started, committingCPU = startedCPU
         do {
             try store.pool.writeWithoutTransaction { db in
@@ -128,16 +130,25 @@ final class CommandWriter: @unchecked Sendable {
                         try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'publishedSeq'", arguments: [String(published)])
                     }
                     if self.cadence.now() >= self.nextPrune { try self.prune(db, now: now) }
-                    if self.timings != nil { committing = BatchTimings.now(); committingCPU = BatchTimings.threadCPU() }
+                    if timed {
+                        committing = BatchTimings.now()
+                        committingCPU = BatchTimings.threadCPU()
+                        BatchTimings.committing(true)
+                    }
                     return .commit
                 }
             }
-            if let timings, !jobs.isEmpty {
+            if timed, let timings {
+                BatchTimings.committing(false)
                 timings.batch(started: started, committing: committing, done: BatchTimings.now(),
                               executionCPU: committingCPU - startedCPU, count: jobs.count)
             }
             recordedPublishedSeq = published
         } catch {
+            if timed, let timings {
+                BatchTimings.committing(false)
+                timings.batchFailed()
+            }
             // An I/O error in the commit itself whose outcome is unknown: the server stops at once
             // (`ServerConfig.ioFailure`) and answers nothing (`commitOutcomeUnknown`).
             if let e = error as? DatabaseError, Self.commitOutcomeUnknown(e) {

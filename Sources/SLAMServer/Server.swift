@@ -257,14 +257,15 @@ public final class Server: @unchecked Sendable {
         if let writer {
             checkpointer.stop()
             writer.close()
-            // Every sync is over: the checkpointer and the writer have stopped.
-            if let path = config.timingsPath, let timings = writer.timings {
-                do { try timings.write(to: path) } catch { logError("cannot write the timings to \(path): \(error)") }
-            }
         }
         context.terminate()
         uninstallWalHook()
         try? store.pool.close()
+        // Every sync is over: the writer, the relay and the checkpointer have stopped, and the
+        // store's connections are closed (a close may checkpoint).
+        if let path = config.timingsPath, let timings = writer?.timings {
+            do { try timings.write(to: path) } catch { logError("cannot write the timings to \(path): \(error)") }
+        }
         lock.release()
     }
 

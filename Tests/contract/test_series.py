@@ -84,7 +84,7 @@ def test_a_short_series_prints_the_table_and_the_targets():
         for k in result["kinds"]:
             for r in k["reports"]:
                 t = r["serverTimings"]
-                assert t["batches"] > 0 and t["commandsPerBatch"] >= 1 and t["dropped"] == {"batches": 0, "syncs": 0}, t
+                assert t["batches"] > 0 and t["commandsPerBatch"] >= 1 and t["dropped"]["batches"] == 0 and t["failed"] == 0, t
                 for key in ("execMicros", "execCPUMicros", "commitMicros", "walSyncMicros"):  # FULL: every commit syncs
                     assert 0 <= t[key]["p50"] <= t[key]["p99"], (key, t)
         timed = r"[\d,]+/[\d,]+"
@@ -171,16 +171,18 @@ def test_server_timings_keep_the_runs_last_seconds(tmp_path):
                     "wal-sync,1000100,8000,,,\n"
                     + "".join(f"batch,{4_000_000 + i * 1000},{100 + i},{200 + i},3,{50 + i}\n" for i in range(100))
                     + "wal-sync,4000500,150,,,\nwal-sync,4001500,450,,,\ndb-sync,4002000,2500,,,\n"
-                    "dropped,,0,7,,\n")
+                    "wal-sync-other,4003000,9999,,,\n"         # a checkpoint's: not the commits'
+                    "db-sync,4200000,50000,,,\n"               # after the last batch's end (the stop's): left out
+                    "dropped,,0,7,2,\n")
     t = slamproc.server_timings(str(path), 1.0)
     assert t["batches"] == 100 and t["commandsPerBatch"] == 3, t
     assert t["execMicros"] == {"p50": 150, "p99": 199} and t["commitMicros"] == {"p50": 250, "p99": 299}, t
     assert t["execCPUMicros"] == {"p50": 100, "p99": 149}, t
     assert t["walSyncMicros"] == {"p50": 450, "p99": 450} and t["dbSyncMicros"] == {"p50": 2500, "p99": 2500}, t
-    assert t["dropped"] == {"batches": 0, "syncs": 7}
+    assert t["dropped"] == {"batches": 0, "syncs": 7} and t["failed"] == 2
     # A window reaching back to the set-up takes it in; a file without batches gives nothing.
     assert slamproc.server_timings(str(path), 10.0)["batches"] == 101
-    path.write_text("kind,at_us,micros,commit_micros,commands,cpu_micros\nwal-sync,1,5,,,\ndropped,,0,0,,\n")
+    path.write_text("kind,at_us,micros,commit_micros,commands,cpu_micros\nwal-sync,1,5,,,\ndropped,,0,0,0,\n")
     assert slamproc.server_timings(str(path), 1.0) is None
     assert series.timings_text(None) == "not timed"
     assert series.timings_text({"batches": 1234, "commandsPerBatch": 3, "execMicros": {"p50": 150.4, "p99": 1999.6},

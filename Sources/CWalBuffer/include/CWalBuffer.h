@@ -61,17 +61,21 @@ double slam_monotonic_micros(void);
 
 /* From now on, times every sync of a WAL file or a main database file through this VFS, on any
    connection of the process (the writer's commits, the checkpoints, slam_sync_main_file), and
-   keeps the first `capacity` of them (16 bytes and a flag each). Once on, it stays on; a second
-   call does nothing. SQLITE_NOMEM when the records cannot be allocated. */
+   keeps the latest `capacity` of them (40 bytes each, allocated here). Once on, it stays on; a
+   later call does nothing. SQLITE_NOMEM when the records cannot be allocated. */
 int slam_walbuffer_time_syncs(long capacity);
 
-/* How many syncs were timed (past the capacity, counted but not kept). */
+/* The calling thread's tag, kept with each sync it makes from now on (the writer sets 1 around a
+   batch's commit, so that the commits' WAL syncs can be told from the checkpoints'). */
+void slam_walbuffer_sync_tag(int tag);
+
+/* How many syncs were timed since it was turned on (the latest `capacity` are kept). */
 long slam_walbuffer_syncs_timed(void);
 
-/* Record `i` (0 up to the kept count): when the sync began (slam_monotonic_micros), how long it
-   took, and whether it was a WAL file's (1) or a database file's (0). SQLITE_RANGE past the kept
-   ones. A record is complete once the sync it times has returned: read them after those
-   threads are done (the server does, after it stopped). */
-int slam_walbuffer_sync_timing(long i, double *at, double *micros, int *wal);
+/* The `n`th sync timed (from 0): when it began (slam_monotonic_micros), how long it took, whether
+   it was a WAL file's (1) or a database file's (0), and its thread's tag. SQLITE_RANGE when not
+   timing; SQLITE_BUSY when that record is not there: still being written (its sync in flight), or
+   overwritten by a later one. */
+int slam_walbuffer_sync_timing(long n, double *at, double *micros, int *wal, int *tag);
 
 #endif
