@@ -128,6 +128,8 @@ struct CLITests {
         (["serve", "--db", "/dev/null"], "--db"),
         (["serve", "--db", "/nonexistent/x.sqlite", "--commands", "ipc:///tmp/" + String(repeating: "x", count: 110)], "--commands"),
         (["serve", "--db", "/tmp"], "--db"),
+        (["serve", "--db", "/nonexistent/x.sqlite", "--timings", "/nonexistent/t.csv"], "--timings"),
+        (["serve", "--db", "/nonexistent/x.sqlite", "--timings", "/tmp"], "--timings"),
         (["debug-generate", "--db", ""], "--db"),
         (["call", "GetStats", "--server", "127.0.0.1:5555"], "--server"),
         (["call", "GetStats", "--server", "tcp://127.0.0.1:0"], "--server"),
