@@ -10,8 +10,24 @@ public enum Projector {
     public static let migrations = [
         Migration(id: "0002_projections", sql: ProjectionResources.sql("0002_projections.sql")),
         Migration(id: "0003_reservations_live_dropped", sql: ProjectionResources.sql("0003_reservations_live_dropped.sql")),
-        Migration(id: "0006_counts_kept", sql: ProjectionResources.sql("0006_counts_kept.sql")),
+        Migration(id: "0006_counts_kept", sql: ProjectionResources.sql("0006_counts_kept.sql"), check: tablesFor0006),
     ]
+
+    /// Migration 0006 reads `users`, `schedules` and `reservations`. One dropped by hand from a
+    /// store of an older format (which `slam projections rebuild` is to make again) is first
+    /// created as migration 0002 made it, empty, so that the migration runs; the rebuild then
+    /// creates its indexes and fills it, and `slam serve` still refuses the store until then (its
+    /// indexes are missing).
+    static let tablesFor0006: @Sendable (Database) throws -> Void = { db in
+        let sql = ProjectionResources.sql("0002_projections.sql")
+        for table in ["users", "schedules", "reservations"] where try !db.tableExists(table) {
+            guard let start = sql.range(of: "CREATE TABLE \(table) ("),
+                  let end = sql.range(of: ";", range: start.upperBound..<sql.endIndex) else {
+                throw DatabaseError(message: "migration 0002 has no CREATE TABLE \(table)")
+            }
+            try db.execute(sql: String(sql[start.lowerBound..<end.upperBound]))
+        }
+    }
 
     /// The read-model tables, in an order safe for deleting and rebuilding.
     public static let tables = ["users", "user_count", "point_history", "concerts", "schedules", "seats", "reservations",

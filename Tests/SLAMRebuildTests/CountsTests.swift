@@ -3,6 +3,7 @@ import GRDB
 import SLAMDomain
 import SLAMJSON
 import SLAMProjections
+import SLAMServer
 import SLAMStore
 import Testing
 
@@ -93,6 +94,28 @@ struct CountsTests {
         #expect(try kept(copy).filter { $0.value != 0 } == tables.bySchedule)
         let report = try Verifier.run(path: copy)
         #expect(report.ok, "\(report.violations)")
+    }
+
+    /// Migration 0006 reads those tables: a store of an older format with one dropped by hand
+    /// could not be opened, so a rebuild could not make it again, as it does on a current store.
+    @Test("an older store with a read-model table dropped: opening it migrates it, and a rebuild makes the table again")
+    func olderStoreWithADroppedTable() throws {
+        let copy = try Fixture.get().copy()
+        defer { remove(copy) }
+        let before = try dumpProjections(copy)
+        try unmigrate(copy)
+        try execute(copy, "DROP TABLE schedules; DROP TABLE reservations")
+        do {
+            _ = try Server(config: serverConfig(for: copy))
+            Issue.record("a server started on a store without its schedules and reservations tables")
+        } catch let error as ServerConfigError {
+            // Migrated, the tables are there, empty, without their indexes: still refused.
+            #expect(error.description.contains("lacks read-model"), "\(error)")
+            #expect(error.description.contains("slam projections rebuild"))
+        }
+        _ = try Rebuild.run(path: copy)
+        #expect(try dumpProjections(copy) == before)
+        #expect(try Verifier.run(path: copy).ok)
     }
 
     /// Only a hand-made log can hold seats of a schedule before it is scheduled (HoldSeats refuses
