@@ -188,8 +188,7 @@ class SyncProbe:
         except OSError as error:  # a probe that cannot run stops no series
             self.why = f"the sync probe: {error}"
             return None
-        times.sort()
-        return {"p50": times[len(times) // 2], "p99": times[len(times) * 99 // 100]}
+        return slamproc.percentiles(times)
 
 
 def sync_line(series):
