@@ -467,3 +467,7 @@ int slam_walbuffer_fail_next_write(sqlite3 *db, int code) {
     ((WbFile *)file)->peer->failNextWrite = code;
     return SQLITE_OK;
 }
+
+int slam_sqlite_memstatus_off(void) {
+    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}

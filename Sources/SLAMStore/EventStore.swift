@@ -35,6 +35,13 @@ public final class EventStore: @unchecked Sendable {
     public static let buildMigrationIds = ["0001_event_store", "0002_projections", "0003_reservations_live_dropped",
                                            "0004_outbox_in_events", "0005_idempotency_in_order", "0006_counts_kept"]
 
+    /// SQLite's settings for a whole SLAM process, made before any thread uses SQLite (the `slam`
+    /// executable's `main` does): its memory statistics off (`slam_sqlite_memstatus_off`; with
+    /// the writer's other statements, 7% fewer instructions per command, measured with
+    /// cachegrind). Returns false, changing nothing, once SQLite has started in the process.
+    @discardableResult
+    public static func configureSQLiteProcess() -> Bool { slam_sqlite_memstatus_off() == 0 }
+
     /// The store's own migrations; projections and others add theirs after.
     public static let migrations = [
         Migration(id: "0001_event_store", sql: SLAMSchemas.sql("0001_event_store.sql")),

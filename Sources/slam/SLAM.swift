@@ -1,4 +1,5 @@
 import ArgumentParser
+import SLAMStore
 
 @main
 struct SLAM: ParsableCommand {
@@ -9,6 +10,8 @@ struct SLAM: ParsableCommand {
     )
 
     static func main() {
+        // Before any thread uses SQLite.
+        EventStore.configureSQLiteProcess()
         let arguments = Array(CommandLine.arguments.dropFirst())
         if let (unknown, parent) = unknownHelpTopic(arguments) {
             // ArgumentParser answers `slam help nosuch` with the root's help and exit status 0,

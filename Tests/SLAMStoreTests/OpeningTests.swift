@@ -5,6 +5,16 @@ import Testing
 
 @Suite("Opening a store")
 struct OpeningTests {
+    @Test("SQLite's process settings change nothing once SQLite has started, and say so")
+    func processSettingsAfterStart() throws {
+        // The `slam` executable makes them first thing (`SLAM.main`); in this process SQLite is
+        // running by now, and sqlite3_config would refuse them (SQLITE_MISUSE).
+        let queue = try DatabaseQueue()
+        #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT 1") } == 1)
+        #expect(EventStore.configureSQLiteProcess() == false)
+        #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT 2") } == 2)
+    }
+
     @Test("creates the database file and its missing folders")
     func createsFileAndFolder() throws {
         let dir = try TemporaryDirectory()

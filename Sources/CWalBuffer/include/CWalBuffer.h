@@ -32,6 +32,14 @@
    result code. Connections opened before keep the VFS they were opened with. */
 int slam_walbuffer_register(void);
 
+/* Turns SQLite's memory statistics off (SQLITE_CONFIG_MEMSTATUS 0) for the whole process: every
+   SQLite allocation and free otherwise takes one mutex shared by all the process's connections
+   and looks the block's size up, for counters SLAM never reads (sqlite3_memory_used, the soft
+   heap limit). Takes effect only before SQLite initializes (the first connection opened):
+   returns SQLITE_OK then, SQLITE_MISUSE after, when nothing changes. Not thread-safe (SQLite's
+   sqlite3_config): call it before any thread uses SQLite. */
+int slam_sqlite_memstatus_off(void);
+
 /* The writes SQLite asked of the WAL file of connection `db` (its main database) through this
    VFS, and the writes that reached the file, since the WAL file was opened. SQLITE_NOTFOUND when
    the connection has no WAL file through this VFS. Call on the connection's own thread. */
