@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 /// A parsed JSON value, strict enough for a wire protocol: integers are kept exact when they fit
 /// in 64 bits, objects keep their members in order, and strings are valid Unicode.
 public enum JSON: Equatable, Sendable {
@@ -60,11 +65,16 @@ public struct JSONObject: Equatable, Sendable, ExpressibleByDictionaryLiteral {
         }
     }
 
-    /// Byte equality: `==` first (a comparison of the bytes when both are ASCII, as wire names
-    /// are), and the bytes one by one only when it says equal, which canonically equivalent
-    /// spellings also are: one slow comparison a lookup, not one a member.
+    /// Byte equality (not `==`, which takes canonically equivalent spellings as equal): the
+    /// lengths, then the contiguous UTF-8 bytes compared at once. Comparing them one by one
+    /// through the `UTF8View` after `==` was 8% of the ROUTER thread's instructions.
     @inline(__always)
-    static func sameName(_ a: String, _ b: String) -> Bool { a == b && a.utf8.elementsEqual(b.utf8) }
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        let n = a.utf8.count
+        guard n == b.utf8.count else { return false }
+        var a = a, b = b
+        return a.withUTF8 { pa in b.withUTF8 { pb in n == 0 || memcmp(pa.baseAddress!, pb.baseAddress!, n) == 0 } }
+    }
 
     public var count: Int { members.count }
     public var keys: [String] { members.map(\.key) }
