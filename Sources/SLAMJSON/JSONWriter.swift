@@ -76,7 +76,7 @@ public struct JSONWriter {
 
     /// The canonical form's order of member names: by UTF-16 code units (RFC 8785). Compared as
     /// UTF-8 bytes up to the first difference, which is the same order when both bytes there
-    /// are ASCII (the bytes before it are whole, equal characters) and when one name is the
+    /// are ASCII (the bytes before it are whole, equal scalars) and when one name is the
     /// other's start; through the UTF-16 views otherwise. Comparing every pair through the UTF-16
     /// views was a sixth of the canonical form's cost, the fingerprint of every command.
     static func precedesInUTF16(_ a: String, _ b: String) -> Bool {

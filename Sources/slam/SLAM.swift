@@ -10,8 +10,10 @@ struct SLAM: ParsableCommand {
     )
 
     static func main() {
-        // Before any thread uses SQLite.
-        EventStore.configureSQLiteProcess()
+        // Before any thread uses SQLite. A debug build (the tests' `slam`) stops here if SQLite
+        // has started by now, which would leave the setting silently off.
+        let configured = EventStore.configureSQLiteProcess()
+        assert(configured, "SQLite started before SLAM.main: its memory statistics stay on")
         let arguments = Array(CommandLine.arguments.dropFirst())
         if let (unknown, parent) = unknownHelpTopic(arguments) {
             // ArgumentParser answers `slam help nosuch` with the root's help and exit status 0,

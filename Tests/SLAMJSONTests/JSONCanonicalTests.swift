@@ -93,7 +93,7 @@ struct JSONCanonicalTests {
         #expect(try JSONParser.parse(#"{"ｚ":1,"😀":2,"é":3,"Z":4,"a":5}"#).canonical == #"{"Z":4,"a":5,"é":3,"😀":2,"ｚ":1}"#)
         // After a common start: a name that is the other's start first, then ASCII by bytes, then
         // a difference at a non-ASCII character by UTF-16 (the order of the UTF-8 bytes would put
-        // ｚ before 😀, and the lengths would put é before Z).
+        // ｚ before 😀).
         #expect(try JSONParser.parse(#"{"aｚ":6,"ab":1,"a😀":5,"aé":4,"aZ":3,"a":2,"xaZ":7,"xa":8}"#).canonical
             == #"{"a":2,"aZ":3,"ab":1,"aé":4,"a😀":5,"aｚ":6,"xa":8,"xaZ":7}"#)
     }

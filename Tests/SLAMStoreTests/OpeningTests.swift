@@ -7,8 +7,9 @@ import Testing
 struct OpeningTests {
     @Test("SQLite's process settings change nothing once SQLite has started, and say so")
     func processSettingsAfterStart() throws {
-        // The `slam` executable makes them first thing (`SLAM.main`); in this process SQLite is
-        // running by now, and sqlite3_config would refuse them (SQLITE_MISUSE).
+        // The `slam` executable makes them first thing (`SLAM.main`, whose debug build, the one the
+        // CLI and contract tests run, stops if they did not take effect); in this process SQLite
+        // is running by now, and sqlite3_config would refuse them (SQLITE_MISUSE).
         let queue = try DatabaseQueue()
         #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT 1") } == 1)
         #expect(EventStore.configureSQLiteProcess() == false)

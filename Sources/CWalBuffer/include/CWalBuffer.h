@@ -33,11 +33,12 @@
 int slam_walbuffer_register(void);
 
 /* Turns SQLite's memory statistics off (SQLITE_CONFIG_MEMSTATUS 0) for the whole process: every
-   SQLite allocation and free otherwise takes one mutex shared by all the process's connections
-   and looks the block's size up, for counters SLAM never reads (sqlite3_memory_used, the soft
-   heap limit). Takes effect only before SQLite initializes (the first connection opened):
-   returns SQLITE_OK then, SQLITE_MISUSE after, when nothing changes. Not thread-safe (SQLite's
-   sqlite3_config): call it before any thread uses SQLite. */
+   SQLite allocation and free from the heap (Debian's SQLite has no lookaside allocator) otherwise
+   takes one mutex shared by all the process's connections and looks the block's size up, for
+   counters SLAM never reads (sqlite3_memory_used, the soft heap limit). Takes effect only before
+   SQLite initializes (sqlite3_initialize: the first open, VFS lookup or registration, such as
+   slam_walbuffer_register's): returns SQLITE_OK then, SQLITE_MISUSE after, when nothing changes.
+   Not thread-safe (SQLite's sqlite3_config): call it before any thread uses SQLite. */
 int slam_sqlite_memstatus_off(void);
 
 /* The writes SQLite asked of the WAL file of connection `db` (its main database) through this
