@@ -251,7 +251,14 @@ public final class EventStore: @unchecked Sendable {
     /// header, body; PROTOCOL.md section 7) is built here from the row.
     public static func readOutbox(_ db: Database, afterSeq: Int64, limit: Int, category: String?) throws -> [OutboxMessage] {
         let storeId = try meta(db, "storeId") ?? ""
-        let rows: [Row]
+        // Rows read through a cursor, each made into a message where it stands: `Row.fetchAll`
+        // copied every row first (18% of the relay thread's instructions, callgrind).
+        func messages(_ sql: String, _ arguments: StatementArguments) throws -> [OutboxMessage] {
+            var out: [OutboxMessage] = []
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+            while let row = try rows.next() { out.append(message(row, storeId: storeId)) }
+            return out
+        }
         if let category {
             // `WHERE category = ? AND position > ? ORDER BY position` has no index to follow:
             // SQLite reads the whole category and sorts it for every page (1.8 s a page for a
@@ -259,20 +266,15 @@ public final class EventStore: @unchecked Sendable {
             // grow together (the one writer assigns both in commit order), so the page is a range
             // of the (category, category_seq) index starting at the first row after `afterSeq`.
             guard let from = try firstCategorySeq(db, category: category, afterSeq: afterSeq) else {
-                rows = try Row.fetchAll(db, cachedSQL: """
+                return try messages("""
                     SELECT \(outboxColumns) FROM events WHERE category = ? AND position > ? ORDER BY position LIMIT ?
-                    """, arguments: [category, afterSeq, limit])
-                return rows.map { message($0, storeId: storeId) }
+                    """, [category, afterSeq, limit])
             }
-            rows = try Row.fetchAll(db, cachedSQL: """
+            return try messages("""
                 SELECT \(outboxColumns) FROM events WHERE category = ? AND category_seq >= ? ORDER BY category_seq LIMIT ?
-                """, arguments: [category, from, limit])
-        } else {
-            rows = try Row.fetchAll(db, cachedSQL: """
-                SELECT \(outboxColumns) FROM events WHERE position > ? ORDER BY position LIMIT ?
-                """, arguments: [afterSeq, limit])
+                """, [category, from, limit])
         }
-        return rows.map { message($0, storeId: storeId) }
+        return try messages("SELECT \(outboxColumns) FROM events WHERE position > ? ORDER BY position LIMIT ?", [afterSeq, limit])
     }
 
     private static let outboxColumns =
