@@ -36,9 +36,9 @@ public final class EventStore: @unchecked Sendable {
                                            "0004_outbox_in_events", "0005_idempotency_in_order", "0006_counts_kept"]
 
     /// SQLite's settings for a whole SLAM process, made before any thread uses SQLite (the `slam`
-    /// executable's `main` does): its memory statistics off (`slam_sqlite_memstatus_off`; with
-    /// the writer's other statements, 7% fewer instructions per command, measured with
-    /// cachegrind). Returns false, changing nothing, once SQLite has started in the process.
+    /// executable's `main` does): its memory statistics off (`slam_sqlite_memstatus_off`: 7% fewer
+    /// instructions per command in the writer's code, counted with cachegrind). Returns false,
+    /// changing nothing, once SQLite has started in the process.
     @discardableResult
     public static func configureSQLiteProcess() -> Bool { slam_sqlite_memstatus_off() == 0 }
 
