@@ -187,11 +187,15 @@ static long syncClaimed;
 static pthread_mutex_t syncEnable = PTHREAD_MUTEX_INITIALIZER;
 static __thread int syncTag;
 
-double slam_monotonic_micros(void) {
+static double micros(clockid_t clock) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock, &t);
     return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
+
+double slam_monotonic_micros(void) { return micros(CLOCK_MONOTONIC); }
+
+double slam_thread_cpu_micros(void) { return micros(CLOCK_THREAD_CPUTIME_ID); }
 
 int slam_walbuffer_time_syncs(long capacity) {
     if (capacity <= 0) return SQLITE_MISUSE;

@@ -46,11 +46,7 @@ final class BatchTimings {
     static func now() -> Double { slam_monotonic_micros() }
 
     /// The calling thread's CPU time, in microseconds.
-    static func threadCPU() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
-        return Double(t.tv_sec) * 1e6 + Double(t.tv_nsec) / 1e3
-    }
+    static func threadCPU() -> Double { slam_thread_cpu_micros() }
 
     /// Tags the syncs the calling thread makes from now on as a batch's commit's (or not).
     static func committing(_ on: Bool) { slam_walbuffer_sync_tag(on ? 1 : 0) }

@@ -68,6 +68,9 @@ int slam_sync_main_file(sqlite3 *db, int *lastErrno);
 /* Diagnostics (`slam serve --timings FILE`). CLOCK_MONOTONIC, in microseconds. */
 double slam_monotonic_micros(void);
 
+/* The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID), in microseconds. */
+double slam_thread_cpu_micros(void);
+
 /* From now on, times every sync of a WAL file or a main database file through this VFS, on any
    connection of the process (the writer's commits, the checkpoints, slam_sync_main_file), and
    keeps the latest `capacity` of them (40 bytes each, allocated here). Once on, it stays on; a
